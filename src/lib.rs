@@ -1,0 +1,59 @@
+//! connector-gen turns the Formance Generic connector protocol (an OpenAPI 3.0 spec) and a
+//! provider mapping file into a runnable Rust connector server.
+//!
+//! The pipeline, one module per stage with plain data between them:
+//! [`spec`] (load) -> [`ir`] (protocol model) -> [`mapping`] (load and check the mapping)
+//! -> [`plan`] (which files) -> [`render`] (their contents) -> [`output`] (write or check).
+
+pub mod cli;
+pub mod diagnostics;
+pub mod ir;
+pub mod mapping;
+pub mod names;
+pub mod output;
+pub mod plan;
+pub mod render;
+pub mod spec;
+pub mod usercode;
+pub mod yaml;
+
+use diagnostics::{Diagnostic, SourceFile};
+use ir::Protocol;
+use render::RenderedFile;
+
+/// A connector crate, rendered in memory.
+#[derive(Debug)]
+pub struct Generated {
+    pub protocol: Protocol,
+    pub files: Vec<RenderedFile>,
+}
+
+/// Runs every stage up to rendering. Nothing touches the disk; both inputs are checked
+/// fully, so one run reports the problems of the spec and of the mapping together.
+pub fn generate(
+    spec_source: &SourceFile,
+    mapping_source: &SourceFile,
+) -> Result<Generated, Vec<Diagnostic>> {
+    let protocol = load_protocol(spec_source);
+    let mapping = mapping::load(mapping_source);
+    let (protocol, mapping) = match (protocol, mapping) {
+        (Ok(protocol), Ok(mapping)) => (protocol, mapping),
+        (protocol, mapping) => {
+            let mut diagnostics = protocol.err().unwrap_or_default();
+            diagnostics.extend(mapping.err().unwrap_or_default());
+            return Err(diagnostics);
+        }
+    };
+    let plan = plan::plan(&mapping);
+    let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
+    Ok(Generated { protocol, files })
+}
+
+/// Spec text -> protocol model, with every diagnostic placed in the spec file.
+pub fn load_protocol(source: &SourceFile) -> Result<Protocol, Vec<Diagnostic>> {
+    let document = spec::parse(source).map_err(|d| vec![d])?;
+    ir::lower(&document).map_err(|mut diagnostics| {
+        spec::locate(source, &mut diagnostics);
+        diagnostics
+    })
+}

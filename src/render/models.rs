@@ -1,0 +1,291 @@
+//! models.rs: one Rust type per protocol schema, with the spec's exact wire names, and
+//! `Validate` for the types that arrive in request bodies.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use super::doc;
+use super::types::rust_type;
+use crate::ir::{AliasDef, EnumDef, Field, ObjectDef, Protocol, Shape, StringFormat, TypeDef};
+use crate::names;
+
+pub fn render(protocol: &Protocol) -> TokenStream {
+    let validated = body_types(protocol);
+    let items = protocol.types.iter().map(|(name, def)| {
+        let item = match def {
+            TypeDef::Object(object) => object_struct(name, object),
+            TypeDef::Enum(def) => enumeration(name, def),
+            TypeDef::Alias(alias) => alias_type(name, alias),
+        };
+        let validate = match def {
+            TypeDef::Object(object) if validated.contains(name) => {
+                validate_impl(protocol, name, object)
+            }
+            _ => TokenStream::new(),
+        };
+        quote! { #item #validate }
+    });
+    let uses_serde = protocol
+        .types
+        .values()
+        .any(|def| !matches!(def, TypeDef::Alias(_)));
+    let serde_import = if uses_serde {
+        quote!(
+            use serde::{Deserialize, Serialize};
+        )
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        //! The protocol's types, exactly as the spec names them on the wire.
+        #serde_import
+        #(#items)*
+    }
+}
+
+fn object_struct(name: &str, object: &ObjectDef) -> TokenStream {
+    let ident = names::pascal_ident(name);
+    let doc = doc(object.doc.as_deref());
+    let closed = if object.closed {
+        quote!(#[serde(deny_unknown_fields)])
+    } else {
+        TokenStream::new()
+    };
+    let fields = object.fields.iter().map(field);
+    quote! {
+        #doc
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #closed
+        pub struct #ident { #(#fields)* }
+    }
+}
+
+fn field(field: &Field) -> TokenStream {
+    let ident = names::snake_ident(&field.name);
+    let doc = doc(field.doc.as_deref());
+    let base = rust_type(&field.shape, true);
+    let wire = &field.name;
+    let mut serde = Vec::new();
+    if names::snake(wire) != *wire {
+        serde.push(quote!(rename = #wire));
+    }
+    let ty = if !field.required {
+        serde.push(quote!(default, skip_serializing_if = "Option::is_none"));
+        quote!(Option<#base>)
+    } else if field.nullable {
+        // Present but possibly null: `deserialize_with` stops serde treating absence as `None`.
+        serde.push(quote!(deserialize_with = "Option::deserialize"));
+        quote!(Option<#base>)
+    } else {
+        base
+    };
+    let serde = if serde.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(#[serde(#(#serde),*)])
+    };
+    quote! { #doc #serde pub #ident: #ty, }
+}
+
+fn enumeration(name: &str, def: &EnumDef) -> TokenStream {
+    let ident = names::pascal_ident(name);
+    let doc = doc(def.doc.as_deref());
+    let variants: Vec<_> = def.values.iter().map(|v| names::pascal_ident(v)).collect();
+    let values = &def.values;
+    let count = Literal::usize_unsuffixed(values.len());
+    let listed = values.join(", ");
+    quote! {
+        #doc
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum #ident {
+            #( #[serde(rename = #values)] #variants, )*
+        }
+
+        impl #ident {
+            /// Every value the protocol allows, in spec order.
+            pub const ALL: [Self; #count] = [#(Self::#variants),*];
+
+            /// The value as it goes on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { #(Self::#variants => #values,)* }
+            }
+        }
+
+        impl std::fmt::Display for #ident {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for #ident {
+            type Err = String;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                match value {
+                    #(#values => Ok(Self::#variants),)*
+                    other => Err(format!("expected one of {}, got {other:?}", #listed)),
+                }
+            }
+        }
+    }
+}
+
+fn alias_type(name: &str, alias: &AliasDef) -> TokenStream {
+    let ident = names::pascal_ident(name);
+    let doc = doc(alias.doc.as_deref());
+    let ty = rust_type(&alias.shape, true);
+    quote! { #doc pub type #ident = #ty; }
+}
+
+// ---- validation of request bodies --------------------------------------------------------
+
+/// Object types that can arrive in a request body, where the spec's constraints are enforced.
+fn body_types(protocol: &Protocol) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut pending: Vec<&Shape> = protocol
+        .operations
+        .iter()
+        .filter_map(|op| op.body.as_ref())
+        .map(|b| &b.shape)
+        .collect();
+    while let Some(shape) = pending.pop() {
+        match shape {
+            Shape::Array(a) => pending.push(&a.items),
+            Shape::Map(values) => pending.push(values),
+            Shape::Named(name) if found.insert(name.clone()) => match protocol.types.get(name) {
+                Some(TypeDef::Object(object)) => {
+                    pending.extend(object.fields.iter().map(|f| &f.shape))
+                }
+                Some(TypeDef::Alias(alias)) => pending.push(&alias.shape),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    found.retain(|name| matches!(protocol.types.get(name), Some(TypeDef::Object(_))));
+    found
+}
+
+fn validate_impl(protocol: &Protocol, name: &str, object: &ObjectDef) -> TokenStream {
+    let ident = names::pascal_ident(name);
+    let checks: Vec<TokenStream> = object
+        .fields
+        .iter()
+        .filter_map(|field| field_checks(protocol, field))
+        .collect();
+    let path = if checks.is_empty() {
+        quote!(_path)
+    } else {
+        quote!(path)
+    };
+    quote! {
+        impl super::validate::Validate for #ident {
+            fn validate(&self, #path: &str) -> Result<(), super::error::ConnectorError> {
+                #(#checks)*
+                Ok(())
+            }
+        }
+    }
+}
+
+fn field_checks(protocol: &Protocol, field: &Field) -> Option<TokenStream> {
+    let ident = names::snake_ident(&field.name);
+    let wire = &field.name;
+    let path = quote!(field_path);
+    if field.required && !field.nullable {
+        let checks = value_checks(protocol, &field.shape, quote!(&self.#ident), &path)?;
+        Some(quote! { { let field_path = super::validate::field_path(path, #wire); #checks } })
+    } else {
+        let checks = value_checks(protocol, &field.shape, quote!(value), &path)?;
+        Some(quote! {
+            if let Some(value) = &self.#ident {
+                let field_path = super::validate::field_path(path, #wire);
+                #checks
+            }
+        })
+    }
+}
+
+/// Checks for one value (`value` is an expression of type `&T`), or `None` when the type alone
+/// already guarantees everything the spec asks.
+fn value_checks(
+    protocol: &Protocol,
+    shape: &Shape,
+    value: TokenStream,
+    path: &TokenStream,
+) -> Option<TokenStream> {
+    let optional = |bound: Option<usize>| match bound {
+        Some(n) => {
+            let n = Literal::usize_unsuffixed(n);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    match shape {
+        Shape::String(s)
+            if s.format == StringFormat::Plain
+                && (s.min_length.is_some() || s.max_length.is_some()) =>
+        {
+            let (min, max) = (optional(s.min_length), optional(s.max_length));
+            Some(quote! { super::validate::check_length(&#path, #value, #min, #max)?; })
+        }
+        Shape::Integer(i) if i.minimum.is_some() || i.maximum.is_some() => {
+            let min = i.minimum.map(|m| {
+                let m = Literal::i64_unsuffixed(m);
+                quote! { super::validate::check_minimum(&#path, *#value, #m)?; }
+            });
+            let max = i.maximum.map(|m| {
+                let m = Literal::i64_unsuffixed(m);
+                quote! { super::validate::check_maximum(&#path, *#value, #m)?; }
+            });
+            Some(quote! { #min #max })
+        }
+        Shape::Number(n) if n.minimum.is_some() || n.maximum.is_some() => {
+            let bound = |b: Option<crate::ir::Bound>| match b {
+                Some(b) if b.value.is_finite() => {
+                    let (value, exclusive) = (Literal::f64_unsuffixed(b.value), b.exclusive);
+                    quote!(Some((#value, #exclusive)))
+                }
+                _ => quote!(None),
+            };
+            let (min, max) = (bound(n.minimum), bound(n.maximum));
+            Some(quote! { super::validate::check_number(&#path, *#value, #min, #max)?; })
+        }
+        Shape::Array(a) => {
+            let count = (a.min_items.is_some() || a.max_items.is_some()).then(|| {
+                let (min, max) = (optional(a.min_items), optional(a.max_items));
+                quote! { super::validate::check_items(&#path, #value.len(), #min, #max)?; }
+            });
+            let items =
+                value_checks(protocol, &a.items, quote!(item), &quote!(item_path)).map(|checks| {
+                    quote! {
+                        for (index, item) in #value.iter().enumerate() {
+                            let item_path = format!("{}[{index}]", #path);
+                            #checks
+                        }
+                    }
+                });
+            (count.is_some() || items.is_some()).then(|| quote! { #count #items })
+        }
+        Shape::Map(values) => {
+            value_checks(protocol, values, quote!(item), &quote!(item_path)).map(|checks| {
+                quote! {
+                    for (key, item) in #value {
+                        let item_path = super::validate::field_path(&#path, key);
+                        #checks
+                    }
+                }
+            })
+        }
+        Shape::Named(name) => match protocol.types.get(name) {
+            Some(TypeDef::Object(_)) => {
+                Some(quote! { super::validate::Validate::validate(#value, &#path)?; })
+            }
+            Some(TypeDef::Alias(alias)) => value_checks(protocol, &alias.shape, value, path),
+            _ => None,
+        },
+        _ => None,
+    }
+}

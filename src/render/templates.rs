@@ -1,0 +1,130 @@
+//! Non-Rust files, rendered from the askama templates under `templates/`.
+
+use askama::Template;
+
+use crate::diagnostics::Diagnostic;
+use crate::ir::Protocol;
+use crate::mapping::Setting;
+use crate::plan::Crate;
+
+const HEADER: &str = super::GENERATED_HEADER;
+
+#[derive(Template)]
+#[template(path = "crate/Cargo.toml", escape = "none")]
+struct CargoToml<'a> {
+    header: &'a str,
+    krate: &'a Crate,
+}
+
+#[derive(Template)]
+#[template(path = "crate/Dockerfile", escape = "none")]
+struct Dockerfile<'a> {
+    header: &'a str,
+    krate: &'a Crate,
+}
+
+#[derive(Template)]
+#[template(path = "crate/dockerignore", escape = "none")]
+struct Dockerignore<'a> {
+    header: &'a str,
+}
+
+struct OperationRow {
+    id: String,
+    method: &'static str,
+    path: String,
+    status: u16,
+}
+
+#[derive(Template)]
+#[template(path = "crate/README.md", escape = "none")]
+struct Readme<'a> {
+    header: &'a str,
+    krate: &'a Crate,
+    protocol_title: &'a str,
+    protocol_version: &'a str,
+    required_env: Vec<&'a str>,
+    operations: Vec<OperationRow>,
+}
+
+#[derive(Template)]
+#[template(path = "connector.yaml", escape = "none")]
+pub struct NewMapping<'a> {
+    pub name: &'a str,
+    pub base_url_env: &'a str,
+}
+
+fn finish(rendered: askama::Result<String>) -> Result<String, Diagnostic> {
+    rendered
+        .map(|mut text| {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text
+        })
+        .map_err(|error| {
+            Diagnostic::error(format!(
+                "internal error: a template failed to render: {error}"
+            ))
+        })
+}
+
+pub fn cargo_toml(krate: &Crate) -> Result<String, Diagnostic> {
+    finish(
+        CargoToml {
+            header: HEADER,
+            krate,
+        }
+        .render(),
+    )
+}
+
+pub fn dockerfile(krate: &Crate) -> Result<String, Diagnostic> {
+    finish(
+        Dockerfile {
+            header: HEADER,
+            krate,
+        }
+        .render(),
+    )
+}
+
+pub fn dockerignore() -> Result<String, Diagnostic> {
+    finish(Dockerignore { header: HEADER }.render())
+}
+
+pub fn readme(protocol: &Protocol, krate: &Crate) -> Result<String, Diagnostic> {
+    let required_env = krate
+        .settings
+        .iter()
+        .filter_map(|s| match &s.source {
+            Setting::Env(var) => Some(var.as_str()),
+            Setting::Literal(_) => None,
+        })
+        .collect();
+    let operations = protocol
+        .operations
+        .iter()
+        .map(|op| OperationRow {
+            id: op.id.clone(),
+            method: op.method.as_str(),
+            path: op.path.clone(),
+            status: op.success.status,
+        })
+        .collect();
+    finish(
+        Readme {
+            header: HEADER,
+            krate,
+            protocol_title: &protocol.title,
+            protocol_version: &protocol.version,
+            required_env,
+            operations,
+        }
+        .render(),
+    )
+}
+
+pub fn new_mapping(name: &str, base_url_env: &str) -> Result<String, Diagnostic> {
+    finish(NewMapping { name, base_url_env }.render())
+}

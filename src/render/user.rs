@@ -1,0 +1,108 @@
+//! The files that belong to the user: written once when missing, never touched again.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::api::{arguments, describe};
+use super::rust_file;
+use super::types::output_type;
+use crate::diagnostics::Diagnostic;
+use crate::ir::{Operation, Protocol};
+use crate::names;
+use crate::plan::{Crate, FileKind};
+
+pub fn lib(krate: &Crate) -> TokenStream {
+    let title = format!(
+        " The {} connector: a Formance Generic connector server.",
+        krate.package
+    );
+    quote! {
+        #![doc = #title]
+        //!
+        //! `src/generated/` is rewritten by `connector-gen generate`; your code lives in
+        //! `src/handlers.rs` and in any module you add here.
+
+        #[rustfmt::skip]
+        pub mod generated;
+        pub mod handlers;
+    }
+}
+
+pub fn main(krate: &Crate) -> TokenStream {
+    let lib = names::snake_ident(&krate.lib);
+    quote! {
+        //! Starts the connector. Created once by connector-gen; yours to change.
+        use std::process::ExitCode;
+
+        fn main() -> ExitCode {
+            #lib::generated::runtime::run(#lib::handlers::Handlers::new)
+        }
+    }
+}
+
+/// handlers.rs: an empty `impl Connector` with every operation's signature as a commented
+/// example. Comments are not tokens, so they are spliced into the printed file.
+pub fn handlers(protocol: &Protocol, kind: FileKind) -> Result<String, Diagnostic> {
+    let tokens = quote! {
+        //! Your connector. connector-gen created this file once and never touches it again.
+        //!
+        //! Every protocol operation has a default in `Connector` that answers
+        //! 501 Not Implemented; implement here the ones your provider supports. The
+        //! commented methods below show each signature, ready to uncomment.
+
+        use crate::generated::{Config, Connector};
+
+        /// What your handlers share: HTTP clients, credentials, caches.
+        pub struct Handlers {}
+
+        impl Handlers {
+            /// Called once at start-up with the configuration read from the environment
+            /// (`config.upstream` holds the provider settings from connector.yaml).
+            pub fn new(config: &Config) -> Self {
+                let _ = config;
+                Self {}
+            }
+        }
+
+        impl Connector for Handlers {}
+    };
+    let printed = rust_file(kind, tokens)?;
+    let examples: Vec<String> = protocol.operations.iter().map(example).collect();
+    let body = format!(
+        "impl Connector for Handlers {{\n    // use crate::generated::{{ConnectorError, models, params::*}};\n\n{}}}\n",
+        examples.join("\n")
+    );
+    Ok(printed.replacen("impl Connector for Handlers {}\n", &body, 1))
+}
+
+/// One operation as commented-out Rust, indented for the inside of the impl block.
+fn example(op: &Operation) -> String {
+    let method = names::snake_ident(&op.id);
+    let signature = arguments(op)
+        .into_iter()
+        .map(|(name, ty)| quote!(#name: #ty));
+    let output = output_type(op.success.shape.as_ref());
+    let tokens = quote! {
+        impl X {
+            async fn #method(&self, #(#signature),*) -> Result<#output, ConnectorError> {
+                todo!()
+            }
+        }
+    };
+    let printed = syn::parse2::<syn::File>(tokens)
+        .map(|file| prettyplease::unparse(&file))
+        .unwrap_or_default();
+    let code: Vec<&str> = printed
+        .lines()
+        .skip(1)
+        .take_while(|line| *line != "}")
+        .collect();
+    let mut text = format!("    // {}\n", describe(op));
+    for line in code {
+        text.push_str(&format!(
+            "    // {}\n",
+            line.strip_prefix("    ").unwrap_or(line)
+        ));
+    }
+    text.replace(" \n", "\n")
+}
