@@ -37,7 +37,13 @@ pub fn generate(
     let protocol = load_protocol(spec_source);
     let mapping = mapping::load(mapping_source);
     let (protocol, mapping) = match (protocol, mapping) {
-        (Ok(protocol), Ok(mapping)) => (protocol, mapping),
+        (Ok(protocol), Ok(mapping)) => {
+            let problems = mapping::validate(&mapping, &protocol, &mapping_source.name);
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            (protocol, mapping)
+        }
         (protocol, mapping) => {
             let mut diagnostics = protocol.err().unwrap_or_default();
             diagnostics.extend(mapping.err().unwrap_or_default());

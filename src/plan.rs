@@ -72,7 +72,7 @@ pub struct DependencyLine {
 
 /// The crates every generated server uses, with the fewest features that do the job: a
 /// connector should build from scratch quickly on a small CI machine.
-const SERVER_DEPENDENCIES: &[(&str, &str)] = &[
+pub const SERVER_DEPENDENCIES: &[(&str, &str)] = &[
     (
         "axum",
         r#"{ version = "0.8", default-features = false, features = ["http1", "tokio"] }"#,
@@ -141,23 +141,25 @@ fn krate(mapping: &Mapping) -> Crate {
     }];
     let mut dependencies: Vec<DependencyLine> = SERVER_DEPENDENCIES
         .iter()
-        .filter(|(name, _)| !mapping.dependencies.contains_key(*name))
         .map(|(name, spec)| DependencyLine {
             name: (*name).to_owned(),
             spec: (*spec).to_owned(),
         })
         .collect();
     for (name, dependency) in &mapping.dependencies {
-        let spec = if dependency.features.is_empty() {
-            toml_string(&dependency.version)
-        } else {
+        let mut parts = vec![format!("version = {}", toml_string(&dependency.version))];
+        if !dependency.default_features {
+            parts.push("default-features = false".to_owned());
+        }
+        if !dependency.features.is_empty() {
             let features: Vec<String> =
                 dependency.features.iter().map(|f| toml_string(f)).collect();
-            format!(
-                "{{ version = {}, features = [{}] }}",
-                toml_string(&dependency.version),
-                features.join(", ")
-            )
+            parts.push(format!("features = [{}]", features.join(", ")));
+        }
+        let spec = if parts.len() == 1 {
+            toml_string(&dependency.version)
+        } else {
+            format!("{{ {} }}", parts.join(", "))
         };
         dependencies.push(DependencyLine {
             name: name.clone(),

@@ -276,9 +276,17 @@ impl<'a> Lowering<'a> {
             (Shape::Integer(_), serde_json::Value::Number(n)) => n.as_i64().map(Literal::Integer),
             (Shape::Number(_), serde_json::Value::Number(n)) => n.as_f64().map(Literal::Number),
             (Shape::Boolean, serde_json::Value::Bool(b)) => Some(Literal::Bool(*b)),
-            (Shape::String(_) | Shape::Named(_), serde_json::Value::String(s)) => {
-                Some(Literal::String(s.clone()))
-            }
+            (Shape::String(_), serde_json::Value::String(s)) => Some(Literal::String(s.clone())),
+            (Shape::Named(name), serde_json::Value::String(s)) => match self.types.get(name) {
+                Some(TypeDef::Enum(def)) if def.values.contains(s) => {
+                    Some(Literal::String(s.clone()))
+                }
+                Some(TypeDef::Alias(AliasDef {
+                    shape: Shape::String(_),
+                    ..
+                })) => Some(Literal::String(s.clone())),
+                _ => None,
+            },
             _ => None,
         };
         if literal.is_none() {

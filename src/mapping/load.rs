@@ -9,7 +9,7 @@ use crate::yaml::{self, Node, Value};
 
 const TOP_KEYS: &[&str] = &["version", "name", "upstream", "dependencies"];
 const UPSTREAM_KEYS: &[&str] = &["base_url"];
-const DEPENDENCY_KEYS: &[&str] = &["version", "features"];
+const DEPENDENCY_KEYS: &[&str] = &["version", "default-features", "features"];
 
 pub fn load(source: &SourceFile) -> Result<Mapping, Vec<Diagnostic>> {
     let root = yaml::parse(source).map_err(|d| vec![d])?;
@@ -238,11 +238,16 @@ impl Reader<'_> {
                 Value::Scalar { .. } => {
                     self.string(value, "a crate version")
                         .map(|version| Dependency {
+                            span: key.span.clone(),
                             version,
+                            default_features: true,
                             features: Vec::new(),
                         })
                 }
-                _ => self.dependency(value),
+                _ => self.dependency(value).map(|d| Dependency {
+                    span: key.span.clone(),
+                    ..d
+                }),
             };
             if let Some(dependency) = dependency {
                 dependencies.insert(name, dependency);
@@ -269,7 +274,24 @@ impl Reader<'_> {
                 }
             }
         }
-        Some(Dependency { version, features })
+        let default_features = match entries.get("default-features") {
+            None => true,
+            Some(node) => match node.as_str() {
+                Some("true") => true,
+                Some("false") => false,
+                _ => {
+                    let diagnostic = self.error(node, "`default-features` must be true or false");
+                    self.report(diagnostic);
+                    true
+                }
+            },
+        };
+        Some(Dependency {
+            span: node.span.clone(),
+            version,
+            default_features,
+            features,
+        })
     }
 }
 

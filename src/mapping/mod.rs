@@ -2,10 +2,13 @@
 //! as plain values. Loading checks the file on its own; later stages never read YAML again.
 
 mod load;
+mod validate;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 pub use load::load;
+pub use validate::validate;
 
 /// The newest mapping format this generator understands.
 pub const FORMAT_VERSION: u32 = 1;
@@ -34,6 +37,9 @@ pub enum Setting {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
+    /// Where the crate is named in the file, for diagnostics of later stages.
+    pub span: Range<usize>,
     pub version: String,
+    pub default_features: bool,
     pub features: Vec<String>,
 }
