@@ -23,7 +23,8 @@ pub fn render(protocol: &Protocol) -> TokenStream {
         /// the others answer `501 Not Implemented`.
         ///
         /// Requests reach these methods already authenticated, parsed and validated; what a
-        /// method returns is sent back with the status code the spec gives.
+        /// method returns is sent back with the status code the spec gives. `ctx` gives the
+        /// configuration and the request's id.
         pub trait Connector: Send + Sync + 'static {
             #(#methods)*
         }
@@ -52,6 +53,7 @@ fn imports(protocol: &Protocol) -> TokenStream {
     };
     quote! {
         use super::error::ConnectorError;
+        use super::runtime::Context;
         #models
         #params
     }
@@ -59,7 +61,7 @@ fn imports(protocol: &Protocol) -> TokenStream {
 
 /// The method's arguments: parameters, then body, as `(name, type)` pairs.
 pub fn arguments(op: &Operation) -> Vec<(proc_macro2::Ident, TokenStream)> {
-    let mut arguments = Vec::new();
+    let mut arguments = vec![(quote::format_ident!("ctx"), quote!(Context))];
     if let Some(params) = params_ident(op) {
         arguments.push((quote::format_ident!("params"), quote!(#params)));
     }

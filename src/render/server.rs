@@ -138,11 +138,6 @@ fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
         }
     });
     let arguments: Vec<_> = arguments(op).into_iter().map(|(name, _)| name).collect();
-    let input = if arguments.is_empty() {
-        quote!(_)
-    } else {
-        quote!(input)
-    };
     let respond = if op.success.shape.is_some() {
         quote!(runtime::respond)
     } else {
@@ -152,7 +147,8 @@ fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
         #[doc = #doc]
         async fn #name<C: Connector>(State(state): State<AppState<C>>, request: Request) -> Response {
             let result = async {
-                let #input = RequestInput::read(request, state.body_limit).await?;
+                let input = RequestInput::read(request, state.body_limit).await?;
+                let ctx = input.context(&state.config);
                 #params
                 #body
                 let connector = state.connector.clone();

@@ -23,7 +23,7 @@ pub fn generated_mod() -> TokenStream {
 
         pub use api::Connector;
         pub use error::ConnectorError;
-        pub use runtime::Config;
+        pub use runtime::{Config, Context};
     }
 }
 
@@ -410,6 +410,7 @@ pub fn runtime(krate: &Crate) -> TokenStream {
                 connector: Arc::new(make_connector(&config)),
                 api_key: config.api_key.clone(),
                 body_limit: config.body_limit,
+                config: Arc::new(config),
             };
             tracing::info!(%address, "connector listening");
             let served = axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown_signal()).await;
@@ -581,15 +582,48 @@ fn http_runtime() -> TokenStream {
         /// What every handler shares.
         pub struct AppState<C> {
             pub connector: Arc<C>,
+            pub config: Arc<Config>,
             pub api_key: ApiKey,
             pub body_limit: usize,
         }
 
         impl<C> Clone for AppState<C> {
             fn clone(&self) -> Self {
-                Self { connector: Arc::clone(&self.connector), api_key: self.api_key.clone(), body_limit: self.body_limit }
+                Self {
+                    connector: Arc::clone(&self.connector),
+                    config: Arc::clone(&self.config),
+                    api_key: self.api_key.clone(),
+                    body_limit: self.body_limit,
+                }
             }
         }
+
+        /// What every operation gets besides its parameters and body.
+        #[derive(Debug, Clone)]
+        pub struct Context {
+            config: Arc<Config>,
+            request_id: Arc<str>,
+        }
+
+        impl Context {
+            pub fn new(config: Arc<Config>, request_id: &str) -> Self {
+                Self { config, request_id: Arc::from(request_id) }
+            }
+
+            /// The configuration read at start-up, including the provider settings.
+            pub fn config(&self) -> &Config {
+                &self.config
+            }
+
+            /// This request's id, as logged and returned in `X-Request-Id`.
+            pub fn request_id(&self) -> &str {
+                &self.request_id
+            }
+        }
+
+        /// The id `trace_request` gave a request, carried in its extensions.
+        #[derive(Debug, Clone)]
+        struct RequestId(Arc<str>);
 
         /// `/healthz`, JSON 404s and request tracing around the protocol routes.
         pub fn with_common_routes(protocol: Router) -> Router {
@@ -631,8 +665,9 @@ fn http_runtime() -> TokenStream {
 
         /// Gives every request an id (the caller's `X-Request-Id`, or a new one), a span that
         /// carries it through every log line, and one log line when it is answered.
-        pub async fn trace_request(request: Request, next: Next) -> Response {
+        pub async fn trace_request(mut request: Request, next: Next) -> Response {
             let id = request_id(request.headers());
+            request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
             let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
             let started = Instant::now();
             let mut response = next.run(request).instrument(span.clone()).await;
@@ -666,6 +701,7 @@ fn http_runtime() -> TokenStream {
         /// A request taken apart: its head, decoded path parameters, and body (within the limit).
         pub struct RequestInput {
             parts: Parts,
+            request_id: Arc<str>,
             path: Vec<(String, String)>,
             body: Bytes,
         }
@@ -690,7 +726,13 @@ fn http_runtime() -> TokenStream {
                     let limit_hit = std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
                     if limit_hit { too_large() } else { ConnectorError::bad_request(format!("could not read the request body: {error}")) }
                 })?;
-                Ok(Self { parts, path, body })
+                let request_id = parts.extensions.get::<RequestId>().map_or_else(|| Arc::from(""), |id| Arc::clone(&id.0));
+                Ok(Self { parts, request_id, path, body })
+            }
+
+            /// The operation's context: configuration and request id.
+            pub fn context(&self, config: &Arc<Config>) -> Context {
+                Context { config: Arc::clone(config), request_id: Arc::clone(&self.request_id) }
             }
 
             pub fn query(&self) -> Query {

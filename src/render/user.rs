@@ -69,7 +69,7 @@ pub fn handlers(protocol: &Protocol, kind: FileKind) -> Result<String, Diagnosti
     let printed = rust_file(kind, tokens)?;
     let examples: Vec<String> = protocol.operations.iter().map(example).collect();
     let body = format!(
-        "impl Connector for Handlers {{\n    // use crate::generated::{{ConnectorError, models, params::*}};\n\n{}}}\n",
+        "impl Connector for Handlers {{\n    // use crate::generated::{{ConnectorError, Context, models, params::*}};\n\n{}}}\n",
         examples.join("\n")
     );
     Ok(printed.replacen("impl Connector for Handlers {}\n", &body, 1))

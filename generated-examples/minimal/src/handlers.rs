@@ -18,11 +18,12 @@ impl Handlers {
 }
 
 impl Connector for Handlers {
-    // use crate::generated::{ConnectorError, models, params::*};
+    // use crate::generated::{ConnectorError, Context, models, params::*};
 
     // `GET /accounts` (getAccounts): List accounts, oldest first
     // async fn get_accounts(
     //     &self,
+    //     ctx: Context,
     //     params: GetAccountsParams,
     // ) -> Result<Vec<models::Account>, ConnectorError> {
     //     todo!()
@@ -31,6 +32,7 @@ impl Connector for Handlers {
     // `GET /accounts/{accountId}/balances` (getAccountBalances): Current balances of one account
     // async fn get_account_balances(
     //     &self,
+    //     ctx: Context,
     //     params: GetAccountBalancesParams,
     // ) -> Result<models::Balances, ConnectorError> {
     //     todo!()
@@ -39,6 +41,7 @@ impl Connector for Handlers {
     // `GET /beneficiaries` (getBeneficiaries): List beneficiaries, oldest first
     // async fn get_beneficiaries(
     //     &self,
+    //     ctx: Context,
     //     params: GetBeneficiariesParams,
     // ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
     //     todo!()
@@ -47,6 +50,7 @@ impl Connector for Handlers {
     // `GET /transactions` (getTransactions): List transactions, least recently changed first
     // async fn get_transactions(
     //     &self,
+    //     ctx: Context,
     //     params: GetTransactionsParams,
     // ) -> Result<Vec<models::Transaction>, ConnectorError> {
     //     todo!()
@@ -55,6 +59,7 @@ impl Connector for Handlers {
     // `POST /payouts` (createPayout): Initiate a payout to an external account (idempotent)
     // async fn create_payout(
     //     &self,
+    //     ctx: Context,
     //     body: models::PayoutRequest,
     // ) -> Result<models::Payout, ConnectorError> {
     //     todo!()
@@ -63,6 +68,7 @@ impl Connector for Handlers {
     // `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
     // async fn create_transfer(
     //     &self,
+    //     ctx: Context,
     //     body: models::TransferRequest,
     // ) -> Result<models::Transfer, ConnectorError> {
     //     todo!()

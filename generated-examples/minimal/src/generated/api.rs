@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use super::error::ConnectorError;
+use super::runtime::Context;
 use super::models;
 use super::params::*;
 
@@ -12,16 +13,18 @@ use super::params::*;
 /// the others answer `501 Not Implemented`.
 ///
 /// Requests reach these methods already authenticated, parsed and validated; what a
-/// method returns is sent back with the status code the spec gives.
+/// method returns is sent back with the status code the spec gives. `ctx` gives the
+/// configuration and the request's id.
 pub trait Connector: Send + Sync + 'static {
     /// `GET /accounts` (getAccounts): List accounts, oldest first
     ///
     /// Answers 200 on success.
     fn get_accounts(
         &self,
+        ctx: Context,
         params: GetAccountsParams,
     ) -> impl Future<Output = Result<Vec<models::Account>, ConnectorError>> + Send {
-        let _ = params;
+        let _ = (ctx, params);
         async { Err(ConnectorError::not_implemented("getAccounts")) }
     }
 
@@ -30,9 +33,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Answers 200 on success.
     fn get_account_balances(
         &self,
+        ctx: Context,
         params: GetAccountBalancesParams,
     ) -> impl Future<Output = Result<models::Balances, ConnectorError>> + Send {
-        let _ = params;
+        let _ = (ctx, params);
         async { Err(ConnectorError::not_implemented("getAccountBalances")) }
     }
 
@@ -41,9 +45,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Answers 200 on success.
     fn get_beneficiaries(
         &self,
+        ctx: Context,
         params: GetBeneficiariesParams,
     ) -> impl Future<Output = Result<Vec<models::Beneficiary>, ConnectorError>> + Send {
-        let _ = params;
+        let _ = (ctx, params);
         async { Err(ConnectorError::not_implemented("getBeneficiaries")) }
     }
 
@@ -52,9 +57,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Answers 200 on success.
     fn get_transactions(
         &self,
+        ctx: Context,
         params: GetTransactionsParams,
     ) -> impl Future<Output = Result<Vec<models::Transaction>, ConnectorError>> + Send {
-        let _ = params;
+        let _ = (ctx, params);
         async { Err(ConnectorError::not_implemented("getTransactions")) }
     }
 
@@ -63,9 +69,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Answers 201 on success.
     fn create_payout(
         &self,
+        ctx: Context,
         body: models::PayoutRequest,
     ) -> impl Future<Output = Result<models::Payout, ConnectorError>> + Send {
-        let _ = body;
+        let _ = (ctx, body);
         async { Err(ConnectorError::not_implemented("createPayout")) }
     }
 
@@ -74,9 +81,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Answers 201 on success.
     fn create_transfer(
         &self,
+        ctx: Context,
         body: models::TransferRequest,
     ) -> impl Future<Output = Result<models::Transfer, ConnectorError>> + Send {
-        let _ = body;
+        let _ = (ctx, body);
         async { Err(ConnectorError::not_implemented("createTransfer")) }
     }
 }

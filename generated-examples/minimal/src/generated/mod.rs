@@ -32,4 +32,4 @@ pub use api::Connector;
 
 pub use error::ConnectorError;
 
-pub use runtime::Config;
+pub use runtime::{Config, Context};

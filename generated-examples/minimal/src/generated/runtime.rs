@@ -74,6 +74,7 @@ pub async fn serve<C: Connector>(
         connector: Arc::new(make_connector(&config)),
         api_key: config.api_key.clone(),
         body_limit: config.body_limit,
+        config: Arc::new(config),
     };
     tracing::info!(% address, "connector listening");
     let served = axum::serve(listener, server::router(state))
@@ -282,6 +283,7 @@ impl std::fmt::Debug for ApiKey {
 /// What every handler shares.
 pub struct AppState<C> {
     pub connector: Arc<C>,
+    pub config: Arc<Config>,
     pub api_key: ApiKey,
     pub body_limit: usize,
 }
@@ -290,11 +292,42 @@ impl<C> Clone for AppState<C> {
     fn clone(&self) -> Self {
         Self {
             connector: Arc::clone(&self.connector),
+            config: Arc::clone(&self.config),
             api_key: self.api_key.clone(),
             body_limit: self.body_limit,
         }
     }
 }
+
+/// What every operation gets besides its parameters and body.
+#[derive(Debug, Clone)]
+pub struct Context {
+    config: Arc<Config>,
+    request_id: Arc<str>,
+}
+
+impl Context {
+    pub fn new(config: Arc<Config>, request_id: &str) -> Self {
+        Self {
+            config,
+            request_id: Arc::from(request_id),
+        }
+    }
+
+    /// The configuration read at start-up, including the provider settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This request's id, as logged and returned in `X-Request-Id`.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+/// The id `trace_request` gave a request, carried in its extensions.
+#[derive(Debug, Clone)]
+struct RequestId(Arc<str>);
 
 /// `/healthz`, JSON 404s and request tracing around the protocol routes.
 pub fn with_common_routes(protocol: Router) -> Router {
@@ -355,8 +388,9 @@ fn bearer_token(header: &str) -> Option<&str> {
 
 /// Gives every request an id (the caller's `X-Request-Id`, or a new one), a span that
 /// carries it through every log line, and one log line when it is answered.
-pub async fn trace_request(request: Request, next: Next) -> Response {
+pub async fn trace_request(mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers());
+    request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
     let span = tracing::info_span!(
         "request", id = % id, method = % request.method(), path = % request.uri().path()
     );
@@ -397,6 +431,7 @@ fn request_id(headers: &HeaderMap) -> String {
 /// A request taken apart: its head, decoded path parameters, and body (within the limit).
 pub struct RequestInput {
     parts: Parts,
+    request_id: Arc<str>,
     path: Vec<(String, String)>,
     body: Bytes,
 }
@@ -444,7 +479,24 @@ impl RequestInput {
                     )
                 }
             })?;
-        Ok(Self { parts, path, body })
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map_or_else(|| Arc::from(""), |id| Arc::clone(&id.0));
+        Ok(Self {
+            parts,
+            request_id,
+            path,
+            body,
+        })
+    }
+
+    /// The operation's context: configuration and request id.
+    pub fn context(&self, config: &Arc<Config>) -> Context {
+        Context {
+            config: Arc::clone(config),
+            request_id: Arc::clone(&self.request_id),
+        }
     }
 
     pub fn query(&self) -> Query {

@@ -38,11 +38,12 @@ async fn get_accounts<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let params = GetAccountsParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "getAccounts",
-                async move { connector.get_accounts(params).await },
+                async move { connector.get_accounts(ctx, params).await },
             )
             .await
     };
@@ -56,11 +57,12 @@ async fn get_account_balances<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let params = GetAccountBalancesParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "getAccountBalances",
-                async move { connector.get_account_balances(params).await },
+                async move { connector.get_account_balances(ctx, params).await },
             )
             .await
     };
@@ -74,11 +76,12 @@ async fn get_beneficiaries<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let params = GetBeneficiariesParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "getBeneficiaries",
-                async move { connector.get_beneficiaries(params).await },
+                async move { connector.get_beneficiaries(ctx, params).await },
             )
             .await
     };
@@ -92,11 +95,12 @@ async fn get_transactions<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let params = GetTransactionsParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "getTransactions",
-                async move { connector.get_transactions(params).await },
+                async move { connector.get_transactions(ctx, params).await },
             )
             .await
     };
@@ -110,12 +114,13 @@ async fn create_payout<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let body: models::PayoutRequest = input.json_body()?;
         body.validate("")?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "createPayout",
-                async move { connector.create_payout(body).await },
+                async move { connector.create_payout(ctx, body).await },
             )
             .await
     };
@@ -129,12 +134,13 @@ async fn create_transfer<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
+        let ctx = input.context(&state.config);
         let body: models::TransferRequest = input.json_body()?;
         body.validate("")?;
         let connector = state.connector.clone();
         runtime::call_connector(
                 "createTransfer",
-                async move { connector.create_transfer(body).await },
+                async move { connector.create_transfer(ctx, body).await },
             )
             .await
     };
