@@ -75,7 +75,8 @@ pub struct Location {
 pub struct Diagnostic {
     pub severity: Severity,
     pub message: String,
-    pub location: Option<Location>,
+    /// Boxed: diagnostics travel in `Result`s, which should stay small.
+    pub location: Option<Box<Location>>,
     pub label: Option<String>,
     pub help: Option<String>,
 }
@@ -100,19 +101,21 @@ impl Diagnostic {
 
     pub fn at(mut self, file: &str, span: Range<usize>) -> Self {
         let pointer = self.location.take().and_then(|l| l.pointer);
-        self.location = Some(Location {
+        self.location = Some(Box::new(Location {
             file: file.to_owned(),
             span,
             pointer,
-        });
+        }));
         self
     }
 
     pub fn with_pointer(mut self, pointer: impl Into<String>) -> Self {
-        let location = self.location.get_or_insert(Location {
-            file: String::new(),
-            span: 0..0,
-            pointer: None,
+        let location = self.location.get_or_insert_with(|| {
+            Box::new(Location {
+                file: String::new(),
+                span: 0..0,
+                pointer: None,
+            })
         });
         location.pointer = Some(pointer.into());
         self

@@ -10,18 +10,97 @@ pub const BUNDLED_NAME: &str = "spec/generic-connector.yaml (bundled)";
 
 /// Parses a spec document. YAML and JSON are both accepted (JSON is YAML).
 pub fn parse(source: &SourceFile) -> Result<openapiv3::OpenAPI, Diagnostic> {
-    serde_yaml::from_str(&source.text).map_err(|error| {
-        let offset = error.location().map_or(0, |l| l.index());
-        let message = error.to_string();
-        // serde_yaml appends " at line L column C"; the snippet shows that already.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        Diagnostic::error(format!("not a valid OpenAPI 3.0 document: {message}"))
-            .at(&source.name, offset..offset)
+    // Plain YAML first, so that openapiv3 only sees well-formed documents without duplicate
+    // keys: serde_yaml hands it the entries before a syntax error, and openapiv3 panics on a
+    // field given twice ("somehow this parsed successfully the second time").
+    if let Err(error) = serde_yaml::from_str::<serde_yaml::Value>(&source.text) {
+        if let Ok(root) = yaml::parse(source)
+            && let Some(diagnostic) = duplicate_key(source, &root, "#")
+        {
+            return Err(diagnostic);
+        }
+        return Err(
+            serde_error(source, &error, "invalid YAML").with_label("the YAML parser stopped here")
+        );
+    }
+    // Diagnostics are placed by looking their pointers up in this parser's tree (`locate`), and
+    // the mapping file is read with it too: a document it rejects is rejected here, with its
+    // position, rather than yielding diagnostics without one.
+    yaml::parse(source)?;
+    serde_yaml::from_str(&source.text)
+        .map_err(|error| serde_error(source, &error, "not a valid OpenAPI 3.0 document"))
+}
+
+fn serde_error(source: &SourceFile, error: &serde_yaml::Error, what: &str) -> Diagnostic {
+    let offset = error.location().map_or(0, |l| l.index());
+    let message = without_position(&error.to_string());
+    Diagnostic::error(format!("{what}: {message}")).at(&source.name, offset..offset)
+}
+
+/// The first key given twice in one mapping, anywhere under `node` (at `pointer`).
+fn duplicate_key(source: &SourceFile, node: &yaml::Node, pointer: &str) -> Option<Diagnostic> {
+    let children: Vec<(String, &yaml::Node)> = match &node.value {
+        yaml::Value::Scalar { .. } => return None,
+        yaml::Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (i.to_string(), item))
+            .collect(),
+        yaml::Value::Mapping(entries) => {
+            for (i, (key, _)) in entries.iter().enumerate() {
+                let Some(first) = entries[..i]
+                    .iter()
+                    .find(|(k, _)| match (&k.value, &key.value) {
+                        (
+                            yaml::Value::Scalar { text: a, .. },
+                            yaml::Value::Scalar { text: b, .. },
+                        ) => a == b,
+                        (a, b) => a == b,
+                    })
+                else {
+                    continue;
+                };
+                let (line, _) = source.line_col(first.0.span.start);
+                let name = key.as_str().unwrap_or("(a collection)");
+                return Some(
+                    Diagnostic::error(format!(
+                        "key `{name}` is given twice (first on line {line})"
+                    ))
+                    .with_pointer(format!("{pointer}/{}", escape(name)))
+                    .at(&source.name, key.span.clone()),
+                );
+            }
+            entries
+                .iter()
+                .map(|(key, value)| (key.as_str().unwrap_or_default().to_owned(), value))
+                .collect()
+        }
+    };
+    children.into_iter().find_map(|(token, child)| {
+        duplicate_key(source, child, &format!("{pointer}/{}", escape(&token)))
     })
+}
+
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// serde_yaml appends " at line L column C", which the snippet shows already. Syntax errors go
+/// on with where the unfinished construct began (", while parsing a flow sequence at line 3
+/// column 9"): often the real mistake, so that part stays.
+fn without_position(message: &str) -> String {
+    const AT: &str = " at line ";
+    let Some(start) = message.find(AT) else {
+        return message.to_owned();
+    };
+    fn skip_number(text: &str) -> &str {
+        text.trim_start_matches(|c: char| c.is_ascii_digit())
+    }
+    let mut tail = skip_number(&message[start + AT.len()..]);
+    if let Some(after) = tail.strip_prefix(" column ") {
+        tail = skip_number(after);
+    }
+    format!("{}{tail}", &message[..start])
 }
 
 /// Gives pointer-only diagnostics (from lowering) a file position, by finding the node the

@@ -1,6 +1,7 @@
 //! A YAML tree that remembers where every node came from, so that diagnostics can point at the
 //! exact line and column of a mapping key or of the spec construct a JSON pointer names.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -80,6 +81,10 @@ impl Node {
     }
 }
 
+/// Deeper nesting is refused (as serde_yaml does past 128): no real file needs it, and dropping
+/// or walking a deeper tree recurses as deep.
+const MAX_DEPTH: usize = 128;
+
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
     let mut builder = Builder {
@@ -87,13 +92,30 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
+        line_start: Cell::new((1, 0)),
     };
     let mut parser = Parser::new_from_str(&file.text);
-    if let Err(error) = parser.load(&mut builder, false) {
-        let offset = builder.offset(error.marker());
-        return Err(Diagnostic::error(format!("invalid YAML: {}", error.info()))
-            .at(&file.name, offset..offset)
-            .with_label("the YAML parser stopped here"));
+    // Event by event rather than `Parser::load`, which recurses once per nesting level and
+    // overflowed the stack on deeply nested input; the first document only, as `load` did.
+    loop {
+        let (event, marker) = parser.next_token().map_err(|error| {
+            let offset = builder.offset(error.marker());
+            Diagnostic::error(format!("invalid YAML: {}", error.info()))
+                .at(&file.name, offset..offset)
+                .with_label("the YAML parser stopped here")
+        })?;
+        let last = matches!(event, Event::DocumentEnd | Event::StreamEnd);
+        builder.on_event(event, marker);
+        if builder.stack.len() > MAX_DEPTH {
+            let offset = builder.offset(&marker);
+            return Err(Diagnostic::error(format!(
+                "invalid YAML: nested more than {MAX_DEPTH} levels deep"
+            ))
+            .at(&file.name, offset..offset));
+        }
+        if last {
+            break;
+        }
     }
     Ok(builder.root.unwrap_or(Node {
         value: Value::Mapping(Vec::new()),
@@ -106,18 +128,49 @@ struct Builder<'a> {
     stack: Vec<(Node, Option<Node>, usize)>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
+    /// The 1-based line of the last position asked for, and the byte offset where it starts.
+    line_start: Cell<(usize, usize)>,
 }
 
 impl Builder<'_> {
+    /// Byte offset of a parser position (1-based line, 0-based column in characters). Events
+    /// come in text order, so the line is searched from the previous event's line rather than
+    /// from the top of the file, which made parsing a large spec quadratic.
     fn offset(&self, marker: &Marker) -> usize {
-        self.file.offset(marker.line(), marker.col() + 1)
+        let text = &self.file.text;
+        let (mut line, mut start) = self.line_start.get();
+        if marker.line() < line {
+            (line, start) = (1, 0);
+        }
+        while line < marker.line() {
+            match text[start..].find('\n') {
+                Some(i) => {
+                    start += i + 1;
+                    line += 1;
+                }
+                None => return text.len(),
+            }
+        }
+        self.line_start.set((line, start));
+        let rest = &text[start..];
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        rest[..line_end]
+            .char_indices()
+            .nth(marker.col())
+            .map_or(start + line_end, |(i, _)| start + i)
     }
 
     fn scalar_span(&self, start: usize, len: usize) -> Range<usize> {
         let line_end = self.file.text[start..]
             .find('\n')
             .map_or(self.file.text.len(), |i| start + i);
-        start..(start + len.max(1)).min(line_end).max(start)
+        // `len` is that of the parsed value, which differs from the source text's whenever
+        // escapes, folding or a BOM are involved: keep the end on a character boundary.
+        let mut end = (start + len.max(1)).min(line_end).max(start);
+        while !self.file.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        start..end
     }
 
     fn push_value(&mut self, node: Node, anchor: usize) {

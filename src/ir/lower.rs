@@ -42,7 +42,16 @@ pub fn lower(doc: &OpenAPI) -> Result<Protocol, Vec<Diagnostic>> {
     }
     let operations = lowering.operations();
     lowering.check_names(&operations);
-    lowering.diagnostics.dedup();
+    // A shared component (`#/components/parameters/Page`) is lowered once per operation using
+    // it; report it once, even when other operations' problems come in between.
+    let mut seen = Vec::new();
+    lowering.diagnostics.retain(|d| {
+        let first = !seen.contains(d);
+        if first {
+            seen.push(d.clone());
+        }
+        first
+    });
     if lowering.diagnostics.is_empty() {
         Ok(Protocol {
             title: doc.info.title.clone(),
@@ -680,6 +689,17 @@ impl<'a> Lowering<'a> {
                 None
             }
             SchemaKind::Any(any) if *any == openapiv3::AnySchema::default() => Some(Shape::Any),
+            // openapiv3 reads `oneOf` & co. mixed with other keywords as an untyped schema.
+            SchemaKind::Any(any)
+                if !(any.one_of.is_empty() && any.any_of.is_empty() && any.all_of.is_empty())
+                    || any.not.is_some() =>
+            {
+                self.unsupported(
+                    pointer,
+                    "`oneOf`, `anyOf`, `allOf` and `not` are not supported",
+                );
+                None
+            }
             SchemaKind::Any(any) => {
                 let found = any
                     .typ
