@@ -2,7 +2,7 @@
 //! 2 usage or I/O error.
 
 use std::fs;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -171,7 +171,13 @@ fn spec_source(path: Option<&Path>) -> Result<SourceFile, Failure> {
 
 fn report(diagnostics: &[Diagnostic], sources: &[SourceFile]) {
     let renderer = Renderer::new(sources);
-    let mut stderr = StandardStream::stderr(ColorChoice::Auto);
+    // termcolor's `Auto` only looks at TERM and NO_COLOR: keep escape codes out of pipes and logs.
+    let color = if std::io::stderr().is_terminal() {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
+    };
+    let mut stderr = StandardStream::stderr(color);
     for diagnostic in diagnostics {
         let _ = renderer.emit(&mut stderr, diagnostic);
     }
@@ -197,6 +203,7 @@ fn generate_command(
         report(&diagnostics, &[spec.clone(), mapping.clone()]);
         Failure::Diagnostics
     })?;
+    report(&generated.warnings, &[spec.clone(), mapping.clone()]);
     let (warnings, sources) = usercode::stale_methods(out, &generated.protocol);
     report(&warnings, &sources);
     let outcome = output::apply(out, &generated.files, mode)?;
@@ -246,8 +253,16 @@ fn check(mapping_path: &Path, spec_path: Option<&Path>) -> Result<(), Failure> {
     let spec = spec_source(spec_path)?;
     let mapping = read_source(mapping_path)?;
     match generate(&spec, &mapping) {
-        Ok(_) => {
-            println!("{}: no problems found", mapping.name);
+        Ok(generated) => {
+            report(&generated.warnings, &[spec.clone(), mapping.clone()]);
+            match generated.warnings.len() {
+                0 => println!("{}: no problems found", mapping.name),
+                n => println!(
+                    "{}: no errors, {n} warning{}",
+                    mapping.name,
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
             Ok(())
         }
         Err(diagnostics) => {
