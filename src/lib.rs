@@ -26,6 +26,8 @@ use render::RenderedFile;
 pub struct Generated {
     pub protocol: Protocol,
     pub files: Vec<RenderedFile>,
+    /// Problems that do not stop generation (an enum value no rule produces, ...).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Runs every stage up to rendering. Nothing touches the disk; both inputs are checked
@@ -37,22 +39,24 @@ pub fn generate(
     let protocol = load_protocol(spec_source);
     let mapping = mapping::load(mapping_source);
     let (protocol, mapping) = match (protocol, mapping) {
-        (Ok(protocol), Ok(mapping)) => {
-            let problems = mapping::validate(&mapping, &protocol, &mapping_source.name);
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            (protocol, mapping)
-        }
+        (Ok(protocol), Ok(mapping)) => (protocol, mapping),
         (protocol, mapping) => {
             let mut diagnostics = protocol.err().unwrap_or_default();
             diagnostics.extend(mapping.err().unwrap_or_default());
             return Err(diagnostics);
         }
     };
+    let problems = mapping::validate(&mapping, &protocol, &mapping_source.name);
+    if problems.iter().any(Diagnostic::is_error) {
+        return Err(problems);
+    }
     let plan = plan::plan(&mapping);
     let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
-    Ok(Generated { protocol, files })
+    Ok(Generated {
+        protocol,
+        files,
+        warnings: problems,
+    })
 }
 
 /// Spec text -> protocol model, with every diagnostic placed in the spec file.

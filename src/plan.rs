@@ -1,13 +1,25 @@
 //! Protocol + mapping -> the list of files a connector crate consists of, who owns each, and
 //! the crate-level decisions (names, environment variables, dependencies) rendering needs.
 
-use crate::mapping::{Mapping, Setting};
+use std::collections::BTreeMap;
+
+use crate::mapping::{Auth, KeyLocation, Mapping, OperationMapping, Setting, Upstream};
 use crate::names;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub krate: Crate,
     pub files: Vec<PlannedFile>,
+    /// Present when the mapping answers operations from the provider's API.
+    pub mapped: Option<Mapped>,
+}
+
+/// What the mapping says about answering operations from the provider, as rendering needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    pub upstream: Upstream,
+    pub currencies: BTreeMap<String, u32>,
+    pub operations: BTreeMap<String, OperationMapping>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,6 +40,12 @@ pub enum FileKind {
     Settings,
     Error,
     Validate,
+    Convert,
+    Metrics,
+    Upstream,
+    Listing,
+    Fields,
+    Mapped,
     Runtime,
     Lib,
     Main,
@@ -53,6 +71,37 @@ pub struct Crate {
     pub lib: String,
     pub settings: Vec<SettingPlan>,
     pub dependencies: Vec<DependencyLine>,
+    /// Whether the crate has a client for the provider's API.
+    pub upstream: bool,
+    /// How `UpstreamSettings` becomes the client's authentication, when it has one.
+    pub auth: Option<AuthPlan>,
+    /// Headers sent with every provider request: (header name, settings field).
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u64,
+    pub retry: crate::mapping::Retry,
+}
+
+/// The authentication kind, with the `UpstreamSettings` fields that feed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthPlan {
+    Bearer {
+        token: String,
+    },
+    ApiKey {
+        location: KeyLocation,
+        name: String,
+        value: String,
+    },
+    Basic {
+        username: String,
+        password: String,
+    },
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
 }
 
 /// One provider setting of the generated `UpstreamSettings`.
@@ -61,6 +110,8 @@ pub struct SettingPlan {
     pub field: String,
     pub doc: String,
     pub source: Setting,
+    /// Never printed (credentials).
+    pub secret: bool,
 }
 
 /// `name = <toml value>` in the generated Cargo.toml.
@@ -109,13 +160,14 @@ pub fn plan(mapping: &Mapping) -> Plan {
         owner: Owner::User,
         kind,
     };
-    let files = vec![
+    let mut files = vec![
         generated("Cargo.toml", FileKind::CargoToml),
         generated("README.md", FileKind::Readme),
         generated("Dockerfile", FileKind::Dockerfile),
         generated(".dockerignore", FileKind::Dockerignore),
         generated("src/generated/mod.rs", FileKind::GeneratedMod),
         generated("src/generated/api.rs", FileKind::Api),
+        generated("src/generated/convert.rs", FileKind::Convert),
         generated("src/generated/error.rs", FileKind::Error),
         generated("src/generated/models.rs", FileKind::Models),
         generated("src/generated/params.rs", FileKind::Params),
@@ -126,19 +178,57 @@ pub fn plan(mapping: &Mapping) -> Plan {
         user("src/lib.rs", FileKind::Lib),
         user("src/main.rs", FileKind::Main),
         user("src/handlers.rs", FileKind::Handlers),
+        generated("src/generated/metrics.rs", FileKind::Metrics),
     ];
+    let mapped = has_client(mapping).then(|| Mapped {
+        upstream: mapping.upstream.clone(),
+        currencies: mapping.currencies.clone(),
+        operations: mapping.operations.clone(),
+    });
+    if mapped.is_some() {
+        files.push(generated("src/generated/upstream.rs", FileKind::Upstream));
+        files.push(generated("src/generated/listing.rs", FileKind::Listing));
+        files.push(generated("src/generated/fields.rs", FileKind::Fields));
+        files.push(generated("src/generated/mapped.rs", FileKind::Mapped));
+    }
     Plan {
         krate: krate(mapping),
         files,
+        mapped,
     }
 }
 
+/// A client for the provider is generated when the mapping maps operations or says how to
+/// authenticate (hand-written handlers then get it ready to use).
+fn has_client(mapping: &Mapping) -> bool {
+    !mapping.operations.is_empty() || mapping.upstream.auth.is_some()
+}
+
 fn krate(mapping: &Mapping) -> Crate {
-    let settings = vec![SettingPlan {
-        field: "base_url".to_owned(),
-        doc: "Base URL of the provider's API (`upstream.base_url`).".to_owned(),
-        source: mapping.upstream.base_url.clone(),
-    }];
+    let upstream = &mapping.upstream;
+    let mut settings = vec![setting(
+        "base_url",
+        "Base URL of the provider's API (`upstream.base_url`).",
+        &upstream.base_url,
+    )];
+    let auth = upstream
+        .auth
+        .as_ref()
+        .map(|auth| auth_plan(auth, &mut settings));
+    let headers = upstream
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let field = format!("header_{}", names::snake(name));
+            settings.push(setting(
+                &field,
+                &format!("The `{name}` header sent to the provider (`upstream.headers`)."),
+                value,
+            ));
+            (name.clone(), field)
+        })
+        .collect();
+    let has_client = has_client(mapping);
     let mut dependencies: Vec<DependencyLine> = SERVER_DEPENDENCIES
         .iter()
         .map(|(name, spec)| DependencyLine {
@@ -146,6 +236,12 @@ fn krate(mapping: &Mapping) -> Crate {
             spec: (*spec).to_owned(),
         })
         .collect();
+    if has_client {
+        dependencies.push(DependencyLine {
+            name: "reqwest".to_owned(),
+            spec: REQWEST.to_owned(),
+        });
+    }
     for (name, dependency) in &mapping.dependencies {
         let mut parts = vec![format!("version = {}", toml_string(&dependency.version))];
         if !dependency.default_features {
@@ -172,6 +268,92 @@ fn krate(mapping: &Mapping) -> Crate {
         lib: names::snake(&mapping.name),
         settings,
         dependencies,
+        upstream: has_client,
+        auth,
+        headers,
+        timeout_ms: upstream.timeout_ms,
+        retry: upstream.retry.clone(),
+    }
+}
+
+/// rustls with ring: TLS without a system OpenSSL, and quick to build.
+const REQWEST: &str =
+    r#"{ version = "0.12", default-features = false, features = ["json", "rustls-tls"] }"#;
+
+fn setting(field: &str, doc: &str, source: &Setting) -> SettingPlan {
+    let secret = matches!(
+        field,
+        "auth_token" | "api_key" | "password" | "client_secret"
+    ) || field.starts_with("header_");
+    SettingPlan {
+        field: field.to_owned(),
+        doc: doc.to_owned(),
+        source: source.clone(),
+        secret,
+    }
+}
+
+fn auth_plan(auth: &Auth, settings: &mut Vec<SettingPlan>) -> AuthPlan {
+    let mut add = |field: &str, doc: &str, source: &Setting| {
+        settings.push(setting(field, doc, source));
+        field.to_owned()
+    };
+    match auth {
+        Auth::Bearer { token } => AuthPlan::Bearer {
+            token: add(
+                "auth_token",
+                "The provider's API token (`upstream.auth.bearer`).",
+                token,
+            ),
+        },
+        Auth::ApiKey {
+            location,
+            name,
+            value,
+        } => AuthPlan::ApiKey {
+            location: *location,
+            name: name.clone(),
+            value: add(
+                "api_key",
+                "The provider's API key (`upstream.auth.api_key`).",
+                value,
+            ),
+        },
+        Auth::Basic { username, password } => AuthPlan::Basic {
+            username: add(
+                "username",
+                "The user name for the provider (`upstream.auth.basic`).",
+                username,
+            ),
+            password: add(
+                "password",
+                "The password for the provider (`upstream.auth.basic`).",
+                password,
+            ),
+        },
+        Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } => AuthPlan::OAuth2 {
+            token_url: add(
+                "token_url",
+                "The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).",
+                token_url,
+            ),
+            client_id: add(
+                "client_id",
+                "The OAuth2 client id (`upstream.auth.oauth2`).",
+                client_id,
+            ),
+            client_secret: add(
+                "client_secret",
+                "The OAuth2 client secret (`upstream.auth.oauth2`).",
+                client_secret,
+            ),
+            scope: scope.clone(),
+        },
     }
 }
 

@@ -3,300 +3,354 @@
 
 use std::collections::BTreeMap;
 
-use super::{Dependency, FORMAT_VERSION, Mapping, Setting, Upstream};
-use crate::diagnostics::{Diagnostic, SourceFile, did_you_mean};
+use super::reader::{Entries, Reader};
+use super::{
+    Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, Retry, Setting, Upstream, operations,
+};
+use crate::diagnostics::{Diagnostic, SourceFile};
 use crate::yaml::{self, Node, Value};
 
-const TOP_KEYS: &[&str] = &["version", "name", "upstream", "dependencies"];
-const UPSTREAM_KEYS: &[&str] = &["base_url"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "upstream",
+    "currencies",
+    "operations",
+    "dependencies",
+];
+const UPSTREAM_KEYS: &[&str] = &["base_url", "auth", "headers", "timeout", "retry"];
+const AUTH_KINDS: &[&str] = &["bearer", "api_key", "basic", "oauth2"];
+const API_KEY_KEYS: &[&str] = &["header", "query", "value"];
+const BASIC_KEYS: &[&str] = &["username", "password"];
+const OAUTH2_KEYS: &[&str] = &["token_url", "client_id", "client_secret", "scope"];
+const RETRY_KEYS: &[&str] = &["attempts", "deadline"];
 const DEPENDENCY_KEYS: &[&str] = &["version", "default-features", "features"];
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 pub fn load(source: &SourceFile) -> Result<Mapping, Vec<Diagnostic>> {
     let root = yaml::parse(source).map_err(|d| vec![d])?;
     let mut reader = Reader {
-        source,
+        file: &source.name,
         diagnostics: Vec::new(),
     };
-    let mapping = reader.mapping(&root);
-    reader
-        .diagnostics
-        .sort_by_key(|d| d.location.as_ref().map(|l| l.span.start));
+    let mapping = read_mapping(&mut reader, &root);
+    let mut diagnostics = reader.diagnostics;
+    diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| l.span.start));
     match mapping {
-        Some(mapping) if reader.diagnostics.is_empty() => Ok(mapping),
-        _ => Err(reader.diagnostics),
+        Some(mapping) if diagnostics.is_empty() => Ok(mapping),
+        _ => Err(diagnostics),
     }
 }
 
-struct Reader<'a> {
-    source: &'a SourceFile,
-    diagnostics: Vec<Diagnostic>,
+fn read_mapping(reader: &mut Reader, root: &Node) -> Option<Mapping> {
+    let top = reader.entries(root, "the mapping file", TOP_KEYS)?;
+    let version = version(reader, &top);
+    let name = reader
+        .required(&top, "name", "the connector's name")
+        .and_then(|n| name(reader, n));
+    let upstream = reader
+        .required(&top, "upstream", "the provider's connection settings")
+        .and_then(|n| upstream(reader, n));
+    let currencies = top
+        .get("currencies")
+        .map(|n| currencies(reader, n))
+        .unwrap_or_default();
+    let operations = top
+        .get("operations")
+        .map(|n| operations::operations(reader, n))
+        .unwrap_or_default();
+    let dependencies = top
+        .get("dependencies")
+        .map(|n| dependencies(reader, n))
+        .unwrap_or_default();
+    Some(Mapping {
+        version: version?,
+        name: name?,
+        upstream: upstream?,
+        currencies,
+        operations,
+        dependencies,
+    })
 }
 
-/// The entries of one YAML mapping, after unknown and duplicate keys were reported.
-struct Entries<'n> {
-    node: &'n Node,
-    entries: Vec<(&'n str, &'n Node)>,
-}
-
-impl<'n> Entries<'n> {
-    fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+fn version(reader: &mut Reader, top: &Entries) -> Option<u32> {
+    let node = reader.required(top, "version", "the mapping format version, `1`")?;
+    match node.as_str().map(str::parse::<u32>) {
+        Some(Ok(version)) if version == FORMAT_VERSION => Some(version),
+        Some(Ok(version)) if version > FORMAT_VERSION => {
+            let diagnostic = reader
+                .at(node.span.clone(), format!("mapping format version {version} is newer than this connector-gen understands"))
+                .with_help(format!("this connector-gen reads version {FORMAT_VERSION}; upgrade connector-gen"));
+            reader.push(diagnostic);
+            None
+        }
+        _ => {
+            reader.fail(node, format!("`version` must be {FORMAT_VERSION}"));
+            None
+        }
     }
 }
 
-impl Reader<'_> {
-    fn error(&mut self, node: &Node, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(message).at(&self.source.name, node.span.clone())
-    }
-
-    fn report(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
-    }
-
-    fn mapping(&mut self, root: &Node) -> Option<Mapping> {
-        let top = self.entries(root, "the mapping file", TOP_KEYS)?;
-        let version = self.version(&top);
-        let name = self
-            .required(&top, "name", "the connector's name")
-            .and_then(|n| self.name(n));
-        let upstream = self
-            .required(&top, "upstream", "the provider's connection settings")
-            .and_then(|n| self.upstream(n));
-        let dependencies = top
-            .get("dependencies")
-            .map(|n| self.dependencies(n))
-            .unwrap_or_default();
-        Some(Mapping {
-            version: version?,
-            name: name?,
-            upstream: upstream?,
-            dependencies,
-        })
-    }
-
-    fn entries<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Entries<'n>> {
-        let Value::Mapping(pairs) = &node.value else {
-            let diagnostic = self.error(
-                node,
-                format!(
-                    "{what} must be a mapping of keys to values, found {}",
-                    node.kind()
-                ),
+fn name(reader: &mut Reader, node: &Node) -> Option<String> {
+    let name = reader.string(node, "`name`")?;
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        let diagnostic = reader
+            .at(node.span.clone(), format!("`{name}` cannot name a crate"))
+            .with_help(
+                "use lower-case letters, digits, `-` and `_`, starting with a letter (at most 64)",
             );
-            self.report(diagnostic);
-            return None;
-        };
-        let mut entries: Vec<(&str, &Node)> = Vec::new();
-        for (key, value) in pairs {
-            let Some(name) = key.as_str() else {
-                let diagnostic = self.error(key, "keys must be plain words");
-                self.report(diagnostic);
-                continue;
-            };
-            if !allowed.contains(&name) {
-                let mut diagnostic = self
-                    .error(key, format!("unknown key `{name}` in {what}"))
-                    .with_label(format!("expected one of: {}", allowed.join(", ")));
-                if let Some(help) = did_you_mean(name, allowed.iter().copied()) {
-                    diagnostic = diagnostic.with_help(help);
+        reader.push(diagnostic);
+        return None;
+    }
+    Some(name)
+}
+
+fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
+    let entries = reader.entries(node, "`upstream`", UPSTREAM_KEYS)?;
+    let base_url_node = reader.required(
+        &entries,
+        "base_url",
+        "the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
+    );
+    let base_url = base_url_node.and_then(|n| reader.setting(n, "`upstream.base_url`"));
+    if let (Some(Setting::Literal(url)), Some(node)) = (&base_url, base_url_node)
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        let diagnostic = reader
+            .at(node.span.clone(), format!("`{url}` is not an http(s) URL"))
+            .with_help(
+                "write `https://...`, or `${env:NAME}` to read it from the environment at start-up",
+            );
+        reader.push(diagnostic);
+        return None;
+    }
+    let auth = entries.get("auth").and_then(|n| auth(reader, n));
+    let headers = entries
+        .get("headers")
+        .map(|n| headers(reader, n))
+        .unwrap_or_default();
+    let timeout_ms = match entries.get("timeout") {
+        Some(node) => reader.duration_ms(node, "`upstream.timeout`")?,
+        None => DEFAULT_TIMEOUT_MS,
+    };
+    let retry = match entries.get("retry") {
+        Some(node) => retry(reader, node)?,
+        None => Retry::default(),
+    };
+    Some(Upstream {
+        base_url: base_url?,
+        auth,
+        headers,
+        timeout_ms,
+        retry,
+    })
+}
+
+fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
+    let entries = reader.entries(node, "`upstream.auth`", AUTH_KINDS)?;
+    let kinds: Vec<&str> = entries.keys().collect();
+    let [kind] = kinds.as_slice() else {
+        reader.fail(
+            node,
+            format!(
+                "`upstream.auth` takes exactly one of: {}",
+                AUTH_KINDS.join(", ")
+            ),
+        );
+        return None;
+    };
+    let value = entries.get(kind)?;
+    match *kind {
+        "bearer" => Some(Auth::Bearer {
+            token: reader.secret(value, "`auth.bearer`")?,
+        }),
+        "api_key" => {
+            let fields = reader.entries(value, "`auth.api_key`", API_KEY_KEYS)?;
+            let secret = reader
+                .required(&fields, "value", "the key, as `${env:NAME}`")
+                .and_then(|n| reader.secret(n, "`auth.api_key.value`"));
+            let (location, name) = match (fields.get("header"), fields.get("query")) {
+                (Some(header), None) => (
+                    KeyLocation::Header,
+                    reader.string(header, "`auth.api_key.header`")?,
+                ),
+                (None, Some(query)) => (
+                    KeyLocation::Query,
+                    reader.string(query, "`auth.api_key.query`")?,
+                ),
+                _ => {
+                    reader.fail(
+                        value,
+                        "`auth.api_key` needs exactly one of `header: NAME` or `query: NAME`",
+                    );
+                    return None;
                 }
-                self.report(diagnostic);
-            } else if entries.iter().any(|(k, _)| *k == name) {
-                let diagnostic = self.error(key, format!("key `{name}` is given twice in {what}"));
-                self.report(diagnostic);
-            } else {
-                entries.push((name, value));
-            }
+            };
+            Some(Auth::ApiKey {
+                location,
+                name,
+                value: secret?,
+            })
         }
-        Some(Entries { node, entries })
-    }
-
-    fn required<'n>(&mut self, entries: &Entries<'n>, key: &str, what: &str) -> Option<&'n Node> {
-        let found = entries.get(key);
-        if found.is_none() {
-            let node = entries.node;
-            let diagnostic = self
-                .error(node, format!("missing key `{key}`: {what}"))
-                .with_label(format!("`{key}` belongs here"));
-            self.report(diagnostic);
+        "basic" => {
+            let fields = reader.entries(value, "`auth.basic`", BASIC_KEYS)?;
+            let username = reader
+                .required(&fields, "username", "the user name")
+                .and_then(|n| reader.setting(n, "`auth.basic.username`"));
+            let password = reader
+                .required(&fields, "password", "the password, as `${env:NAME}`")
+                .and_then(|n| reader.secret(n, "`auth.basic.password`"));
+            Some(Auth::Basic {
+                username: username?,
+                password: password?,
+            })
         }
-        found
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
-        match &node.value {
-            Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
-            _ => {
-                let diagnostic = self.error(
-                    node,
-                    format!("{what} must be a string, found {}", node.kind()),
-                );
-                self.report(diagnostic);
-                None
-            }
-        }
-    }
-
-    fn version(&mut self, top: &Entries) -> Option<u32> {
-        let node = self.required(top, "version", "the mapping format version, `1`")?;
-        match node.as_str().map(str::parse::<u32>) {
-            Some(Ok(version)) if version == FORMAT_VERSION => Some(version),
-            Some(Ok(version)) if version > FORMAT_VERSION => {
-                let diagnostic = self
-                    .error(node, format!("mapping format version {version} is newer than this connector-gen understands"))
-                    .with_help(format!("this connector-gen reads version {FORMAT_VERSION}; upgrade connector-gen"));
-                self.report(diagnostic);
-                None
-            }
-            _ => {
-                let diagnostic = self.error(node, format!("`version` must be {FORMAT_VERSION}"));
-                self.report(diagnostic);
-                None
-            }
+        _ => {
+            let fields = reader.entries(value, "`auth.oauth2`", OAUTH2_KEYS)?;
+            let token_url = reader
+                .required(&fields, "token_url", "the token endpoint")
+                .and_then(|n| reader.setting(n, "`auth.oauth2.token_url`"));
+            let client_id = reader
+                .required(&fields, "client_id", "the client id")
+                .and_then(|n| reader.setting(n, "`auth.oauth2.client_id`"));
+            let client_secret = reader
+                .required(
+                    &fields,
+                    "client_secret",
+                    "the client secret, as `${env:NAME}`",
+                )
+                .and_then(|n| reader.secret(n, "`auth.oauth2.client_secret`"));
+            let scope = fields
+                .get("scope")
+                .and_then(|n| reader.string(n, "`auth.oauth2.scope`"));
+            Some(Auth::OAuth2 {
+                token_url: token_url?,
+                client_id: client_id?,
+                client_secret: client_secret?,
+                scope,
+            })
         }
     }
+}
 
-    fn name(&mut self, node: &Node) -> Option<String> {
-        let name = self.string(node, "`name`")?;
-        let valid = name.len() <= 64
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !valid {
-            let diagnostic = self
-                .error(node, format!("`{name}` cannot name a crate"))
-                .with_help("use lower-case letters, digits, `-` and `_`, starting with a letter (at most 64)");
-            self.report(diagnostic);
-            return None;
-        }
-        Some(name)
-    }
-
-    fn upstream(&mut self, node: &Node) -> Option<Upstream> {
-        let entries = self.entries(node, "`upstream`", UPSTREAM_KEYS)?;
-        let base_url = self.required(
-            &entries,
-            "base_url",
-            "the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
-        )?;
-        let base_url = self.setting(base_url, "`upstream.base_url`")?;
-        if let Setting::Literal(url) = &base_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                let diagnostic = self
-                    .error(node_of(&entries, "base_url"), format!("`{url}` is not an http(s) URL"))
-                    .with_help("write `https://...`, or `${env:NAME}` to read it from the environment at start-up");
-                self.report(diagnostic);
+fn headers(reader: &mut Reader, node: &Node) -> Vec<(String, Setting)> {
+    let Some(pairs) = reader.pairs(node, "`upstream.headers`") else {
+        return Vec::new();
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let name = key.as_str()?.to_owned();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            if !valid {
+                reader.fail(key, format!("`{name}` is not a valid HTTP header name"));
                 return None;
             }
-        }
-        Some(Upstream { base_url })
-    }
-
-    /// `${env:NAME}` or a literal.
-    fn setting(&mut self, node: &Node, what: &str) -> Option<Setting> {
-        let text = self.string(node, what)?;
-        let Some(inner) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
-            return Some(Setting::Literal(text));
-        };
-        let name = inner.strip_prefix("env:").unwrap_or_default();
-        let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            let diagnostic = self
-                .error(node, format!("`{text}` is not a valid reference"))
-                .with_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
-            self.report(diagnostic);
-            return None;
-        }
-        Some(Setting::Env(name.to_owned()))
-    }
-
-    fn dependencies(&mut self, node: &Node) -> BTreeMap<String, Dependency> {
-        let Value::Mapping(pairs) = &node.value else {
-            let diagnostic = self.error(
-                node,
-                format!(
-                    "`dependencies` must map crate names to versions, found {}",
-                    node.kind()
-                ),
-            );
-            self.report(diagnostic);
-            return BTreeMap::new();
-        };
-        let mut dependencies = BTreeMap::new();
-        for (key, value) in pairs {
-            let Some(name) = self.string(key, "a crate name") else {
-                continue;
-            };
-            let dependency = match &value.value {
-                Value::Scalar { .. } => {
-                    self.string(value, "a crate version")
-                        .map(|version| Dependency {
-                            span: key.span.clone(),
-                            version,
-                            default_features: true,
-                            features: Vec::new(),
-                        })
-                }
-                _ => self.dependency(value).map(|d| Dependency {
-                    span: key.span.clone(),
-                    ..d
-                }),
-            };
-            if let Some(dependency) = dependency {
-                dependencies.insert(name, dependency);
-            }
-        }
-        dependencies
-    }
-
-    fn dependency(&mut self, node: &Node) -> Option<Dependency> {
-        let entries = self.entries(node, "a dependency", DEPENDENCY_KEYS)?;
-        let version = self.required(&entries, "version", "the crate's version requirement")?;
-        let version = self.string(version, "`version`")?;
-        let mut features = Vec::new();
-        if let Some(list) = entries.get("features") {
-            match &list.value {
-                Value::Sequence(items) => {
-                    for item in items {
-                        features.extend(self.string(item, "a feature name"));
-                    }
-                }
-                _ => {
-                    let diagnostic = self.error(list, "`features` must be a list of feature names");
-                    self.report(diagnostic);
-                }
-            }
-        }
-        let default_features = match entries.get("default-features") {
-            None => true,
-            Some(node) => match node.as_str() {
-                Some("true") => true,
-                Some("false") => false,
-                _ => {
-                    let diagnostic = self.error(node, "`default-features` must be true or false");
-                    self.report(diagnostic);
-                    true
-                }
-            },
-        };
-        Some(Dependency {
-            span: node.span.clone(),
-            version,
-            default_features,
-            features,
+            Some((name, reader.setting(value, "a header value")?))
         })
-    }
+        .collect()
 }
 
-fn node_of<'n>(entries: &Entries<'n>, key: &str) -> &'n Node {
-    entries.get(key).unwrap_or(entries.node)
+fn retry(reader: &mut Reader, node: &Node) -> Option<Retry> {
+    let entries = reader.entries(node, "`upstream.retry`", RETRY_KEYS)?;
+    let defaults = Retry::default();
+    let attempts = match entries.get("attempts") {
+        Some(n) => reader.integer(n, "`retry.attempts`", 1..=20)? as u32,
+        None => defaults.attempts,
+    };
+    let deadline_ms = match entries.get("deadline") {
+        Some(n) => reader.duration_ms(n, "`retry.deadline`")?,
+        None => defaults.deadline_ms,
+    };
+    Some(Retry {
+        attempts,
+        deadline_ms,
+    })
+}
+
+fn currencies(reader: &mut Reader, node: &Node) -> BTreeMap<String, u32> {
+    let Some(pairs) = reader.pairs(node, "`currencies`") else {
+        return BTreeMap::new();
+    };
+    let mut found = BTreeMap::new();
+    for (key, value) in pairs {
+        let code = key.as_str().unwrap_or_default();
+        if code.is_empty()
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            let diagnostic = reader
+                .at(key.span.clone(), format!("`{code}` is not a currency code"))
+                .with_help("write the code in upper case, e.g. `BTC: 8`");
+            reader.push(diagnostic);
+            continue;
+        }
+        if let Some(precision) = reader.integer(value, "a currency precision", 0..=36) {
+            found.insert(code.to_owned(), precision as u32);
+        }
+    }
+    found
+}
+
+fn dependencies(reader: &mut Reader, node: &Node) -> BTreeMap<String, Dependency> {
+    let Some(pairs) = reader.pairs(node, "`dependencies`") else {
+        return BTreeMap::new();
+    };
+    let mut found = BTreeMap::new();
+    for (key, value) in pairs {
+        let name = key.as_str().unwrap_or_default().to_owned();
+        let dependency = match &value.value {
+            Value::Scalar { .. } => {
+                reader
+                    .string(value, "a crate version")
+                    .map(|version| Dependency {
+                        span: key.span.clone(),
+                        version,
+                        default_features: true,
+                        features: Vec::new(),
+                    })
+            }
+            _ => dependency(reader, value).map(|d| Dependency {
+                span: key.span.clone(),
+                ..d
+            }),
+        };
+        if let Some(dependency) = dependency {
+            found.insert(name, dependency);
+        }
+    }
+    found
+}
+
+fn dependency(reader: &mut Reader, node: &Node) -> Option<Dependency> {
+    let entries = reader.entries(node, "a dependency", DEPENDENCY_KEYS)?;
+    let version = reader.required(&entries, "version", "the crate's version requirement")?;
+    let version = reader.string(version, "`version`")?;
+    let mut features = Vec::new();
+    if let Some(list) = entries.get("features") {
+        for item in reader.list(list, "`features`").unwrap_or_default() {
+            features.extend(reader.string(item, "a feature name"));
+        }
+    }
+    let default_features = match entries.get("default-features") {
+        Some(node) => reader.boolean(node, "`default-features`").unwrap_or(true),
+        None => true,
+    };
+    Some(Dependency {
+        span: node.span.clone(),
+        version,
+        default_features,
+        features,
+    })
 }
 
 #[cfg(test)]

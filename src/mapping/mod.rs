@@ -2,6 +2,8 @@
 //! as plain values. Loading checks the file on its own; later stages never read YAML again.
 
 mod load;
+mod operations;
+mod reader;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,12 +15,19 @@ pub use validate::validate;
 /// The newest mapping format this generator understands.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// A byte range in the mapping file, kept so that later stages can point at what they check.
+pub type Span = Range<usize>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     pub version: u32,
     /// The crate and binary name, e.g. `acme-bank`.
     pub name: String,
     pub upstream: Upstream,
+    /// Extra or overridden currency precisions (`BTC: 8`), on top of ISO 4217.
+    pub currencies: BTreeMap<String, u32>,
+    /// Protocol operations answered from the provider's API, keyed by operationId.
+    pub operations: BTreeMap<String, OperationMapping>,
     /// Extra crates the user's own code needs, added to the generated `Cargo.toml`.
     pub dependencies: BTreeMap<String, Dependency>,
 }
@@ -26,6 +35,31 @@ pub struct Mapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub base_url: Setting,
+    pub auth: Option<Auth>,
+    /// Sent with every upstream request.
+    pub headers: Vec<(String, Setting)>,
+    /// Per upstream request.
+    pub timeout_ms: u64,
+    pub retry: Retry,
+}
+
+/// Retries of idempotent upstream requests (GETs) after 429, 5xx, time-outs and broken
+/// connections, with exponential backoff and jitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// No retry starts after this much time since the first attempt.
+    pub deadline_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            deadline_ms: 15_000,
+        }
+    }
 }
 
 /// A value given in the file, or read from the environment when the connector starts.
@@ -36,10 +70,241 @@ pub enum Setting {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Bearer {
+        token: Setting,
+    },
+    ApiKey {
+        location: KeyLocation,
+        name: String,
+        value: Setting,
+    },
+    Basic {
+        username: Setting,
+        password: Setting,
+    },
+    OAuth2 {
+        token_url: Setting,
+        client_id: Setting,
+        client_secret: Setting,
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLocation {
+    Header,
+    Query,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
     /// Where the crate is named in the file, for diagnostics of later stages.
-    pub span: Range<usize>,
+    pub span: Span,
     pub version: String,
     pub default_features: bool,
     pub features: Vec<String>,
+}
+
+/// How one protocol operation is answered from the provider's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationMapping {
+    /// The operationId's key in the file.
+    pub span: Span,
+    pub request: RequestTemplate,
+    /// For list operations: where the records are, how to page, order and filter.
+    pub list: Option<ListMapping>,
+    /// For single-object operations: where the object is in the response (the body itself
+    /// when empty).
+    pub record: Path,
+    pub fields: Vec<FieldMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTemplate {
+    pub method: String,
+    /// Relative to the base URL; `{accountId}` takes the protocol's path parameter.
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+    pub headers: Vec<(String, Template)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMapping {
+    pub span: Span,
+    /// Where the records are; `[]` steps flatten nested arrays (`data[].entries`).
+    pub records: Path,
+    pub paging: Paging,
+    pub page_size: Option<PageSize>,
+    /// Pages walked at most in one request; more is an error, never an endless sync.
+    pub max_pages: u32,
+    pub order: Order,
+    pub since: Option<Since>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageSize {
+    pub param: String,
+    pub value: u32,
+}
+
+/// The closed set of pagination styles, each with its stop rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paging {
+    /// One request returns everything.
+    None,
+    /// `param=<cursor>`; the cursor is the last record's field or a body field; stops when
+    /// `has_more` is false, or (without it) when the cursor is missing or the page empty.
+    Cursor {
+        param: String,
+        next: CursorSource,
+        has_more: Option<Path>,
+    },
+    /// The body names the next page's URL; stops when it is missing or null.
+    NextUrl { path: Path },
+    /// The `Link: <...>; rel="next"` response header; stops when absent.
+    LinkHeader,
+    /// `param=1, 2, ...`; stops at a short page, or at `total_pages`.
+    PageNumber {
+        param: String,
+        first: u64,
+        total_pages: Option<Path>,
+    },
+    /// `param=0, n, 2n, ...`; stops at a short page, or at `total`.
+    Offset { param: String, total: Option<Path> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorSource {
+    LastRecord(Path),
+    Body(Path),
+}
+
+/// The provider's order of records by the protocol's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+    Unordered,
+}
+
+/// How the protocol's `createdAtFrom`/`updatedAtFrom` becomes the provider's filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    pub param: String,
+    pub format: TimeFormat,
+    /// `false`: the provider's filter is `>`; the connector then asks from one second earlier.
+    pub inclusive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    Rfc3339,
+    UnixSeconds,
+    UnixMillis,
+    /// A chrono pattern; without `%z` in it, `utc_offset_seconds` says the zone.
+    Pattern {
+        pattern: String,
+        utc_offset_seconds: Option<i32>,
+    },
+}
+
+/// One protocol field and how it is computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMapping {
+    pub field: String,
+    pub span: Span,
+    pub value: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expr {
+    pub span: Span,
+    pub source: Source,
+    /// Used when the source is missing or null.
+    pub default: Option<serde_json::Value>,
+    pub conversion: Option<Conversion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A value in the record (or, for `each`, in the element).
+    Path(Path),
+    Const(serde_json::Value),
+    /// Text with `{path}` and `{param.name}` placeholders.
+    Template(Template),
+    /// The first of these that is present and not null.
+    FirstOf(Vec<Expr>),
+    /// One of the protocol request's parameters (`accountId`).
+    Param(String),
+    /// The time the connector answers.
+    Now,
+    /// An array of objects, each mapped with its own fields.
+    Each {
+        path: Path,
+        fields: Vec<FieldMapping>,
+    },
+    Metadata {
+        fields: Vec<(String, Path)>,
+        flatten: Vec<(String, Path)>,
+    },
+    /// A Rust function of the user's: `fn(&serde_json::Value) -> Result<T, ConversionError>`.
+    Rust(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conversion {
+    Time(TimeFormat),
+    Amount {
+        currency: Box<Expr>,
+        format: AmountFormat,
+        sign: Sign,
+    },
+    Currency,
+    Enum {
+        map: Vec<(String, String)>,
+        fallback: Option<String>,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountFormat {
+    Decimal,
+    MinorUnits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    Keep,
+    Absolute,
+    Negate,
+}
+
+/// A dotted path into JSON, as written (`data[].entries`, `balances[0].amount`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub text: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+    /// `[]`: every element of an array.
+    Each,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub text: String,
+    pub parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Value(Path),
+    Param(String),
 }

@@ -1,25 +1,461 @@
-//! The mapping checked against what it refers to: the protocol model and the generated crate.
+//! The mapping checked against what it refers to: the protocol model (operations, fields,
+//! enum values, parameters) and the generated crate (dependencies). Every problem is reported.
 
-use super::Mapping;
-use crate::diagnostics::Diagnostic;
-use crate::ir::Protocol;
+use super::{
+    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, TemplatePart,
+};
+use crate::diagnostics::{Diagnostic, did_you_mean};
+use crate::ir::{ObjectDef, Operation, Protocol, Shape, StringFormat, TypeDef};
 use crate::plan::SERVER_DEPENDENCIES;
 
-/// Every problem the mapping has beyond its own syntax; empty when it is sound.
-pub fn validate(mapping: &Mapping, _protocol: &Protocol, file: &str) -> Vec<Diagnostic> {
-    let mut problems = Vec::new();
+/// Every problem the mapping has beyond its own syntax: errors, then warnings.
+pub fn validate(mapping: &Mapping, protocol: &Protocol, file: &str) -> Vec<Diagnostic> {
+    let mut check = Checker {
+        protocol,
+        file,
+        found: Vec::new(),
+    };
     for (name, dependency) in &mapping.dependencies {
         if SERVER_DEPENDENCIES.iter().any(|(server, _)| server == name) {
-            problems.push(
-                Diagnostic::error(format!(
-                    "`{name}` is already a dependency of every generated connector"
-                ))
-                .at(file, dependency.span.clone())
+            let diagnostic = check
+                .error(
+                    &dependency.span,
+                    format!("`{name}` is already a dependency of every generated connector"),
+                )
                 .with_help(format!(
                     "remove it from `dependencies`; the generated server's `{name}` is yours to use"
-                )),
-            );
+                ));
+            check.found.push(diagnostic);
         }
     }
-    problems
+    for (id, operation) in &mapping.operations {
+        check.operation(id, operation);
+    }
+    check
+        .found
+        .sort_by_key(|d| (!d.is_error(), d.location.as_ref().map(|l| l.span.start)));
+    check.found
+}
+
+/// What a list of fields is mapped onto.
+enum Target<'p> {
+    Object(&'p str, &'p ObjectDef),
+}
+
+struct Checker<'a> {
+    protocol: &'a Protocol,
+    file: &'a str,
+    found: Vec<Diagnostic>,
+}
+
+/// A record or an element mapped with `each`; `params` are the protocol request's.
+struct Scope<'a> {
+    operation: &'a Operation,
+}
+
+impl<'a> Checker<'a> {
+    fn error(&self, span: &Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(message).at(self.file, span.clone())
+    }
+
+    fn warning(&self, span: &Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(message).at(self.file, span.clone())
+    }
+
+    fn push_with_suggestion<'c>(
+        &mut self,
+        mut diagnostic: Diagnostic,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) {
+        if let Some(help) = did_you_mean(word, candidates) {
+            diagnostic = diagnostic.with_help(help);
+        }
+        self.found.push(diagnostic);
+    }
+
+    fn operation(&mut self, id: &str, mapping: &OperationMapping) {
+        let Some(operation) = self.protocol.operation(id) else {
+            let diagnostic = self.error(
+                &mapping.span,
+                format!("the protocol has no operation `{id}`"),
+            );
+            let ids: Vec<&str> = self
+                .protocol
+                .operations
+                .iter()
+                .map(|op| op.id.as_str())
+                .collect();
+            self.push_with_suggestion(diagnostic, id, ids);
+            return;
+        };
+        if operation.body.is_some() {
+            let diagnostic = self
+                .error(&mapping.span, format!("`{id}` takes a request body; mapping it declaratively is not supported yet"))
+                .with_help("implement it in src/handlers.rs with `ctx.upstream()`, and remove it from `operations`");
+            self.found.push(diagnostic);
+            return;
+        }
+        let scope = Scope { operation };
+        self.request_params(mapping, &scope);
+        let (target, is_list) = match &operation.success.shape {
+            Some(Shape::Array(array)) => (self.object(&array.items), true),
+            Some(shape) => (self.object(shape), false),
+            None => (None, false),
+        };
+        let Some(target) = target else {
+            let diagnostic = self.error(
+                &mapping.span,
+                format!("`{id}` does not answer with an object or a list of objects"),
+            );
+            self.found.push(diagnostic);
+            return;
+        };
+        match (&mapping.list, is_list) {
+            (None, true) => {
+                let diagnostic = self
+                    .error(&mapping.span, format!("`{id}` answers a list: say where the records are and how the provider orders them"))
+                    .with_help("add `records: data` (the path to the array) and `order: oldest_first | newest_first | unordered`");
+                self.found.push(diagnostic);
+            }
+            (Some(list), false) => {
+                let diagnostic = self
+                    .error(&list.span, format!("`{id}` answers a single object: `records`, `paging`, `order` and `since` do not apply"))
+                    .with_help("use `record: path` to say where the object is in the response");
+                self.found.push(diagnostic);
+            }
+            (Some(list), true) => {
+                if let Some(since) = &list.since
+                    && !operation.params.iter().any(|p| p.name.ends_with("AtFrom"))
+                {
+                    let diagnostic = self.error(
+                        &list.span,
+                        format!(
+                            "`{id}` has no time filter to translate into `{}`",
+                            since.param
+                        ),
+                    );
+                    self.found.push(diagnostic);
+                }
+            }
+            (None, false) => {}
+        }
+        self.fields(&mapping.span, &mapping.fields, target, &scope, id);
+    }
+
+    fn object(&self, shape: &Shape) -> Option<Target<'a>> {
+        match shape {
+            Shape::Named(name) => match self.protocol.types.get(name) {
+                Some(TypeDef::Object(object)) => Some(Target::Object(
+                    self.protocol.types.get_key_value(name)?.0,
+                    object,
+                )),
+                Some(TypeDef::Alias(alias)) => self.object(&alias.shape),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn request_params(&mut self, mapping: &OperationMapping, scope: &Scope) {
+        let request = &mapping.request;
+        let templates = std::iter::once(&request.path)
+            .chain(request.query.iter().map(|(_, t)| t))
+            .chain(request.headers.iter().map(|(_, t)| t));
+        let names: Vec<String> = templates
+            .flat_map(|t| &t.parts)
+            .filter_map(|part| match part {
+                TemplatePart::Param(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in names {
+            self.param(&mapping.span, &name, scope);
+        }
+    }
+
+    fn param(&mut self, span: &Span, name: &str, scope: &Scope) {
+        let params: Vec<&str> = scope
+            .operation
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        if !params.contains(&name) {
+            let diagnostic = self.error(
+                span,
+                format!("`{}` has no parameter `{name}`", scope.operation.id),
+            );
+            self.push_with_suggestion(diagnostic, name, params);
+        }
+    }
+
+    fn fields(
+        &mut self,
+        span: &Span,
+        fields: &[FieldMapping],
+        target: Target,
+        scope: &Scope,
+        what: &str,
+    ) {
+        let Target::Object(type_name, object) = target;
+        let names: Vec<&str> = object.fields.iter().map(|f| f.name.as_str()).collect();
+        for mapping in fields {
+            match object.fields.iter().find(|f| f.name == mapping.field) {
+                Some(field) => self.expr(&mapping.value, &field.shape, &field.name, scope),
+                None => {
+                    let diagnostic = self.error(
+                        &mapping.span,
+                        format!("`{type_name}` has no field `{}`", mapping.field),
+                    );
+                    self.push_with_suggestion(diagnostic, &mapping.field, names.iter().copied());
+                }
+            }
+        }
+        for field in object.fields.iter().filter(|f| f.required) {
+            if !fields.iter().any(|m| m.field == field.name) {
+                let diagnostic = self
+                    .error(
+                        span,
+                        format!(
+                            "`{what}` never sets `{}`, which the protocol requires",
+                            field.name
+                        ),
+                    )
+                    .with_help(format!("add `{}: ...` under `fields`", field.name));
+                self.found.push(diagnostic);
+            }
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr, shape: &Shape, field: &str, scope: &Scope) {
+        match &expr.source {
+            Source::Param(name) => self.param(&expr.span, name, scope),
+            Source::FirstOf(options) => {
+                for option in options {
+                    self.expr(option, shape, field, scope);
+                }
+            }
+            Source::Template(template) => {
+                for part in &template.parts {
+                    if let TemplatePart::Param(name) = part {
+                        self.param(&expr.span, name, scope);
+                    }
+                }
+            }
+            Source::Each { fields, .. } => match shape {
+                Shape::Array(array) => match self.object(&array.items) {
+                    Some(target) => self.fields(&expr.span, fields, target, scope, field),
+                    None => {
+                        let diagnostic = self.error(
+                            &expr.span,
+                            format!("`{field}` is not a list of objects; `each` does not apply"),
+                        );
+                        self.found.push(diagnostic);
+                    }
+                },
+                _ => {
+                    let diagnostic = self.error(
+                        &expr.span,
+                        format!("`{field}` is not a list; `each` does not apply"),
+                    );
+                    self.found.push(diagnostic);
+                }
+            },
+            _ => {}
+        }
+        if matches!(
+            expr.source,
+            Source::FirstOf(_) | Source::Rust(_) | Source::Each { .. }
+        ) {
+            return;
+        }
+        self.conversion(expr, shape, field);
+    }
+
+    /// Whether the value can become the field's type, and says how when it cannot.
+    fn conversion(&mut self, expr: &Expr, shape: &Shape, field: &str) {
+        let resolved = self.resolve(shape);
+        let conversion = expr.conversion.as_ref();
+        let problem: Option<(String, &str)> = match (&resolved, conversion) {
+            (Shape::Named(name), conversion) => match self.protocol.types.get(name) {
+                Some(TypeDef::Enum(def)) => match (conversion, &expr.source) {
+                    (
+                        Some(Conversion::Enum {
+                            map,
+                            fallback,
+                            span,
+                        }),
+                        _,
+                    ) => {
+                        self.enum_targets(name, &def.values, map, fallback.as_ref(), span, field);
+                        None
+                    }
+                    (None, Source::Const(serde_json::Value::String(value)))
+                        if def.values.contains(value) =>
+                    {
+                        None
+                    }
+                    (None, Source::Const(value)) => Some((
+                        format!("`{value}` is not a {name} value"),
+                        "use one of the protocol's values",
+                    )),
+                    _ => Some((
+                        format!(
+                            "`{field}` is a {name}: map the provider's values onto the protocol's"
+                        ),
+                        "add `enum: { map: { provider_value: PROTOCOL_VALUE }, fallback: OTHER }`",
+                    )),
+                },
+                _ => None,
+            },
+            (Shape::String(s), Some(Conversion::Time(_))) if s.format != StringFormat::Plain => {
+                None
+            }
+            (Shape::String(s), None) if s.format != StringFormat::Plain => None,
+            (Shape::String(s), Some(_)) if s.format != StringFormat::Plain => Some((
+                format!("`{field}` is a date-time"),
+                "use `time: rfc3339 | unix_seconds | unix_millis | { pattern, utc_offset }`",
+            )),
+            (Shape::String(_), Some(Conversion::Time(_))) => Some((
+                format!("`{field}` is not a date-time; `time` does not apply"),
+                "remove `time`",
+            )),
+            (Shape::String(_), None)
+                if field == "amount" && !matches!(expr.source, Source::Const(_)) =>
+            {
+                Some((
+                    format!(
+                        "`{field}` is in minor units: say how to convert the provider's amount"
+                    ),
+                    "add `amount: { currency: <path to the currency>, format: decimal | minor_units }`",
+                ))
+            }
+            (Shape::String(_), None)
+                if field == "currency" && !matches!(expr.source, Source::Const(_)) =>
+            {
+                Some((
+                    format!("`{field}` is a UMN currency (`EUR/2`): convert the provider's code"),
+                    "add `currency: true`",
+                ))
+            }
+            (Shape::String(_), Some(Conversion::Amount { .. })) if field != "amount" => Some((
+                format!("`{field}` is not an amount; `amount` does not apply"),
+                "remove `amount`",
+            )),
+            (Shape::String(_), Some(Conversion::Currency)) if field != "currency" => Some((
+                format!("`{field}` is not a currency; `currency` does not apply"),
+                "remove `currency`",
+            )),
+            (Shape::String(_), Some(Conversion::Enum { .. })) => Some((
+                format!("`{field}` is not an enum; `enum` does not apply"),
+                "remove `enum`",
+            )),
+            (Shape::Map(_), _)
+                if !matches!(
+                    expr.source,
+                    Source::Metadata { .. } | Source::Path(_) | Source::Const(_)
+                ) =>
+            {
+                Some((
+                    format!("`{field}` is a string map"),
+                    "use `metadata: { fields: [...], flatten: [...] }`",
+                ))
+            }
+            (Shape::Array(_), _)
+                if !matches!(expr.source, Source::Each { .. } | Source::Const(_)) =>
+            {
+                Some((
+                    format!("`{field}` is a list"),
+                    "use `each: <path to the array>` with `fields`",
+                ))
+            }
+            (_, Some(_)) if !matches!(resolved, Shape::String(_)) => Some((
+                format!("`{field}` takes no conversion"),
+                "remove the conversion",
+            )),
+            _ => None,
+        };
+        if matches!(expr.source, Source::Metadata { .. }) && !matches!(resolved, Shape::Map(_)) {
+            let diagnostic = self.error(
+                &expr.span,
+                format!("`{field}` is not a map; `metadata` does not apply"),
+            );
+            self.found.push(diagnostic);
+        }
+        if matches!(expr.source, Source::Now)
+            && !matches!(&resolved, Shape::String(s) if s.format == StringFormat::DateTime)
+        {
+            let diagnostic = self.error(
+                &expr.span,
+                format!("`{field}` is not a date-time; `now` does not apply"),
+            );
+            self.found.push(diagnostic);
+        }
+        if let Some((message, help)) = problem {
+            let diagnostic = self.error(&expr.span, message).with_help(help);
+            self.found.push(diagnostic);
+        }
+        if let Some(Conversion::Amount { currency, .. }) = conversion
+            && let Source::Const(value) = &currency.source
+            && !value.is_string()
+        {
+            let diagnostic = self.error(
+                &currency.span,
+                "an amount's currency must be a currency code",
+            );
+            self.found.push(diagnostic);
+        }
+    }
+
+    fn enum_targets(
+        &mut self,
+        name: &str,
+        values: &[String],
+        map: &[(String, String)],
+        fallback: Option<&String>,
+        span: &Span,
+        field: &str,
+    ) {
+        let candidates: Vec<&str> = values.iter().map(String::as_str).collect();
+        for target in map.iter().map(|(_, v)| v).chain(fallback) {
+            if !values.contains(target) {
+                let diagnostic = self.error(span, format!("`{target}` is not a {name} value"));
+                self.push_with_suggestion(diagnostic, target, candidates.iter().copied());
+            }
+        }
+        let unproduced: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|value| {
+                !map.iter().any(|(_, v)| v == value) && fallback.map(String::as_str) != Some(*value)
+            })
+            .collect();
+        if !unproduced.is_empty() {
+            let diagnostic = self.warning(
+                span,
+                format!(
+                    "no provider value of `{field}` becomes {}",
+                    unproduced.join(", ")
+                ),
+            );
+            self.found.push(diagnostic);
+        }
+        if fallback.is_none() {
+            let diagnostic = self
+                .warning(span, format!("`{field}` has no `fallback`: an unknown provider value fails the whole request"))
+                .with_help("add `fallback: OTHER` (or another protocol value)");
+            self.found.push(diagnostic);
+        }
+    }
+
+    fn resolve(&self, shape: &Shape) -> Shape {
+        match shape {
+            Shape::Named(name) => match self.protocol.types.get(name) {
+                Some(TypeDef::Alias(alias)) => self.resolve(&alias.shape),
+                _ => shape.clone(),
+            },
+            _ => shape.clone(),
+        }
+    }
 }

@@ -9,9 +9,18 @@ use super::params::params_ident;
 use super::types::{mentions_model, output_type, rust_type};
 use crate::ir::{Operation, Protocol};
 use crate::names;
+use crate::plan::Plan;
 
-pub fn render(protocol: &Protocol) -> TokenStream {
-    let methods = protocol.operations.iter().map(trait_method);
+pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
+    let mapped = |op: &Operation| {
+        plan.mapped
+            .as_ref()
+            .is_some_and(|m| m.operations.contains_key(&op.id))
+    };
+    let methods = protocol
+        .operations
+        .iter()
+        .map(|op| trait_method(op, mapped(op)));
     let imports = imports(protocol);
     quote! {
         //! The interface your connector implements: one method per protocol operation.
@@ -91,10 +100,15 @@ pub fn describe(op: &Operation) -> String {
     }
 }
 
-fn trait_method(op: &Operation) -> TokenStream {
+fn trait_method(op: &Operation, mapped: bool) -> TokenStream {
     let method = names::snake_ident(&op.id);
+    let source = if mapped {
+        "By default it is answered from the provider as connector.yaml maps it."
+    } else {
+        "By default it answers 501 Not Implemented."
+    };
     let doc = doc(Some(&format!(
-        "{}\n\nAnswers {} on success.",
+        "{}\n\nAnswers {} on success. {source}",
         describe(op),
         op.success.status
     )));
@@ -108,11 +122,19 @@ fn trait_method(op: &Operation) -> TokenStream {
         [name] => quote!(let _ = #name;),
         names => quote!(let _ = (#(#names),*);),
     };
+    let body = if mapped {
+        let arguments = names.iter().skip(1);
+        quote!(async move { super::mapped::#method(&ctx, #(#arguments),*).await })
+    } else {
+        quote! {
+            #ignore
+            async { Err(ConnectorError::not_implemented(#id)) }
+        }
+    };
     quote! {
         #doc
         fn #method(&self, #(#signature),*) -> impl Future<Output = Result<#output, ConnectorError>> + Send {
-            #ignore
-            async { Err(ConnectorError::not_implemented(#id)) }
+            #body
         }
     }
 }

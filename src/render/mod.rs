@@ -2,12 +2,18 @@
 //! Cargo.toml, README and Dockerfile come from askama templates under `templates/`.
 
 mod api;
+mod convert;
+mod fields;
+mod listing;
+mod mapped;
+mod metrics;
 mod models;
 mod params;
 mod server;
 mod statics;
 mod templates;
 mod types;
+mod upstream;
 mod user;
 
 pub use templates::new_mapping;
@@ -82,14 +88,25 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
     let generated =
         |tokens: TokenStream| rust_file(kind, tokens).map(|text| format!("{header}{text}"));
     match kind {
-        FileKind::GeneratedMod => generated(statics::generated_mod()),
+        FileKind::GeneratedMod => generated(statics::generated_mod(plan)),
         FileKind::Models => generated(models::render(protocol)),
         FileKind::Params => generated(params::render(protocol)),
-        FileKind::Api => generated(api::render(protocol)),
+        FileKind::Api => generated(api::render(protocol, plan)),
         FileKind::Server => generated(server::render(protocol)),
+        FileKind::Metrics => generated(metrics::render()),
+        FileKind::Upstream => generated(upstream::render()),
+        FileKind::Listing => generated(listing::render()),
+        FileKind::Fields => generated(fields::render()),
+        FileKind::Mapped => match &plan.mapped {
+            Some(mapped) => generated(mapped::render(protocol, mapped)),
+            None => Err(Diagnostic::error(
+                "internal error: mapped.rs planned without a mapping",
+            )),
+        },
         FileKind::Settings => generated(statics::settings(&plan.krate)),
         FileKind::Error => generated(statics::error()),
         FileKind::Validate => generated(statics::validate()),
+        FileKind::Convert => generated(convert::render()),
         FileKind::Runtime => generated(statics::runtime(&plan.krate)),
         FileKind::Lib => rust_file(kind, user::lib(&plan.krate)),
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
@@ -120,10 +137,10 @@ fn space_items(code: &str) -> String {
     for (index, line) in lines.iter().enumerate() {
         out.push_str(line);
         out.push('\n');
-        if let Some(next) = lines.get(index + 1) {
-            if needs_blank_line(line, next) {
-                out.push('\n');
-            }
+        if let Some(next) = lines.get(index + 1)
+            && needs_blank_line(line, next)
+        {
+            out.push('\n');
         }
     }
     out

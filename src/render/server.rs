@@ -55,12 +55,13 @@ pub fn render(protocol: &Protocol) -> TokenStream {
         /// Every protocol route, authenticated, plus `/healthz` and JSON 404/405 answers.
         pub fn router<C: Connector>(state: AppState<C>) -> Router {
             let api_key = state.api_key.clone();
+            let metrics = state.services.metrics();
             let protocol = Router::new()
                 #routes
                 .method_not_allowed_fallback(runtime::method_not_allowed)
                 .route_layer(axum::middleware::from_fn_with_state(api_key, runtime::require_api_key))
                 .with_state(state);
-            runtime::with_common_routes(protocol)
+            runtime::with_common_routes(protocol, metrics)
         }
 
         #(#handlers)*
@@ -148,13 +149,13 @@ fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
         async fn #name<C: Connector>(State(state): State<AppState<C>>, request: Request) -> Response {
             let result = async {
                 let input = RequestInput::read(request, state.body_limit).await?;
-                let ctx = input.context(&state.config);
+                let ctx = input.context(&state.services);
                 #params
                 #body
                 let connector = state.connector.clone();
                 runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }).await
             };
-            #respond(#status, result.await)
+            #respond(#id, #status, result.await)
         }
     }
 }

@@ -8,14 +8,22 @@ use quote::quote;
 use super::doc;
 use crate::mapping::Setting;
 use crate::names;
-use crate::plan::Crate;
+use crate::plan::{AuthPlan, Crate, Plan};
 
-const MODULES: &[&str] = &[
-    "api", "error", "models", "params", "runtime", "server", "settings", "validate",
-];
-
-pub fn generated_mod() -> TokenStream {
-    let modules = MODULES.iter().map(|m| names::snake_ident(m));
+/// `pub mod` for every other file the plan puts in src/generated/.
+pub fn generated_mod(plan: &Plan) -> TokenStream {
+    let mut modules: Vec<&str> = plan
+        .files
+        .iter()
+        .filter_map(|file| {
+            file.path
+                .strip_prefix("src/generated/")?
+                .strip_suffix(".rs")
+        })
+        .filter(|module| *module != "mod")
+        .collect();
+    modules.sort_unstable();
+    let modules = modules.into_iter().map(names::snake_ident);
     quote! {
         //! The protocol side of this connector, generated from the Generic connector spec and
         //! connector.yaml. `connector-gen generate` rewrites every file in this folder.
@@ -48,17 +56,107 @@ pub fn settings(krate: &Crate) -> TokenStream {
         };
         quote! { #ident: #value, }
     });
+    let debug_fields = krate.settings.iter().map(|setting| {
+        let (name, ident) = (&setting.field, names::snake_ident(&setting.field));
+        if setting.secret {
+            quote!(.field(#name, &"<redacted>"))
+        } else {
+            quote!(.field(#name, &self.#ident))
+        }
+    });
+    let client = if krate.upstream {
+        client_settings(krate)
+    } else {
+        TokenStream::new()
+    };
     quote! {
         //! The provider settings declared in connector.yaml, read when the connector starts.
 
         /// How to reach the provider (`upstream` in connector.yaml).
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[derive(Clone, PartialEq, Eq)]
         pub struct UpstreamSettings { #(#fields)* }
 
         impl UpstreamSettings {
             /// Reads every setting, recording each missing one in `problems`.
             pub(crate) fn from_lookup(env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Self {
                 Self { #(#values)* }
+            }
+
+            #client
+        }
+
+        /// Credentials are never printed.
+        impl std::fmt::Debug for UpstreamSettings {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("UpstreamSettings") #(#debug_fields)* .finish()
+            }
+        }
+    }
+}
+
+fn client_settings(krate: &Crate) -> TokenStream {
+    let field = |name: &str| {
+        let ident = names::snake_ident(name);
+        quote!(self.#ident.clone())
+    };
+    let auth = match &krate.auth {
+        None => quote!(Auth::None),
+        Some(AuthPlan::Bearer { token }) => {
+            let token = field(token);
+            quote!(Auth::Bearer(#token))
+        }
+        Some(AuthPlan::ApiKey {
+            location,
+            name,
+            value,
+        }) => {
+            let value = field(value);
+            match location {
+                crate::mapping::KeyLocation::Header => {
+                    quote!(Auth::Header { name: #name.to_owned(), value: #value })
+                }
+                crate::mapping::KeyLocation::Query => {
+                    quote!(Auth::Query { name: #name.to_owned(), value: #value })
+                }
+            }
+        }
+        Some(AuthPlan::Basic { username, password }) => {
+            let (username, password) = (field(username), field(password));
+            quote!(Auth::Basic { username: #username, password: #password })
+        }
+        Some(AuthPlan::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        }) => {
+            let (token_url, client_id, client_secret) =
+                (field(token_url), field(client_id), field(client_secret));
+            let scope = match scope {
+                Some(scope) => quote!(Some(#scope.to_owned())),
+                None => quote!(None),
+            };
+            quote!(Auth::OAuth2 { token_url: #token_url, client_id: #client_id, client_secret: #client_secret, scope: #scope })
+        }
+    };
+    let headers = krate.headers.iter().map(|(name, settings_field)| {
+        let value = field(settings_field);
+        quote!((#name.to_owned(), #value))
+    });
+    let timeout = proc_macro2::Literal::u64_unsuffixed(krate.timeout_ms);
+    let attempts = proc_macro2::Literal::u32_unsuffixed(krate.retry.attempts);
+    let deadline = proc_macro2::Literal::u64_unsuffixed(krate.retry.deadline_ms);
+    quote! {
+        /// The provider client's settings: these values, and connector.yaml's auth, timeout and retries.
+        pub(crate) fn client_settings(&self) -> super::upstream::ClientSettings {
+            use super::upstream::Auth;
+            super::upstream::ClientSettings {
+                base_url: self.base_url.clone(),
+                auth: #auth,
+                headers: vec![#(#headers),*],
+                timeout: std::time::Duration::from_millis(#timeout),
+                attempts: #attempts,
+                deadline: std::time::Duration::from_millis(#deadline),
             }
         }
     }
@@ -343,6 +441,7 @@ pub fn runtime(krate: &Crate) -> TokenStream {
     let package = &krate.package;
     let config = config();
     let http = http_runtime();
+    let services = services(krate.upstream);
     quote! {
         //! Start-up and the HTTP plumbing every route shares: configuration from the
         //! environment, logging, authentication, request ids, body limits, panics, shutdown.
@@ -369,6 +468,7 @@ pub fn runtime(krate: &Crate) -> TokenStream {
         use super::server;
         use super::settings::UpstreamSettings;
         use super::validate::Query;
+        use super::metrics::Metrics;
 
         const PACKAGE: &str = #package;
 
@@ -406,12 +506,17 @@ pub fn runtime(krate: &Crate) -> TokenStream {
                 }
             };
             let address = listener.local_addr().unwrap_or(config.listen);
-            let state = AppState {
-                connector: Arc::new(make_connector(&config)),
-                api_key: config.api_key.clone(),
-                body_limit: config.body_limit,
-                config: Arc::new(config),
+            let api_key = config.api_key.clone();
+            let body_limit = config.body_limit;
+            let connector = Arc::new(make_connector(&config));
+            let services = match Services::start(config) {
+                Ok(services) => services,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start");
+                    return ExitCode::FAILURE;
+                }
             };
+            let state = AppState { connector, services, api_key, body_limit };
             tracing::info!(%address, "connector listening");
             let served = axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown_signal()).await;
             match served {
@@ -477,6 +582,7 @@ pub fn runtime(krate: &Crate) -> TokenStream {
         }
 
         #config
+        #services
         #http
     }
 }
@@ -582,7 +688,7 @@ fn http_runtime() -> TokenStream {
         /// What every handler shares.
         pub struct AppState<C> {
             pub connector: Arc<C>,
-            pub config: Arc<Config>,
+            pub services: Services,
             pub api_key: ApiKey,
             pub body_limit: usize,
         }
@@ -591,7 +697,7 @@ fn http_runtime() -> TokenStream {
             fn clone(&self) -> Self {
                 Self {
                     connector: Arc::clone(&self.connector),
-                    config: Arc::clone(&self.config),
+                    services: self.services.clone(),
                     api_key: self.api_key.clone(),
                     body_limit: self.body_limit,
                 }
@@ -599,25 +705,32 @@ fn http_runtime() -> TokenStream {
         }
 
         /// What every operation gets besides its parameters and body.
-        #[derive(Debug, Clone)]
+        #[derive(Clone)]
         pub struct Context {
-            config: Arc<Config>,
+            services: Services,
             request_id: Arc<str>,
         }
 
         impl Context {
-            pub fn new(config: Arc<Config>, request_id: &str) -> Self {
-                Self { config, request_id: Arc::from(request_id) }
-            }
-
             /// The configuration read at start-up, including the provider settings.
             pub fn config(&self) -> &Config {
-                &self.config
+                &self.services.config
             }
 
             /// This request's id, as logged and returned in `X-Request-Id`.
             pub fn request_id(&self) -> &str {
                 &self.request_id
+            }
+
+            /// The connector's counters, served at `/metrics`.
+            pub fn metrics(&self) -> &Metrics {
+                &self.services.metrics
+            }
+        }
+
+        impl std::fmt::Debug for Context {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Context").field("request_id", &self.request_id).finish_non_exhaustive()
             }
         }
 
@@ -626,14 +739,25 @@ fn http_runtime() -> TokenStream {
         struct RequestId(Arc<str>);
 
         /// `/healthz`, JSON 404s and request tracing around the protocol routes.
-        pub fn with_common_routes(protocol: Router) -> Router {
+        pub fn with_common_routes(protocol: Router, metrics: Arc<Metrics>) -> Router {
+            let scrape = Arc::clone(&metrics);
             Router::new()
                 .route("/healthz", axum::routing::get(healthz))
+                .route("/metrics", axum::routing::get(move || async move { render_metrics(&scrape) }))
                 .method_not_allowed_fallback(method_not_allowed)
                 .merge(protocol)
                 .fallback(not_found)
-                .layer(axum::middleware::from_fn(trace_request))
+                .layer(axum::middleware::from_fn_with_state(metrics, trace_request))
         }
+
+        fn render_metrics(metrics: &Metrics) -> Response {
+            let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], metrics.render()).into_response()
+        }
+
+        /// Which operation answered, so that request metrics can say.
+        #[derive(Debug, Clone, Copy)]
+        pub struct OperationLabel(pub &'static str);
 
         async fn healthz() -> Response {
             let content_type = HeaderValue::from_static("application/json");
@@ -665,7 +789,7 @@ fn http_runtime() -> TokenStream {
 
         /// Gives every request an id (the caller's `X-Request-Id`, or a new one), a span that
         /// carries it through every log line, and one log line when it is answered.
-        pub async fn trace_request(mut request: Request, next: Next) -> Response {
+        pub async fn trace_request(State(metrics): State<Arc<Metrics>>, mut request: Request, next: Next) -> Response {
             let id = request_id(request.headers());
             request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
             let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
@@ -673,6 +797,8 @@ fn http_runtime() -> TokenStream {
             let mut response = next.run(request).instrument(span.clone()).await;
             let status = response.status().as_u16();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let operation = response.extensions().get::<OperationLabel>().map_or("other", |label| label.0);
+            metrics.request(operation, status);
             span.in_scope(|| {
                 if status >= 500 {
                     tracing::warn!(status, elapsed_ms, "request failed");
@@ -730,9 +856,9 @@ fn http_runtime() -> TokenStream {
                 Ok(Self { parts, request_id, path, body })
             }
 
-            /// The operation's context: configuration and request id.
-            pub fn context(&self, config: &Arc<Config>) -> Context {
-                Context { config: Arc::clone(config), request_id: Arc::clone(&self.request_id) }
+            /// The operation's context: configuration, services and request id.
+            pub fn context(&self, services: &Services) -> Context {
+                Context { services: services.clone(), request_id: Arc::clone(&self.request_id) }
             }
 
             pub fn query(&self) -> Query {
@@ -810,25 +936,29 @@ fn http_runtime() -> TokenStream {
         }
 
         /// The success body as JSON with the spec's status code, or the error.
-        pub fn respond<T: Serialize>(status: u16, result: Result<T, ConnectorError>) -> Response {
+        pub fn respond<T: Serialize>(operation: &'static str, status: u16, result: Result<T, ConnectorError>) -> Response {
             let body = result.and_then(|value| {
                 serde_json::to_vec(&value).map_err(|error| ConnectorError::internal(format!("cannot encode the response: {error}")))
             });
-            match body {
+            let mut response = match body {
                 Ok(body) => {
                     let content_type = HeaderValue::from_static("application/json");
                     (status_code(status), [(header::CONTENT_TYPE, content_type)], body).into_response()
                 }
                 Err(error) => error_response(error),
-            }
+            };
+            response.extensions_mut().insert(OperationLabel(operation));
+            response
         }
 
         /// For operations whose success has no body.
-        pub fn respond_empty(status: u16, result: Result<(), ConnectorError>) -> Response {
-            match result {
+        pub fn respond_empty(operation: &'static str, status: u16, result: Result<(), ConnectorError>) -> Response {
+            let mut response = match result {
                 Ok(()) => status_code(status).into_response(),
                 Err(error) => error_response(error),
-            }
+            };
+            response.extensions_mut().insert(OperationLabel(operation));
+            response
         }
 
         fn status_code(status: u16) -> StatusCode {
@@ -843,5 +973,73 @@ fn http_runtime() -> TokenStream {
             }
             error.into_response()
         }
+    }
+}
+
+/// `Services`: what the runtime builds once at start-up and every request shares.
+fn services(upstream: bool) -> TokenStream {
+    let (fields, build, clone, accessors) = if upstream {
+        (
+            quote! {
+                upstream: Arc<super::upstream::Upstream>,
+                lists: Arc<super::mapped::Lists>,
+            },
+            quote! {
+                let upstream = super::upstream::Upstream::new(config.upstream.client_settings(), Arc::clone(&metrics))?;
+                Ok(Self { config: Arc::new(config), metrics, upstream: Arc::new(upstream), lists: Arc::default() })
+            },
+            quote!(upstream: Arc::clone(&self.upstream), lists: Arc::clone(&self.lists),),
+            quote! {
+                impl Context {
+                    /// The provider's API client: base URL, authentication, retries and error
+                    /// classes as connector.yaml says.
+                    pub fn upstream(&self) -> &super::upstream::Upstream {
+                        &self.services.upstream
+                    }
+
+                    /// The mapped list operations' windows.
+                    pub fn lists(&self) -> &super::mapped::Lists {
+                        &self.services.lists
+                    }
+                }
+            },
+        )
+    } else {
+        (
+            TokenStream::new(),
+            quote!(Ok(Self {
+                config: Arc::new(config),
+                metrics
+            })),
+            TokenStream::new(),
+            TokenStream::new(),
+        )
+    };
+    quote! {
+        /// What the runtime builds once at start-up and every request shares.
+        pub struct Services {
+            config: Arc<Config>,
+            metrics: Arc<Metrics>,
+            #fields
+        }
+
+        impl Services {
+            fn start(config: Config) -> Result<Self, String> {
+                let metrics = Arc::new(Metrics::default());
+                #build
+            }
+
+            pub fn metrics(&self) -> Arc<Metrics> {
+                Arc::clone(&self.metrics)
+            }
+        }
+
+        impl Clone for Services {
+            fn clone(&self) -> Self {
+                Self { config: Arc::clone(&self.config), metrics: Arc::clone(&self.metrics), #clone }
+            }
+        }
+
+        #accessors
     }
 }

@@ -18,7 +18,7 @@ use super::params::*;
 pub trait Connector: Send + Sync + 'static {
     /// `GET /accounts` (getAccounts): List accounts, oldest first
     ///
-    /// Answers 200 on success.
+    /// Answers 200 on success. By default it answers 501 Not Implemented.
     fn get_accounts(
         &self,
         ctx: Context,
@@ -30,7 +30,7 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `GET /accounts/{accountId}/balances` (getAccountBalances): Current balances of one account
     ///
-    /// Answers 200 on success.
+    /// Answers 200 on success. By default it answers 501 Not Implemented.
     fn get_account_balances(
         &self,
         ctx: Context,
@@ -42,7 +42,7 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `GET /beneficiaries` (getBeneficiaries): List beneficiaries, oldest first
     ///
-    /// Answers 200 on success.
+    /// Answers 200 on success. By default it answers 501 Not Implemented.
     fn get_beneficiaries(
         &self,
         ctx: Context,
@@ -54,7 +54,7 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `GET /transactions` (getTransactions): List transactions, least recently changed first
     ///
-    /// Answers 200 on success.
+    /// Answers 200 on success. By default it answers 501 Not Implemented.
     fn get_transactions(
         &self,
         ctx: Context,
@@ -66,7 +66,7 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `POST /payouts` (createPayout): Initiate a payout to an external account (idempotent)
     ///
-    /// Answers 201 on success.
+    /// Answers 201 on success. By default it answers 501 Not Implemented.
     fn create_payout(
         &self,
         ctx: Context,
@@ -78,7 +78,7 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
     ///
-    /// Answers 201 on success.
+    /// Answers 201 on success. By default it answers 501 Not Implemented.
     fn create_transfer(
         &self,
         ctx: Context,

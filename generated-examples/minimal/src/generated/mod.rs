@@ -8,7 +8,13 @@
 pub mod api;
 
 #[rustfmt::skip]
+pub mod convert;
+
+#[rustfmt::skip]
 pub mod error;
+
+#[rustfmt::skip]
+pub mod metrics;
 
 #[rustfmt::skip]
 pub mod models;

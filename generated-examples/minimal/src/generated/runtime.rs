@@ -28,6 +28,7 @@ use super::error::ConnectorError;
 use super::server;
 use super::settings::UpstreamSettings;
 use super::validate::Query;
+use super::metrics::Metrics;
 
 const PACKAGE: &str = "minimal";
 
@@ -70,11 +71,21 @@ pub async fn serve<C: Connector>(
         }
     };
     let address = listener.local_addr().unwrap_or(config.listen);
+    let api_key = config.api_key.clone();
+    let body_limit = config.body_limit;
+    let connector = Arc::new(make_connector(&config));
+    let services = match Services::start(config) {
+        Ok(services) => services,
+        Err(error) => {
+            tracing::error!(% error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
     let state = AppState {
-        connector: Arc::new(make_connector(&config)),
-        api_key: config.api_key.clone(),
-        body_limit: config.body_limit,
-        config: Arc::new(config),
+        connector,
+        services,
+        api_key,
+        body_limit,
     };
     tracing::info!(% address, "connector listening");
     let served = axum::serve(listener, server::router(state))
@@ -280,10 +291,39 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+/// What the runtime builds once at start-up and every request shares.
+pub struct Services {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+}
+
+impl Services {
+    fn start(config: Config) -> Result<Self, String> {
+        let metrics = Arc::new(Metrics::default());
+        Ok(Self {
+            config: Arc::new(config),
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+}
+
+impl Clone for Services {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
 /// What every handler shares.
 pub struct AppState<C> {
     pub connector: Arc<C>,
-    pub config: Arc<Config>,
+    pub services: Services,
     pub api_key: ApiKey,
     pub body_limit: usize,
 }
@@ -292,7 +332,7 @@ impl<C> Clone for AppState<C> {
     fn clone(&self) -> Self {
         Self {
             connector: Arc::clone(&self.connector),
-            config: Arc::clone(&self.config),
+            services: self.services.clone(),
             api_key: self.api_key.clone(),
             body_limit: self.body_limit,
         }
@@ -300,28 +340,34 @@ impl<C> Clone for AppState<C> {
 }
 
 /// What every operation gets besides its parameters and body.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
-    config: Arc<Config>,
+    services: Services,
     request_id: Arc<str>,
 }
 
 impl Context {
-    pub fn new(config: Arc<Config>, request_id: &str) -> Self {
-        Self {
-            config,
-            request_id: Arc::from(request_id),
-        }
-    }
-
     /// The configuration read at start-up, including the provider settings.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.services.config
     }
 
     /// This request's id, as logged and returned in `X-Request-Id`.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// The connector's counters, served at `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.services.metrics
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -330,14 +376,29 @@ impl Context {
 struct RequestId(Arc<str>);
 
 /// `/healthz`, JSON 404s and request tracing around the protocol routes.
-pub fn with_common_routes(protocol: Router) -> Router {
+pub fn with_common_routes(protocol: Router, metrics: Arc<Metrics>) -> Router {
+    let scrape = Arc::clone(&metrics);
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { render_metrics(&scrape) }),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .merge(protocol)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(metrics, trace_request))
 }
+
+fn render_metrics(metrics: &Metrics) -> Response {
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], metrics.render())
+        .into_response()
+}
+
+/// Which operation answered, so that request metrics can say.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationLabel(pub &'static str);
 
 async fn healthz() -> Response {
     let content_type = HeaderValue::from_static("application/json");
@@ -388,7 +449,11 @@ fn bearer_token(header: &str) -> Option<&str> {
 
 /// Gives every request an id (the caller's `X-Request-Id`, or a new one), a span that
 /// carries it through every log line, and one log line when it is answered.
-pub async fn trace_request(mut request: Request, next: Next) -> Response {
+pub async fn trace_request(
+    State(metrics): State<Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request_id(request.headers());
     request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
     let span = tracing::info_span!(
@@ -398,6 +463,11 @@ pub async fn trace_request(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let operation = response
+        .extensions()
+        .get::<OperationLabel>()
+        .map_or("other", |label| label.0);
+    metrics.request(operation, status);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");
@@ -491,10 +561,10 @@ impl RequestInput {
         })
     }
 
-    /// The operation's context: configuration and request id.
-    pub fn context(&self, config: &Arc<Config>) -> Context {
+    /// The operation's context: configuration, services and request id.
+    pub fn context(&self, services: &Services) -> Context {
         Context {
-            config: Arc::clone(config),
+            services: services.clone(),
             request_id: Arc::clone(&self.request_id),
         }
     }
@@ -609,6 +679,7 @@ pub async fn call_connector<T: Send + 'static>(
 
 /// The success body as JSON with the spec's status code, or the error.
 pub fn respond<T: Serialize>(
+    operation: &'static str,
     status: u16,
     result: Result<T, ConnectorError>,
 ) -> Response {
@@ -619,22 +690,30 @@ pub fn respond<T: Serialize>(
                     format!("cannot encode the response: {error}"),
                 ))
         });
-    match body {
+    let mut response = match body {
         Ok(body) => {
             let content_type = HeaderValue::from_static("application/json");
             (status_code(status), [(header::CONTENT_TYPE, content_type)], body)
                 .into_response()
         }
         Err(error) => error_response(error),
-    }
+    };
+    response.extensions_mut().insert(OperationLabel(operation));
+    response
 }
 
 /// For operations whose success has no body.
-pub fn respond_empty(status: u16, result: Result<(), ConnectorError>) -> Response {
-    match result {
+pub fn respond_empty(
+    operation: &'static str,
+    status: u16,
+    result: Result<(), ConnectorError>,
+) -> Response {
+    let mut response = match result {
         Ok(()) => status_code(status).into_response(),
         Err(error) => error_response(error),
-    }
+    };
+    response.extensions_mut().insert(OperationLabel(operation));
+    response
 }
 
 fn status_code(status: u16) -> StatusCode {

@@ -16,6 +16,7 @@ use super::validate::Validate;
 /// Every protocol route, authenticated, plus `/healthz` and JSON 404/405 answers.
 pub fn router<C: Connector>(state: AppState<C>) -> Router {
     let api_key = state.api_key.clone();
+    let metrics = state.services.metrics();
     let protocol = Router::new()
         .route("/accounts", get(get_accounts::<C>))
         .route("/accounts/{accountId}/balances", get(get_account_balances::<C>))
@@ -28,7 +29,7 @@ pub fn router<C: Connector>(state: AppState<C>) -> Router {
             axum::middleware::from_fn_with_state(api_key, runtime::require_api_key),
         )
         .with_state(state);
-    runtime::with_common_routes(protocol)
+    runtime::with_common_routes(protocol, metrics)
 }
 
 /// `GET /accounts` (getAccounts): List accounts, oldest first
@@ -38,7 +39,7 @@ async fn get_accounts<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let params = GetAccountsParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
@@ -47,7 +48,7 @@ async fn get_accounts<C: Connector>(
             )
             .await
     };
-    runtime::respond(200, result.await)
+    runtime::respond("getAccounts", 200, result.await)
 }
 
 /// `GET /accounts/{accountId}/balances` (getAccountBalances): Current balances of one account
@@ -57,7 +58,7 @@ async fn get_account_balances<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let params = GetAccountBalancesParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
@@ -66,7 +67,7 @@ async fn get_account_balances<C: Connector>(
             )
             .await
     };
-    runtime::respond(200, result.await)
+    runtime::respond("getAccountBalances", 200, result.await)
 }
 
 /// `GET /beneficiaries` (getBeneficiaries): List beneficiaries, oldest first
@@ -76,7 +77,7 @@ async fn get_beneficiaries<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let params = GetBeneficiariesParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
@@ -85,7 +86,7 @@ async fn get_beneficiaries<C: Connector>(
             )
             .await
     };
-    runtime::respond(200, result.await)
+    runtime::respond("getBeneficiaries", 200, result.await)
 }
 
 /// `GET /transactions` (getTransactions): List transactions, least recently changed first
@@ -95,7 +96,7 @@ async fn get_transactions<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let params = GetTransactionsParams::from_request(&input)?;
         let connector = state.connector.clone();
         runtime::call_connector(
@@ -104,7 +105,7 @@ async fn get_transactions<C: Connector>(
             )
             .await
     };
-    runtime::respond(200, result.await)
+    runtime::respond("getTransactions", 200, result.await)
 }
 
 /// `POST /payouts` (createPayout): Initiate a payout to an external account (idempotent)
@@ -114,7 +115,7 @@ async fn create_payout<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let body: models::PayoutRequest = input.json_body()?;
         body.validate("")?;
         let connector = state.connector.clone();
@@ -124,7 +125,7 @@ async fn create_payout<C: Connector>(
             )
             .await
     };
-    runtime::respond(201, result.await)
+    runtime::respond("createPayout", 201, result.await)
 }
 
 /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
@@ -134,7 +135,7 @@ async fn create_transfer<C: Connector>(
 ) -> Response {
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
-        let ctx = input.context(&state.config);
+        let ctx = input.context(&state.services);
         let body: models::TransferRequest = input.json_body()?;
         body.validate("")?;
         let connector = state.connector.clone();
@@ -144,5 +145,5 @@ async fn create_transfer<C: Connector>(
             )
             .await
     };
-    runtime::respond(201, result.await)
+    runtime::respond("createTransfer", 201, result.await)
 }

@@ -4,7 +4,7 @@
 //! The provider settings declared in connector.yaml, read when the connector starts.
 
 /// How to reach the provider (`upstream` in connector.yaml).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamSettings {
     /// Base URL of the provider's API (`upstream.base_url`). Read from `MINIMAL_BASE_URL`.
     pub base_url: String,
@@ -24,5 +24,12 @@ impl UpstreamSettings {
                 problems,
             ),
         }
+    }
+}
+
+/// Credentials are never printed.
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings").field("base_url", &self.base_url).finish()
     }
 }

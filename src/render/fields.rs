@@ -1,0 +1,115 @@
+//! fields.rs of a generated crate: the typed steps mapped operations use to build protocol
+//! values from provider values, each failure naming the operation and field and counted.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub fn render() -> TokenStream {
+    quote! {
+        //! From provider values to protocol fields. A value that cannot be converted fails the
+        //! request with a 502 naming the operation, the field and the value: a connector must
+        //! never round an amount or invent a time.
+        use chrono::{DateTime, Utc};
+        use serde_json::Value;
+
+        use super::convert::{self, AmountFormat, ConversionError, Sign, TimeFormat};
+        use super::error::ConnectorError;
+        use super::metrics::Metrics;
+
+        /// Where a value goes: `operation.field`, for messages and metrics.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Target<'a> {
+            pub operation: &'static str,
+            pub field: &'static str,
+            pub metrics: &'a Metrics,
+        }
+
+        impl Target<'_> {
+            fn fail(&self, error: impl std::fmt::Display) -> ConnectorError {
+                let name = format!("{}.{}", self.operation, self.field);
+                self.metrics.conversion_failure(&name);
+                tracing::warn!(field = %name, %error, "a provider value could not be converted");
+                ConnectorError::bad_gateway(format!("{}: field {}: {error}", self.operation, self.field))
+            }
+
+            fn missing(&self) -> ConnectorError {
+                self.fail("the provider's record has no value for it")
+            }
+
+            pub fn required<T>(&self, value: Option<T>) -> Result<T, ConnectorError> {
+                value.ok_or_else(|| self.missing())
+            }
+
+            pub fn text(&self, value: Option<Value>) -> Option<String> {
+                value.as_ref().and_then(convert::to_text)
+            }
+
+            pub fn time(&self, value: Option<Value>, format: &TimeFormat) -> Result<Option<DateTime<Utc>>, ConnectorError> {
+                value.map(|value| convert::parse_time(&value, format).map_err(|e| self.fail(e))).transpose()
+            }
+
+            pub fn currency(&self, value: Option<Value>, extra: &[(&str, u32)]) -> Result<Option<String>, ConnectorError> {
+                let Some(code) = self.text(value) else { return Ok(None) };
+                convert::umn(&code, extra).map(Some).map_err(|e| self.fail(e))
+            }
+
+            pub fn amount(
+                &self,
+                value: Option<Value>,
+                currency: Option<Value>,
+                format: AmountFormat,
+                sign: Sign,
+                extra: &[(&str, u32)],
+            ) -> Result<Option<String>, ConnectorError> {
+                let Some(value) = value else { return Ok(None) };
+                let Some(code) = self.text(currency) else {
+                    return Err(self.fail("the amount has no currency, so its precision is unknown"));
+                };
+                let currency = convert::currency(&code, extra).map_err(|e| self.fail(e))?;
+                currency.minor_units(&value, format, sign).map(Some).map_err(|e| self.fail(e))
+            }
+
+            pub fn enumeration<T: Copy>(&self, value: Option<Value>, table: &[(&str, T)], fallback: Option<T>) -> Result<Option<T>, ConnectorError> {
+                let Some(text) = self.text(value) else { return Ok(None) };
+                let (mapped, fell_back) = convert::map_enum(&text, table, fallback).map_err(|e| self.fail(e))?;
+                if fell_back {
+                    let name = format!("{}.{}", self.operation, self.field);
+                    self.metrics.enum_fallback(&name);
+                    tracing::info!(field = %name, value = %text, "an unknown provider value went to the fallback");
+                }
+                Ok(Some(mapped))
+            }
+
+            pub fn each<T>(&self, value: Option<&Value>, item: impl Fn(&Value) -> Result<T, ConnectorError>) -> Result<Vec<T>, ConnectorError> {
+                match value {
+                    None => Ok(Vec::new()),
+                    Some(Value::Array(items)) => items.iter().map(item).collect(),
+                    Some(other) => Err(self.fail(format!("expected a list, got {other}"))),
+                }
+            }
+
+            /// A user function's result, with its error put in context.
+            pub fn custom<T>(&self, result: Result<T, ConversionError>) -> Result<T, ConnectorError> {
+                result.map_err(|e| self.fail(e))
+            }
+        }
+
+        /// A path parameter's text, percent-encoded for a URL path segment.
+        pub fn path_segment(text: &str) -> String {
+            let mut encoded = String::with_capacity(text.len());
+            for byte in text.bytes() {
+                if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                    encoded.push(char::from(byte));
+                } else {
+                    encoded.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            encoded
+        }
+
+        /// The first present value.
+        pub fn first_of(values: impl IntoIterator<Item = Option<Value>>) -> Option<Value> {
+            values.into_iter().flatten().find(|value| !value.is_null())
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! listing.rs of a generated crate: turns any provider's paging and order into what Formance's
+//! poller needs (ascending, stable, inclusive second filter, short page only at the end), walking
+//! the provider once per sync instead of once per protocol page.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub fn render() -> TokenStream {
+    quote! {
+        //! Serving protocol list pages from a provider's list endpoint.
+        //!
+        //! A *window* holds the records from one filter second on, converted and sorted by
+        //! their served timestamp (the protocol timestamp plus a per-record offset that depends
+        //! only on the record's time and id, so that ties never straddle a page boundary). Protocol
+        //! pages are cut from the window; the provider is walked further only when a page needs
+        //! more. As Formance's filter moves forward, records before it are forgotten, so a
+        //! provider that lists oldest first is walked with memory bounded by a few pages. A
+        //! provider that lists newest first (or in no order) has to be walked to the end before
+        //! the oldest record is known: its window holds the records after the filter.
+        use std::collections::HashSet;
+        use std::time::{Duration, Instant};
+
+        use chrono::{DateTime, Timelike, Utc};
+        use serde_json::Value;
+
+        use super::convert::{self, Step, TimeFormat};
+        use super::error::ConnectorError;
+        use super::upstream::{Upstream, UpstreamRequest};
+
+        /// A window older than this is walked again from the provider.
+        const WINDOW_TTL: Duration = Duration::from_secs(600);
+
+        /// The provider's order of records by the protocol timestamp.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Order {
+            OldestFirst,
+            NewestFirst,
+            Unordered,
+        }
+
+        #[derive(Debug)]
+        pub enum CursorFrom {
+            LastRecord(&'static [Step]),
+            Body(&'static [Step]),
+        }
+
+        /// The provider's pagination and its stop rule.
+        #[derive(Debug)]
+        pub enum Paging {
+            None,
+            Cursor { param: &'static str, from: CursorFrom, has_more: Option<&'static [Step]> },
+            NextUrl(&'static [Step]),
+            LinkHeader,
+            PageNumber { param: &'static str, first: u64, total_pages: Option<&'static [Step]> },
+            Offset { param: &'static str, total: Option<&'static [Step]> },
+        }
+
+        /// How Formance's `*AtFrom` filter is sent to the provider.
+        #[derive(Debug)]
+        pub struct Since {
+            pub param: &'static str,
+            pub format: TimeFormat,
+            pub inclusive: bool,
+        }
+
+        /// Everything about one mapped list operation.
+        #[derive(Debug)]
+        pub struct ListSpec {
+            pub operation: &'static str,
+            /// Where the records are; each further element flattens one level of nested arrays.
+            pub records: &'static [&'static [Step]],
+            pub paging: Paging,
+            pub page_size: Option<(&'static str, u32)>,
+            pub max_pages: u32,
+            pub order: Order,
+            pub since: Option<Since>,
+        }
+
+        /// A converted record and what orders it.
+        #[derive(Debug, Clone)]
+        pub struct Entry<T> {
+            pub served: DateTime<Utc>,
+            pub id: String,
+            pub item: T,
+        }
+
+        /// The window of one list operation.
+        pub struct ListState<T> {
+            window: tokio::sync::Mutex<Option<Window<T>>>,
+        }
+
+        impl<T> Default for ListState<T> {
+            fn default() -> Self {
+                Self { window: tokio::sync::Mutex::new(None) }
+            }
+        }
+
+        enum Next {
+            First,
+            Cursor(String),
+            Url(String),
+            Page(u64),
+            Offset(u64),
+        }
+
+        struct Window<T> {
+            since: Option<DateTime<Utc>>,
+            /// Sorted by (served, id); final.
+            settled: Vec<Entry<T>>,
+            /// Fetched, but records of the same second may still come (oldest-first providers).
+            pending: Vec<Entry<T>>,
+            next: Option<Next>,
+            seen: HashSet<String>,
+            pages: u32,
+            /// The latest second fetched so far.
+            frontier: Option<i64>,
+            exhausted_at: Option<Instant>,
+            created: Instant,
+        }
+
+        /// Protocol page `page` (1-based) of `size` records with a served timestamp in or after
+        /// the second of `since`.
+        #[allow(clippy::too_many_arguments)]
+        pub async fn page<T: Clone>(
+            upstream: &Upstream,
+            spec: &ListSpec,
+            state: &ListState<T>,
+            base: &UpstreamRequest,
+            since: Option<DateTime<Utc>>,
+            page: i64,
+            size: i64,
+            convert: impl Fn(&Value) -> Result<Entry<T>, ConnectorError>,
+        ) -> Result<Vec<T>, ConnectorError> {
+            let since = since.map(start_of_second);
+            let size = usize::try_from(size.max(1)).unwrap_or(usize::MAX);
+            let from = usize::try_from(page.max(1) - 1).unwrap_or(usize::MAX).saturating_mul(size);
+            let to = from.saturating_add(size);
+            let started = Instant::now();
+            let mut guard = state.window.lock().await;
+            let mut built_now = false;
+            loop {
+                let reusable = guard.as_ref().is_some_and(|w| w.since <= since && w.created.elapsed() < WINDOW_TTL);
+                if !reusable {
+                    *guard = Some(Window::new(since));
+                    built_now = true;
+                }
+                let Some(window) = guard.as_mut() else { continue };
+                window.forget_before(since);
+                while window.settled.len() < to && window.next.is_some() {
+                    window.fetch(upstream, spec, base, &convert).await?;
+                }
+                let short = window.settled.len() < to;
+                let stale = window.exhausted_at.is_some_and(|at| at < started);
+                if short && stale && !built_now {
+                    // The provider may have new records since this window reached its end.
+                    *guard = None;
+                    continue;
+                }
+                let end = to.min(window.settled.len());
+                let items = window.settled.get(from..end).unwrap_or_default();
+                return Ok(items.iter().map(|entry| entry.item.clone()).collect());
+            }
+        }
+
+        fn start_of_second(time: DateTime<Utc>) -> DateTime<Utc> {
+            time.with_nanosecond(0).unwrap_or(time)
+        }
+
+        impl<T> Window<T> {
+            fn new(since: Option<DateTime<Utc>>) -> Self {
+                Self {
+                    since,
+                    settled: Vec::new(),
+                    pending: Vec::new(),
+                    next: Some(Next::First),
+                    seen: HashSet::new(),
+                    pages: 0,
+                    frontier: None,
+                    exhausted_at: None,
+                    created: Instant::now(),
+                }
+            }
+
+            /// Formance's filter moved on: what it will never ask for again is dropped.
+            fn forget_before(&mut self, since: Option<DateTime<Utc>>) {
+                let Some(since) = since else { return };
+                let keep_from = self.settled.partition_point(|entry| entry.served < since);
+                self.settled.drain(..keep_from);
+                self.pending.retain(|entry| entry.served >= since);
+                self.since = Some(since);
+            }
+
+            async fn fetch(
+                &mut self,
+                upstream: &Upstream,
+                spec: &ListSpec,
+                base: &UpstreamRequest,
+                convert: &impl Fn(&Value) -> Result<Entry<T>, ConnectorError>,
+            ) -> Result<(), ConnectorError> {
+                self.pages += 1;
+                if self.pages > spec.max_pages {
+                    return Err(ConnectorError::bad_gateway(format!(
+                        "{} walked more than max_pages ({}) provider pages; raise it in connector.yaml if that is expected",
+                        spec.operation, spec.max_pages
+                    )));
+                }
+                let request = self.request(spec, base)?;
+                let response = upstream.send(spec.operation, &request).await?;
+                let (records, raw_count) = collect_records(&response.body, spec.records);
+                for record in &records {
+                    let entry = convert(record)?;
+                    self.frontier = self.frontier.max(Some(entry.served.timestamp()));
+                    if self.since.is_none_or(|since| entry.served >= since) {
+                        self.pending.push(entry);
+                    }
+                }
+                self.next = next_page(spec, &self.next, &response.body, &response.headers, records.last().copied(), raw_count);
+                if let Some(next) = &self.next {
+                    let key = match next {
+                        Next::Cursor(cursor) => format!("cursor {cursor}"),
+                        Next::Url(url) => format!("url {url}"),
+                        Next::Page(page) => format!("page {page}"),
+                        Next::Offset(offset) => format!("offset {offset}"),
+                        Next::First => String::new(),
+                    };
+                    if !self.seen.insert(key.clone()) {
+                        return Err(ConnectorError::bad_gateway(format!(
+                            "{}: the provider sent the same {key} twice; stopping instead of looping forever",
+                            spec.operation
+                        )));
+                    }
+                }
+                if self.next.is_none() {
+                    self.exhausted_at = Some(Instant::now());
+                }
+                self.settle(spec.order);
+                Ok(())
+            }
+
+            /// Moves what can no longer change place into the sorted part.
+            fn settle(&mut self, order: Order) {
+                let mut ready = if self.next.is_none() {
+                    std::mem::take(&mut self.pending)
+                } else if order == Order::OldestFirst {
+                    let frontier = self.frontier.unwrap_or(i64::MIN);
+                    let (ready, waiting) = std::mem::take(&mut self.pending)
+                        .into_iter()
+                        .partition(|entry: &Entry<T>| entry.served.timestamp() < frontier);
+                    self.pending = waiting;
+                    ready
+                } else {
+                    return;
+                };
+                ready.sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
+                let in_order = match (self.settled.last(), ready.first()) {
+                    (Some(last), Some(first)) => (last.served, &last.id) <= (first.served, &first.id),
+                    _ => true,
+                };
+                self.settled.append(&mut ready);
+                if !in_order {
+                    tracing::warn!("the provider's records were not in the order the mapping declares; re-sorting");
+                    self.settled.sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
+                }
+            }
+
+            fn request(&self, spec: &ListSpec, base: &UpstreamRequest) -> Result<UpstreamRequest, ConnectorError> {
+                let mut request = base.clone();
+                if let Some((param, size)) = spec.page_size {
+                    request.query.push((param.to_owned(), size.to_string()));
+                }
+                if let (Some(filter), Some(since)) = (&spec.since, self.since) {
+                    let from = if filter.inclusive { since } else { since - chrono::Duration::seconds(1) };
+                    let value = convert::format_time(from, &filter.format)
+                        .map_err(|error| ConnectorError::internal(format!("{}: `since`: {error}", spec.operation)))?;
+                    request.query.push((filter.param.to_owned(), value));
+                }
+                match (&self.next, &spec.paging) {
+                    (Some(Next::Cursor(cursor)), Paging::Cursor { param, .. }) => request.query.push(((*param).to_owned(), cursor.clone())),
+                    (Some(Next::Url(url)), _) => {
+                        request.url = Some(absolute_url(url, base));
+                        request.query.clear();
+                    }
+                    (Some(Next::Page(number)), Paging::PageNumber { param, .. }) => request.query.push(((*param).to_owned(), number.to_string())),
+                    (Some(Next::First), Paging::PageNumber { param, first, .. }) => request.query.push(((*param).to_owned(), first.to_string())),
+                    (Some(Next::Offset(offset)), Paging::Offset { param, .. }) => request.query.push(((*param).to_owned(), offset.to_string())),
+                    (Some(Next::First), Paging::Offset { param, .. }) => request.query.push(((*param).to_owned(), "0".to_owned())),
+                    _ => {}
+                }
+                Ok(request)
+            }
+        }
+
+        /// Where the walk goes next, or `None` when the provider's stop rule says it is done.
+        fn next_page(
+            spec: &ListSpec,
+            current: &Option<Next>,
+            body: &Value,
+            headers: &axum::http::HeaderMap,
+            last: Option<&Value>,
+            count: usize,
+        ) -> Option<Next> {
+            let full_page = spec.page_size.is_none_or(|(_, size)| count >= size as usize);
+            match &spec.paging {
+                Paging::None => None,
+                Paging::Cursor { from, has_more, .. } => {
+                    if let Some(path) = has_more
+                        && !convert::lookup(body, path).and_then(Value::as_bool).unwrap_or(false)
+                    {
+                        return None;
+                    }
+                    if count == 0 {
+                        return None;
+                    }
+                    let cursor = match from {
+                        CursorFrom::LastRecord(path) => last.and_then(|record| convert::lookup(record, path)),
+                        CursorFrom::Body(path) => convert::lookup(body, path),
+                    };
+                    text(cursor).filter(|c| !c.is_empty()).map(Next::Cursor)
+                }
+                Paging::NextUrl(path) => text(convert::lookup(body, path)).filter(|u| !u.is_empty()).map(Next::Url),
+                Paging::LinkHeader => link_next(headers).map(Next::Url),
+                Paging::PageNumber { first, total_pages, .. } => {
+                    let current = match current {
+                        Some(Next::Page(number)) => *number,
+                        _ => *first,
+                    };
+                    let more = match total_pages.and_then(|path| convert::lookup(body, path)).and_then(Value::as_u64) {
+                        Some(total) => current + 1 - *first < total,
+                        None => count > 0 && full_page,
+                    };
+                    more.then_some(Next::Page(current + 1))
+                }
+                Paging::Offset { total, .. } => {
+                    let current = match current {
+                        Some(Next::Offset(offset)) => *offset,
+                        _ => 0,
+                    };
+                    let next = current + count as u64;
+                    let more = match total.and_then(|path| convert::lookup(body, path)).and_then(Value::as_u64) {
+                        Some(total) => next < total && count > 0,
+                        None => count > 0 && full_page,
+                    };
+                    more.then_some(Next::Offset(next))
+                }
+            }
+        }
+
+        fn text(value: Option<&Value>) -> Option<String> {
+            match value? {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            }
+        }
+
+        /// The records of one provider page, nested arrays flattened, and how many items the
+        /// page itself held (what page sizes count).
+        fn collect_records<'a>(body: &'a Value, records: &[&[Step]]) -> (Vec<&'a Value>, usize) {
+            let mut level = vec![body];
+            let mut page_items = 0;
+            for (depth, path) in records.iter().enumerate() {
+                let mut found = Vec::new();
+                for value in level {
+                    match convert::lookup(value, path) {
+                        Some(Value::Array(items)) => found.extend(items.iter()),
+                        Some(item) if depth + 1 == records.len() && !path.is_empty() && item.is_object() => found.push(item),
+                        _ => {}
+                    }
+                }
+                if depth == 0 {
+                    page_items = found.len();
+                }
+                level = found;
+            }
+            (level, page_items)
+        }
+
+        /// The `rel="next"` target of an RFC 8288 `Link` header.
+        fn link_next(headers: &axum::http::HeaderMap) -> Option<String> {
+            headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|link| {
+                let (target, params) = link.split_once(';')?;
+                let is_next = params.split(';').any(|p| {
+                    let p = p.trim().to_ascii_lowercase();
+                    p == "rel=\"next\"" || p == "rel=next"
+                });
+                is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+            })
+        }
+
+        fn absolute_url(url: &str, base: &UpstreamRequest) -> String {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                url.to_owned()
+            } else {
+                // A relative next link is resolved against the request's own path.
+                let path = base.path.split('?').next().unwrap_or_default();
+                if url.starts_with('/') { url.to_owned() } else { format!("{path}/{url}") }
+            }
+        }
+    }
+}

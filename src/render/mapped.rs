@@ -1,0 +1,669 @@
+//! mapped.rs of a generated crate: the operations connector.yaml answers from the provider's
+//! API. Each becomes a request builder, a record converter with one typed step per protocol
+//! field, and (for lists) a static description the listing engine walks.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::params::params_ident;
+use super::types::rust_type;
+use crate::ir::{
+    Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
+};
+use crate::mapping::{
+    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ListMapping, OperationMapping,
+    Order, Paging, Sign, Source, Step, Template, TemplatePart, TimeFormat,
+};
+use crate::names;
+use crate::plan::Mapped;
+
+pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
+    let operations: Vec<(&Operation, &OperationMapping)> = protocol
+        .operations
+        .iter()
+        .filter_map(|op| mapped.operations.get(&op.id).map(|mapping| (op, mapping)))
+        .collect();
+    let lists = operations
+        .iter()
+        .filter(|(_, m)| m.list.is_some())
+        .map(|(op, _)| {
+            let field = names::snake_ident(&op.id);
+            let item = list_item(protocol, op).map_or(quote!(serde_json::Value), |(name, _)| {
+                let ident = names::pascal_ident(name);
+                quote!(models::#ident)
+            });
+            quote!(pub #field: listing::ListState<#item>,)
+        });
+    let currencies = mapped.currencies.iter().map(|(code, precision)| {
+        let precision = Literal::u32_unsuffixed(*precision);
+        quote!((#code, #precision))
+    });
+    let bodies = operations
+        .iter()
+        .map(|(op, mapping)| operation(protocol, op, mapping));
+    quote! {
+        //! The operations connector.yaml answers from the provider's API. The `Connector`
+        //! trait's default methods call these; implement a method in src/handlers.rs to
+        //! answer that operation your own way instead.
+        #![allow(unused_imports, unused_variables, clippy::redundant_clone, clippy::useless_conversion)]
+
+        use serde_json::Value;
+
+        use super::convert::{self, AmountFormat, Sign, Step, TimeFormat};
+        use super::error::ConnectorError;
+        use super::fields::{self, Target};
+        use super::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
+        use super::metrics::Metrics;
+        use super::models;
+        use super::params::*;
+        use super::runtime::Context;
+        use super::upstream::UpstreamRequest;
+
+        /// Currency precisions from connector.yaml, on top of ISO 4217.
+        pub const CURRENCIES: &[(&str, u32)] = &[#(#currencies),*];
+
+        /// The list operations' windows, kept between requests.
+        #[derive(Default)]
+        pub struct Lists {
+            #(#lists)*
+        }
+
+        #(#bodies)*
+    }
+}
+
+/// The item type of a list operation and its object definition.
+fn list_item<'p>(protocol: &'p Protocol, op: &Operation) -> Option<(&'p str, &'p ObjectDef)> {
+    let Some(Shape::Array(array)) = &op.success.shape else {
+        return None;
+    };
+    object(protocol, &array.items)
+}
+
+fn object<'p>(protocol: &'p Protocol, shape: &Shape) -> Option<(&'p str, &'p ObjectDef)> {
+    match shape {
+        Shape::Named(name) => match protocol.types.get_key_value(name)? {
+            (name, TypeDef::Object(object)) => Some((name.as_str(), object)),
+            (_, TypeDef::Alias(alias)) => object(protocol, &alias.shape),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn resolve<'p>(protocol: &'p Protocol, shape: &'p Shape) -> &'p Shape {
+    match shape {
+        Shape::Named(name) => match protocol.types.get(name) {
+            Some(TypeDef::Alias(alias)) => resolve(protocol, &alias.shape),
+            _ => shape,
+        },
+        _ => shape,
+    }
+}
+
+fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) -> TokenStream {
+    let name = names::snake_ident(&op.id);
+    let request_fn = format_ident!("{}_request", names::snake(&op.id));
+    let record_fn = format_ident!("{}_record", names::snake(&op.id));
+    let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
+    let request = request_builder(op, mapping, &request_fn, &params_type);
+    let id = &op.id;
+    match (&mapping.list, list_item(protocol, op), &op.success.shape) {
+        (Some(list), Some((type_name, object)), _) => {
+            let spec_name = format_ident!("{}", names::shouty(&op.id));
+            let spec = list_spec(op, list);
+            let item = names::pascal_ident(type_name);
+            let build = object_literal(protocol, op, type_name, object, &mapping.fields);
+            let sort_field = sort_field(op, object);
+            let finish = match sort_field {
+                Some(field) => {
+                    let field = names::snake_ident(field);
+                    quote! {
+                        let served = convert::served_time(item.#field, &item.id);
+                        Ok(Entry { served, id: item.id.clone(), item: models::#item { #field: served, ..item } })
+                    }
+                }
+                None => quote! {
+                    Ok(Entry { served: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, id: item.id.clone(), item })
+                },
+            };
+            let since = filter_param(op).map_or(quote!(None), |field| quote!(params.#field));
+            let page = paging_param(op, "page").map_or(quote!(1), |field| quote!(params.#field));
+            let size = paging_param(op, "pageSize")
+                .map_or(quote!(i64::MAX), |field| quote!(params.#field));
+            quote! {
+                static #spec_name: ListSpec = #spec;
+
+                #[doc = concat!(" `", #id, "` from the provider's list, in protocol order.")]
+                pub async fn #name(ctx: &Context, params: #params_type) -> Result<Vec<models::#item>, ConnectorError> {
+                    let request = #request_fn(&params);
+                    let metrics = ctx.metrics();
+                    let convert = |record: &Value| #record_fn(record, &params, metrics);
+                    listing::page(ctx.upstream(), &#spec_name, &ctx.lists().#name, &request, #since, #page, #size, convert).await
+                }
+
+                #request
+
+                fn #record_fn(record: &Value, params: &#params_type, metrics: &Metrics) -> Result<Entry<models::#item>, ConnectorError> {
+                    let target = |field: &'static str| Target { operation: #id, field, metrics };
+                    let item = #build;
+                    #finish
+                }
+            }
+        }
+        (None, _, Some(shape)) => {
+            let Some((type_name, object)) = object(protocol, shape) else {
+                return TokenStream::new();
+            };
+            let item = names::pascal_ident(type_name);
+            let build = object_literal(protocol, op, type_name, object, &mapping.fields);
+            let steps = steps(&mapping.record.steps);
+            let record_text = &mapping.record.text;
+            quote! {
+                #[doc = concat!(" `", #id, "` from the provider.")]
+                pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
+                    let request = #request_fn(&params);
+                    let response = ctx.upstream().send(#id, &request).await?;
+                    let record = convert::lookup(&response.body, #steps).ok_or_else(|| {
+                        ConnectorError::bad_gateway(format!("{}: the provider's answer has nothing at `{}`", #id, #record_text))
+                    })?;
+                    #record_fn(record, &params, ctx.metrics())
+                }
+
+                #request
+
+                fn #record_fn(record: &Value, params: &#params_type, metrics: &Metrics) -> Result<models::#item, ConnectorError> {
+                    let target = |field: &'static str| Target { operation: #id, field, metrics };
+                    Ok(#build)
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+/// The protocol field lists are sorted by: `createdAt` for `createdAtFrom`, and so on.
+fn sort_field<'o>(op: &Operation, object: &'o ObjectDef) -> Option<&'o str> {
+    let wanted = op
+        .params
+        .iter()
+        .find_map(|p| {
+            p.name
+                .strip_suffix("From")
+                .filter(|_| p.name.ends_with("AtFrom"))
+        })
+        .unwrap_or("createdAt");
+    object
+        .fields
+        .iter()
+        .find(|f| {
+            f.name == wanted
+                && f.required
+                && !f.nullable
+                && matches!(&f.shape, Shape::String(s) if s.format == StringFormat::DateTime)
+        })
+        .map(|f| f.name.as_str())
+}
+
+fn filter_param(op: &Operation) -> Option<proc_macro2::Ident> {
+    op.params
+        .iter()
+        .find(|p| p.name.ends_with("AtFrom") && p.location == ParamLocation::Query)
+        .map(|p| names::snake_ident(&p.name))
+}
+
+fn paging_param(op: &Operation, name: &str) -> Option<proc_macro2::Ident> {
+    op.params
+        .iter()
+        .find(|p| p.name == name && (p.required || p.default.is_some()))
+        .map(|p| names::snake_ident(&p.name))
+}
+
+fn steps(steps: &[Step]) -> TokenStream {
+    let steps = steps.iter().filter_map(|step| match step {
+        Step::Key(key) => Some(quote!(Step::Key(#key))),
+        Step::Index(index) => {
+            let index = Literal::usize_unsuffixed(*index);
+            Some(quote!(Step::Index(#index)))
+        }
+        Step::Each => None,
+    });
+    quote!(&[#(#steps),*])
+}
+
+fn list_spec(op: &Operation, list: &ListMapping) -> TokenStream {
+    let operation = &op.id;
+    let segments = list
+        .records
+        .steps
+        .split(|step| *step == Step::Each)
+        .map(steps);
+    let paging = match &list.paging {
+        Paging::None => quote!(Paging::None),
+        Paging::Cursor {
+            param,
+            next,
+            has_more,
+        } => {
+            let from = match next {
+                CursorSource::LastRecord(path) => {
+                    let path = steps(&path.steps);
+                    quote!(CursorFrom::LastRecord(#path))
+                }
+                CursorSource::Body(path) => {
+                    let path = steps(&path.steps);
+                    quote!(CursorFrom::Body(#path))
+                }
+            };
+            let has_more = optional_path(has_more.as_ref().map(|p| p.steps.as_slice()));
+            quote!(Paging::Cursor { param: #param, from: #from, has_more: #has_more })
+        }
+        Paging::NextUrl { path } => {
+            let path = steps(&path.steps);
+            quote!(Paging::NextUrl(#path))
+        }
+        Paging::LinkHeader => quote!(Paging::LinkHeader),
+        Paging::PageNumber {
+            param,
+            first,
+            total_pages,
+        } => {
+            let first = Literal::u64_unsuffixed(*first);
+            let total = optional_path(total_pages.as_ref().map(|p| p.steps.as_slice()));
+            quote!(Paging::PageNumber { param: #param, first: #first, total_pages: #total })
+        }
+        Paging::Offset { param, total } => {
+            let total = optional_path(total.as_ref().map(|p| p.steps.as_slice()));
+            quote!(Paging::Offset { param: #param, total: #total })
+        }
+    };
+    let page_size = match &list.page_size {
+        Some(size) => {
+            let (param, value) = (&size.param, Literal::u32_unsuffixed(size.value));
+            quote!(Some((#param, #value)))
+        }
+        None => quote!(None),
+    };
+    let max_pages = Literal::u32_unsuffixed(list.max_pages);
+    let order = match list.order {
+        Order::OldestFirst => quote!(Order::OldestFirst),
+        Order::NewestFirst => quote!(Order::NewestFirst),
+        Order::Unordered => quote!(Order::Unordered),
+    };
+    let since = match &list.since {
+        Some(since) => {
+            let (param, format, inclusive) =
+                (&since.param, time_format(&since.format), since.inclusive);
+            quote!(Some(Since { param: #param, format: #format, inclusive: #inclusive }))
+        }
+        None => quote!(None),
+    };
+    quote! {
+        ListSpec {
+            operation: #operation,
+            records: &[#(#segments),*],
+            paging: #paging,
+            page_size: #page_size,
+            max_pages: #max_pages,
+            order: #order,
+            since: #since,
+        }
+    }
+}
+
+fn optional_path(path: Option<&[Step]>) -> TokenStream {
+    match path {
+        Some(path) => {
+            let path = steps(path);
+            quote!(Some(#path))
+        }
+        None => quote!(None),
+    }
+}
+
+fn time_format(format: &TimeFormat) -> TokenStream {
+    match format {
+        TimeFormat::Rfc3339 => quote!(TimeFormat::Rfc3339),
+        TimeFormat::UnixSeconds => quote!(TimeFormat::UnixSeconds),
+        TimeFormat::UnixMillis => quote!(TimeFormat::UnixMillis),
+        TimeFormat::Pattern {
+            pattern,
+            utc_offset_seconds,
+        } => {
+            let offset = match utc_offset_seconds {
+                Some(seconds) => {
+                    let seconds = Literal::i32_unsuffixed(*seconds);
+                    quote!(Some(#seconds))
+                }
+                None => quote!(None),
+            };
+            quote!(TimeFormat::Custom { pattern: #pattern, utc_offset_seconds: #offset })
+        }
+    }
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+fn request_builder(
+    op: &Operation,
+    mapping: &OperationMapping,
+    name: &proc_macro2::Ident,
+    params_type: &TokenStream,
+) -> TokenStream {
+    let request = &mapping.request;
+    let method = &request.method;
+    let path = template_text(op, &request.path, true);
+    let query = request.query.iter().map(|(key, value)| {
+        let value = template_text(op, value, false);
+        quote!((#key.to_owned(), #value))
+    });
+    let headers = request.headers.iter().map(|(key, value)| {
+        let value = template_text(op, value, false);
+        quote!((#key.to_owned(), #value))
+    });
+    quote! {
+        fn #name(params: &#params_type) -> UpstreamRequest {
+            UpstreamRequest {
+                method: #method.to_owned(),
+                path: #path,
+                query: vec![#(#query),*],
+                headers: vec![#(#headers),*],
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// A `String` expression for a request template; path parameters are percent-encoded.
+fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStream {
+    let parts = template.parts.iter().map(|part| match part {
+        TemplatePart::Text(text) => push_text(text),
+        TemplatePart::Param(name) => {
+            let value = param_text(op, name);
+            if in_path {
+                quote!(text.push_str(&fields::path_segment(&#value));)
+            } else {
+                quote!(text.push_str(&#value);)
+            }
+        }
+        TemplatePart::Value(_) => TokenStream::new(),
+    });
+    quote!({
+        let mut text = String::new();
+        #(#parts)*
+        text
+    })
+}
+
+/// `text.push_str(...)`, or `text.push(c)` for one character.
+fn push_text(literal: &str) -> TokenStream {
+    let mut chars = literal.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => quote!(text.push(#c);),
+        _ => quote!(text.push_str(#literal);),
+    }
+}
+
+/// A protocol parameter as text (`String`); date-times in RFC 3339.
+fn param_text(op: &Operation, name: &str) -> TokenStream {
+    let Some(param) = op.params.iter().find(|p| p.name == name) else {
+        return quote!(String::new());
+    };
+    let field = names::snake_ident(name);
+    let is_time = matches!(&param.shape, Shape::String(s) if s.format == StringFormat::DateTime);
+    let text = |value: TokenStream| {
+        if is_time {
+            quote!(#value.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        } else {
+            quote!(#value.to_string())
+        }
+    };
+    if param.required || param.default.is_some() {
+        text(quote!(params.#field))
+    } else {
+        let inner = text(quote!(value));
+        quote!(params.#field.as_ref().map(|value| #inner).unwrap_or_default())
+    }
+}
+
+// ---- records ----------------------------------------------------------------------------------
+
+/// `models::Type { field: value, ... }` for one record (`record` in scope).
+fn object_literal(
+    protocol: &Protocol,
+    op: &Operation,
+    type_name: &str,
+    object: &ObjectDef,
+    mappings: &[FieldMapping],
+) -> TokenStream {
+    let ty = names::pascal_ident(type_name);
+    let fields = object.fields.iter().map(|field| {
+        let ident = names::snake_ident(&field.name);
+        let value = match mappings.iter().find(|m| m.field == field.name) {
+            Some(mapping) => field_value(protocol, op, field, &mapping.value),
+            None => quote!(None),
+        };
+        quote!(#ident: #value,)
+    });
+    quote!(models::#ty { #(#fields)* })
+}
+
+/// The value of one protocol field: `T` for required fields, `Option<T>` otherwise.
+fn field_value(protocol: &Protocol, op: &Operation, field: &Field, expr: &Expr) -> TokenStream {
+    let name = &field.name;
+    let target = quote!(t);
+    let value = optional_value(protocol, op, field, expr, &target);
+    let value = if field.required && !field.nullable {
+        quote!(t.required(#value)?)
+    } else {
+        value
+    };
+    quote!({
+        let t = target(#name);
+        #value
+    })
+}
+
+fn optional_value(
+    protocol: &Protocol,
+    op: &Operation,
+    field: &Field,
+    expr: &Expr,
+    target: &TokenStream,
+) -> TokenStream {
+    let shape = resolve(protocol, &field.shape);
+    match &expr.source {
+        Source::Rust(function) => {
+            let function: TokenStream = function.parse().unwrap_or_default();
+            return quote!(Some(#target.custom(#function(record))?));
+        }
+        Source::Metadata { fields, flatten } => {
+            let pairs = |list: &[(String, crate::mapping::Path)]| {
+                let items = list.iter().map(|(key, path)| {
+                    let path = steps(&path.steps);
+                    quote!((#key, #path))
+                });
+                quote!(&[#(#items),*])
+            };
+            let (fields, flatten) = (pairs(fields), pairs(flatten));
+            return quote!(Some(convert::metadata(record, #fields, #flatten)));
+        }
+        Source::Each { path, fields } => {
+            let Shape::Array(array) = shape else {
+                return quote!(None);
+            };
+            let Some((type_name, object)) = object(protocol, &array.items) else {
+                return quote!(None);
+            };
+            let path = steps(&path.steps);
+            let build = object_literal(protocol, op, type_name, object, fields);
+            return quote!(Some(#target.each(convert::lookup(record, #path), |record| Ok(#build))?));
+        }
+        Source::Now => return quote!(Some(chrono::Utc::now())),
+        _ => {}
+    }
+    let value = source(op, expr);
+    match (shape, &expr.conversion) {
+        (Shape::String(s), conversion) if s.format != StringFormat::Plain => {
+            let format = match conversion {
+                Some(Conversion::Time(format)) => time_format(format),
+                _ => quote!(TimeFormat::Rfc3339),
+            };
+            let time = quote!(#target.time(#value, &#format)?);
+            if s.format == StringFormat::Date {
+                quote!(#time.map(|time| time.date_naive()))
+            } else {
+                time
+            }
+        }
+        (Shape::String(_), Some(Conversion::Currency)) => {
+            quote!(#target.currency(#value, CURRENCIES)?)
+        }
+        (
+            Shape::String(_),
+            Some(Conversion::Amount {
+                currency,
+                format,
+                sign,
+            }),
+        ) => {
+            let currency = source(op, currency);
+            let format = match format {
+                AmountFormat::Decimal => quote!(AmountFormat::Decimal),
+                AmountFormat::MinorUnits => quote!(AmountFormat::MinorUnits),
+            };
+            let sign = match sign {
+                Sign::Keep => quote!(Sign::Keep),
+                Sign::Absolute => quote!(Sign::Absolute),
+                Sign::Negate => quote!(Sign::Negate),
+            };
+            quote!(#target.amount(#value, #currency, #format, #sign, CURRENCIES)?)
+        }
+        (Shape::String(_), _) => quote!(#target.text(#value)),
+        (Shape::Named(name), conversion) => {
+            enum_value(protocol, name, expr, conversion.as_ref(), &value, target)
+        }
+        (Shape::Integer(_), _) => {
+            quote!(#value.and_then(|value| value.as_i64()).map(|value| value.try_into().unwrap_or_default()))
+        }
+        (Shape::Number(_), _) => quote!(#value.and_then(|value| value.as_f64())),
+        (Shape::Boolean, _) => quote!(#value.and_then(|value| value.as_bool())),
+        (Shape::Map(_), _) => quote! {
+            #value.and_then(|value| value.as_object().map(|object| {
+                object.iter().filter_map(|(key, value)| convert::to_text(value).map(|text| (key.clone(), text))).collect()
+            }))
+        },
+        (Shape::Any, _) => value,
+        (Shape::Array(_), _) => quote!(None),
+    }
+}
+
+fn enum_value(
+    protocol: &Protocol,
+    name: &str,
+    expr: &Expr,
+    conversion: Option<&Conversion>,
+    source: &TokenStream,
+    target: &TokenStream,
+) -> TokenStream {
+    let Some(TypeDef::Enum(def)) = protocol.types.get(name) else {
+        return quote!(None);
+    };
+    let ty = rust_type(&Shape::Named(name.to_owned()), false);
+    let variant = |value: &str| {
+        let variant = names::pascal_ident(value);
+        quote!(#ty::#variant)
+    };
+    match (conversion, &expr.source) {
+        (Some(Conversion::Enum { map, fallback, .. }), _) => {
+            let table = map
+                .iter()
+                .filter(|(_, to)| def.values.contains(to))
+                .map(|(from, to)| {
+                    let to = variant(to);
+                    quote!((#from, #to))
+                });
+            let fallback = match fallback.as_ref().filter(|f| def.values.contains(f)) {
+                Some(value) => {
+                    let value = variant(value);
+                    quote!(Some(#value))
+                }
+                None => quote!(None),
+            };
+            quote!(#target.enumeration(#source, &[#(#table),*], #fallback)?)
+        }
+        (None, Source::Const(serde_json::Value::String(value))) if def.values.contains(value) => {
+            let value = variant(value);
+            quote!(Some(#value))
+        }
+        _ => quote!(None),
+    }
+}
+
+/// An expression's raw value as `Option<serde_json::Value>`, its default applied.
+fn source(op: &Operation, expr: &Expr) -> TokenStream {
+    let raw = match &expr.source {
+        Source::Path(path) => {
+            let path = steps(&path.steps);
+            quote!(convert::lookup(record, #path).cloned())
+        }
+        Source::Const(value) => constant(value),
+        Source::Template(template) => {
+            let parts = template.parts.iter().map(|part| match part {
+                TemplatePart::Text(text) => push_text(text),
+                TemplatePart::Value(path) => {
+                    let path = steps(&path.steps);
+                    quote!(text.push_str(&convert::lookup(record, #path).and_then(convert::to_text).unwrap_or_default());)
+                }
+                TemplatePart::Param(name) => {
+                    let value = param_text(op, name);
+                    quote!(text.push_str(&#value);)
+                }
+            });
+            quote!(Some(Value::String({
+                let mut text = String::new();
+                #(#parts)*
+                text
+            })))
+        }
+        Source::FirstOf(options) => {
+            let options = options.iter().map(|option| source(op, option));
+            quote!(fields::first_of([#(#options),*]))
+        }
+        Source::Param(name) => {
+            let value = param_text(op, name);
+            quote!(Some(Value::String(#value)))
+        }
+        Source::Now => quote!(Some(Value::String(chrono::Utc::now().to_rfc3339()))),
+        Source::Each { .. } | Source::Metadata { .. } | Source::Rust(_) => quote!(None),
+    };
+    match &expr.default {
+        Some(default) => {
+            let default = constant(default);
+            quote!(#raw.or_else(|| #default))
+        }
+        None => raw,
+    }
+}
+
+fn constant(value: &serde_json::Value) -> TokenStream {
+    match value {
+        serde_json::Value::Null => quote!(None),
+        serde_json::Value::Bool(b) => quote!(Some(Value::Bool(#b))),
+        serde_json::Value::String(text) => quote!(Some(Value::String(#text.to_owned()))),
+        serde_json::Value::Number(number) => match number.as_i64() {
+            Some(i) => {
+                let i = Literal::i64_suffixed(i);
+                quote!(Some(Value::from(#i)))
+            }
+            None => {
+                let f = Literal::f64_suffixed(number.as_f64().unwrap_or_default());
+                quote!(Some(Value::from(#f)))
+            }
+        },
+        other => {
+            let text = other.to_string();
+            quote!(serde_json::from_str::<Value>(#text).ok())
+        }
+    }
+}
