@@ -95,6 +95,7 @@ pub fn render() -> TokenStream {
             }
         }
 
+        #[derive(Clone)]
         enum Next {
             First,
             Cursor(String),
@@ -105,6 +106,12 @@ pub fn render() -> TokenStream {
 
         struct Window<T> {
             since: Option<DateTime<Utc>>,
+            /// The filter sent to the provider, fixed for the whole walk so that its pages stay put.
+            walk_since: Option<DateTime<Utc>>,
+            /// Where the last page fetched was, to look there again for records added since.
+            last: Option<Next>,
+            /// Ids already held, while a page is fetched a second time.
+            dedupe: Option<HashSet<String>>,
             /// Sorted by (served, id); final.
             settled: Vec<Entry<T>>,
             /// Fetched, but records of the same second may still come (oldest-first providers).
@@ -152,8 +159,13 @@ pub fn render() -> TokenStream {
                 let short = window.settled.len() < to;
                 let stale = window.exhausted_at.is_some_and(|at| at < started);
                 if short && stale && !built_now {
-                    // The provider may have new records since this window reached its end.
-                    *guard = None;
+                    // The provider may have new records since this window reached its end: an
+                    // oldest-first provider has them after the last page, others anywhere.
+                    if spec.order == Order::OldestFirst && window.reopen() {
+                        built_now = true;
+                    } else {
+                        *guard = None;
+                    }
                     continue;
                 }
                 let end = to.min(window.settled.len());
@@ -170,6 +182,9 @@ pub fn render() -> TokenStream {
             fn new(since: Option<DateTime<Utc>>) -> Self {
                 Self {
                     since,
+                    walk_since: since,
+                    last: None,
+                    dedupe: None,
                     settled: Vec::new(),
                     pending: Vec::new(),
                     next: Some(Next::First),
@@ -179,6 +194,17 @@ pub fn render() -> TokenStream {
                     exhausted_at: None,
                     created: Instant::now(),
                 }
+            }
+
+            /// Walks again from the last page fetched, skipping the records already held.
+            fn reopen(&mut self) -> bool {
+                let Some(last) = self.last.clone() else { return false };
+                self.seen.remove(&position_key(&last));
+                let held = self.settled.iter().chain(&self.pending).map(|entry| entry.id.clone()).collect();
+                self.dedupe = Some(held);
+                self.next = Some(last);
+                self.exhausted_at = None;
+                true
             }
 
             /// Formance's filter moved on: what it will never ask for again is dropped.
@@ -206,23 +232,20 @@ pub fn render() -> TokenStream {
                 }
                 let request = self.request(spec, base)?;
                 let response = upstream.send(spec.operation, &request).await?;
+                self.last = self.next.clone();
+                let dedupe = self.dedupe.take();
                 let (records, raw_count) = collect_records(&response.body, spec.records);
                 for record in &records {
                     let entry = convert(record)?;
                     self.frontier = self.frontier.max(Some(entry.served.timestamp()));
-                    if self.since.is_none_or(|since| entry.served >= since) {
+                    let held = dedupe.as_ref().is_some_and(|ids| ids.contains(&entry.id));
+                    if !held && self.since.is_none_or(|since| entry.served >= since) {
                         self.pending.push(entry);
                     }
                 }
                 self.next = next_page(spec, &self.next, &response.body, &response.headers, records.last().copied(), raw_count);
                 if let Some(next) = &self.next {
-                    let key = match next {
-                        Next::Cursor(cursor) => format!("cursor {cursor}"),
-                        Next::Url(url) => format!("url {url}"),
-                        Next::Page(page) => format!("page {page}"),
-                        Next::Offset(offset) => format!("offset {offset}"),
-                        Next::First => String::new(),
-                    };
+                    let key = position_key(next);
                     if !self.seen.insert(key.clone()) {
                         return Err(ConnectorError::bad_gateway(format!(
                             "{}: the provider sent the same {key} twice; stopping instead of looping forever",
@@ -268,7 +291,7 @@ pub fn render() -> TokenStream {
                 if let Some((param, size)) = spec.page_size {
                     request.query.push((param.to_owned(), size.to_string()));
                 }
-                if let (Some(filter), Some(since)) = (&spec.since, self.since) {
+                if let (Some(filter), Some(since)) = (&spec.since, self.walk_since) {
                     let from = if filter.inclusive { since } else { since - chrono::Duration::seconds(1) };
                     let value = convert::format_time(from, &filter.format)
                         .map_err(|error| ConnectorError::internal(format!("{}: `since`: {error}", spec.operation)))?;
@@ -342,6 +365,16 @@ pub fn render() -> TokenStream {
                     };
                     more.then_some(Next::Offset(next))
                 }
+            }
+        }
+
+        fn position_key(next: &Next) -> String {
+            match next {
+                Next::Cursor(cursor) => format!("cursor {cursor}"),
+                Next::Url(url) => format!("url {url}"),
+                Next::Page(page) => format!("page {page}"),
+                Next::Offset(offset) => format!("offset {offset}"),
+                Next::First => "the first page".to_owned(),
             }
         }
 

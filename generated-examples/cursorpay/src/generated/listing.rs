@@ -90,6 +90,7 @@ impl<T> Default for ListState<T> {
     }
 }
 
+#[derive(Clone)]
 enum Next {
     First,
     Cursor(String),
@@ -100,6 +101,12 @@ enum Next {
 
 struct Window<T> {
     since: Option<DateTime<Utc>>,
+    /// The filter sent to the provider, fixed for the whole walk so that its pages stay put.
+    walk_since: Option<DateTime<Utc>>,
+    /// Where the last page fetched was, to look there again for records added since.
+    last: Option<Next>,
+    /// Ids already held, while a page is fetched a second time.
+    dedupe: Option<HashSet<String>>,
     /// Sorted by (served, id); final.
     settled: Vec<Entry<T>>,
     /// Fetched, but records of the same second may still come (oldest-first providers).
@@ -151,7 +158,11 @@ pub async fn page<T: Clone>(
         let short = window.settled.len() < to;
         let stale = window.exhausted_at.is_some_and(|at| at < started);
         if short && stale && !built_now {
-            *guard = None;
+            if spec.order == Order::OldestFirst && window.reopen() {
+                built_now = true;
+            } else {
+                *guard = None;
+            }
             continue;
         }
         let end = to.min(window.settled.len());
@@ -168,6 +179,9 @@ impl<T> Window<T> {
     fn new(since: Option<DateTime<Utc>>) -> Self {
         Self {
             since,
+            walk_since: since,
+            last: None,
+            dedupe: None,
             settled: Vec::new(),
             pending: Vec::new(),
             next: Some(Next::First),
@@ -177,6 +191,22 @@ impl<T> Window<T> {
             exhausted_at: None,
             created: Instant::now(),
         }
+    }
+
+    /// Walks again from the last page fetched, skipping the records already held.
+    fn reopen(&mut self) -> bool {
+        let Some(last) = self.last.clone() else { return false };
+        self.seen.remove(&position_key(&last));
+        let held = self
+            .settled
+            .iter()
+            .chain(&self.pending)
+            .map(|entry| entry.id.clone())
+            .collect();
+        self.dedupe = Some(held);
+        self.next = Some(last);
+        self.exhausted_at = None;
+        true
     }
 
     /// Formance's filter moved on: what it will never ask for again is dropped.
@@ -208,11 +238,14 @@ impl<T> Window<T> {
         }
         let request = self.request(spec, base)?;
         let response = upstream.send(spec.operation, &request).await?;
+        self.last = self.next.clone();
+        let dedupe = self.dedupe.take();
         let (records, raw_count) = collect_records(&response.body, spec.records);
         for record in &records {
             let entry = convert(record)?;
             self.frontier = self.frontier.max(Some(entry.served.timestamp()));
-            if self.since.is_none_or(|since| entry.served >= since) {
+            let held = dedupe.as_ref().is_some_and(|ids| ids.contains(&entry.id));
+            if !held && self.since.is_none_or(|since| entry.served >= since) {
                 self.pending.push(entry);
             }
         }
@@ -225,13 +258,7 @@ impl<T> Window<T> {
             raw_count,
         );
         if let Some(next) = &self.next {
-            let key = match next {
-                Next::Cursor(cursor) => format!("cursor {cursor}"),
-                Next::Url(url) => format!("url {url}"),
-                Next::Page(page) => format!("page {page}"),
-                Next::Offset(offset) => format!("offset {offset}"),
-                Next::First => String::new(),
-            };
+            let key = position_key(next);
             if !self.seen.insert(key.clone()) {
                 return Err(
                     ConnectorError::bad_gateway(
@@ -289,7 +316,7 @@ impl<T> Window<T> {
         if let Some((param, size)) = spec.page_size {
             request.query.push((param.to_owned(), size.to_string()));
         }
-        if let (Some(filter), Some(since)) = (&spec.since, self.since) {
+        if let (Some(filter), Some(since)) = (&spec.since, self.walk_since) {
             let from = if filter.inclusive {
                 since
             } else {
@@ -389,6 +416,16 @@ fn next_page(
             };
             more.then_some(Next::Offset(next))
         }
+    }
+}
+
+fn position_key(next: &Next) -> String {
+    match next {
+        Next::Cursor(cursor) => format!("cursor {cursor}"),
+        Next::Url(url) => format!("url {url}"),
+        Next::Page(page) => format!("page {page}"),
+        Next::Offset(offset) => format!("offset {offset}"),
+        Next::First => "the first page".to_owned(),
     }
 }
 
