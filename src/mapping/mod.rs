@@ -191,6 +191,8 @@ pub enum Order {
 /// How the protocol's `createdAtFrom`/`updatedAtFrom` becomes the provider's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Since {
+    /// The `since` key, for diagnostics.
+    pub span: Span,
     pub param: String,
     pub format: TimeFormat,
     /// `false`: the provider's filter is `>`; the connector then asks from one second earlier.
@@ -219,7 +221,15 @@ pub struct FieldMapping {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expr {
+    /// The whole expression as written.
     pub span: Span,
+    /// The source's key (`each`, `param`, ...); in the short form (`createdAt: created`), the
+    /// path itself.
+    pub source_span: Span,
+    /// The source's value (`accountId` in `param: accountId`); in the short form, the path.
+    pub value_span: Span,
+    /// The conversion's key (`time`, `amount`, `currency`, `enum`), when there is one.
+    pub conversion_span: Option<Span>,
     pub source: Source,
     /// Used when the source is missing or null.
     pub default: Option<serde_json::Value>,
@@ -264,7 +274,10 @@ pub enum Conversion {
     Enum {
         map: Vec<(String, String)>,
         fallback: Option<String>,
+        /// The `enum` key.
         span: Span,
+        /// Where each protocol value is written: `map`'s values in order, then `fallback`'s.
+        target_spans: Vec<Span>,
     },
 }
 
@@ -298,6 +311,8 @@ pub enum Step {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
+    /// Where the template is written, for diagnostics.
+    pub span: Span,
     pub text: String,
     pub parts: Vec<TemplatePart>,
 }

@@ -7,6 +7,8 @@ use crate::yaml::{Node, Value};
 
 pub(super) struct Reader<'a> {
     pub file: &'a str,
+    /// The file's text, to keep every diagnostic on one line.
+    pub text: &'a str,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -41,8 +43,10 @@ impl<'n> Entries<'n> {
 }
 
 impl Reader<'_> {
+    /// An error at `span`, cut to its first line: a block mapping's span runs to the next key
+    /// of its parent, and underlining all of it hides what the message is about.
     pub fn at(&self, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(message).at(self.file, span)
+        Diagnostic::error(message).at(self.file, first_line(self.text, span))
     }
 
     pub fn push(&mut self, diagnostic: Diagnostic) {
@@ -257,6 +261,16 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// `span` up to the end of its first line, trailing blanks left out.
+fn first_line(text: &str, span: Span) -> Span {
+    let Some(spanned) = text.get(span.clone()) else {
+        return span;
+    };
+    let line = spanned.find('\n').map_or(spanned, |end| &spanned[..end]);
+    let end = span.start + line.trim_end().len();
+    if end > span.start { span.start..end } else { span }
 }
 
 /// A YAML value as JSON: quoted scalars are strings, plain ones are typed as YAML does.

@@ -110,7 +110,7 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Runtime => generated(statics::runtime(&plan.krate)),
         FileKind::Lib => rust_file(kind, user::lib(&plan.krate)),
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
-        FileKind::Handlers => user::handlers(protocol, kind),
+        FileKind::Handlers => user::handlers(protocol, plan, kind),
         FileKind::CargoToml => templates::cargo_toml(&plan.krate),
         FileKind::Readme => templates::readme(protocol, &plan.krate),
         FileKind::Dockerfile => templates::dockerfile(&plan.krate),
@@ -152,6 +152,7 @@ fn needs_blank_line(line: &str, next: &str) -> bool {
         return false;
     }
     let closes_item = matches!(line, "}" | "};")
+        || (indent(line) == 0 && line.ends_with("{}"))
         || (line == "    }" && indent(next) == 4 && !next.trim_start().starts_with('}'));
     let ends_docs = line.starts_with("//!") && !next.starts_with("//!");
     let ends_imports = line.starts_with("use ") && !next.starts_with("use ") && indent(next) == 0;

@@ -9,7 +9,7 @@ use super::types::output_type;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{Operation, Protocol};
 use crate::names;
-use crate::plan::{Crate, FileKind};
+use crate::plan::{Crate, FileKind, Plan};
 
 pub fn lib(krate: &Crate) -> TokenStream {
     let title = format!(
@@ -42,13 +42,30 @@ pub fn main(krate: &Crate) -> TokenStream {
 
 /// handlers.rs: an empty `impl Connector` with every operation's signature as a commented
 /// example. Comments are not tokens, so they are spliced into the printed file.
-pub fn handlers(protocol: &Protocol, kind: FileKind) -> Result<String, Diagnostic> {
+pub fn handlers(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<String, Diagnostic> {
+    let mapped = |op: &Operation| {
+        plan.mapped
+            .as_ref()
+            .is_some_and(|m| m.operations.contains_key(&op.id))
+    };
+    let intro: &[&str] = if protocol.operations.iter().any(mapped) {
+        &[
+            " Operations mapped in connector.yaml are answered from the provider; the others",
+            " answer 501 Not Implemented. Implement a method here to answer that operation your",
+            " own way (the generated `crate::generated::mapped` functions stay callable). The",
+            " commented methods below show each signature, ready to uncomment.",
+        ]
+    } else {
+        &[
+            " Every protocol operation has a default in `Connector` that answers",
+            " 501 Not Implemented; implement here the ones your provider supports. The",
+            " commented methods below show each signature, ready to uncomment.",
+        ]
+    };
     let tokens = quote! {
         //! Your connector. connector-gen created this file once and never touches it again.
         //!
-        //! Every protocol operation has a default in `Connector` that answers
-        //! 501 Not Implemented; implement here the ones your provider supports. The
-        //! commented methods below show each signature, ready to uncomment.
+        #(#![doc = #intro])*
 
         use crate::generated::{Config, Connector};
 
@@ -67,7 +84,11 @@ pub fn handlers(protocol: &Protocol, kind: FileKind) -> Result<String, Diagnosti
         impl Connector for Handlers {}
     };
     let printed = rust_file(kind, tokens)?;
-    let examples: Vec<String> = protocol.operations.iter().map(example).collect();
+    let examples: Vec<String> = protocol
+        .operations
+        .iter()
+        .map(|op| example(op, mapped(op)))
+        .collect();
     let body = format!(
         "impl Connector for Handlers {{\n    // use crate::generated::{{ConnectorError, Context, models, params::*}};\n\n{}}}\n",
         examples.join("\n")
@@ -76,7 +97,7 @@ pub fn handlers(protocol: &Protocol, kind: FileKind) -> Result<String, Diagnosti
 }
 
 /// One operation as commented-out Rust, indented for the inside of the impl block.
-fn example(op: &Operation) -> String {
+fn example(op: &Operation, mapped: bool) -> String {
     let method = names::snake_ident(&op.id);
     let signature = arguments(op)
         .into_iter()
@@ -98,6 +119,11 @@ fn example(op: &Operation) -> String {
         .take_while(|line| *line != "}")
         .collect();
     let mut text = format!("    // {}\n", describe(op));
+    if mapped {
+        text.push_str(
+            "    // Mapped in connector.yaml; implementing it here replaces the mapping.\n",
+        );
+    }
     for line in code {
         text.push_str(&format!(
             "    // {}\n",

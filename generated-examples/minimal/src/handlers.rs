@@ -8,6 +8,7 @@ use crate::generated::{Config, Connector};
 
 /// What your handlers share: HTTP clients, credentials, caches.
 pub struct Handlers {}
+
 impl Handlers {
     /// Called once at start-up with the configuration read from the environment
     /// (`config.upstream` holds the provider settings from connector.yaml).

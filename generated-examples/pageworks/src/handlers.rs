@@ -1,13 +1,29 @@
 //! Your connector. connector-gen created this file once and never touches it again.
 //!
-//! Every protocol operation has a default in `Connector` that answers
-//! 501 Not Implemented; implement here the ones your provider supports. The
+//! Operations mapped in connector.yaml are answered from the provider; the others
+//! answer 501 Not Implemented. Implement a method here to answer that operation your
+//! own way (the generated `crate::generated::mapped` functions stay callable). The
 //! commented methods below show each signature, ready to uncomment.
 
+use crate::generated::convert::ConversionError;
 use crate::generated::{Config, Connector};
+
+/// `ownerName` of a counterparty (mapped with `rust:` in connector.yaml): the holder's full
+/// name, or the company's when the holder is a business, trimmed.
+pub fn owner_name(record: &serde_json::Value) -> Result<String, ConversionError> {
+    let holder = &record["holder"];
+    let name = holder["full_name"]
+        .as_str()
+        .or_else(|| holder["company"].as_str());
+    match name.map(str::trim) {
+        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Err(ConversionError::new("the counterparty has no holder name")),
+    }
+}
 
 /// What your handlers share: HTTP clients, credentials, caches.
 pub struct Handlers {}
+
 impl Handlers {
     /// Called once at start-up with the configuration read from the environment
     /// (`config.upstream` holds the provider settings from connector.yaml).
@@ -21,6 +37,7 @@ impl Connector for Handlers {
     // use crate::generated::{ConnectorError, Context, models, params::*};
 
     // `GET /accounts` (getAccounts): List accounts, oldest first
+    // Mapped in connector.yaml; implementing it here replaces the mapping.
     // async fn get_accounts(
     //     &self,
     //     ctx: Context,
@@ -30,6 +47,7 @@ impl Connector for Handlers {
     // }
 
     // `GET /accounts/{accountId}/balances` (getAccountBalances): Current balances of one account
+    // Mapped in connector.yaml; implementing it here replaces the mapping.
     // async fn get_account_balances(
     //     &self,
     //     ctx: Context,
@@ -39,6 +57,7 @@ impl Connector for Handlers {
     // }
 
     // `GET /beneficiaries` (getBeneficiaries): List beneficiaries, oldest first
+    // Mapped in connector.yaml; implementing it here replaces the mapping.
     // async fn get_beneficiaries(
     //     &self,
     //     ctx: Context,
@@ -48,6 +67,7 @@ impl Connector for Handlers {
     // }
 
     // `GET /transactions` (getTransactions): List transactions, least recently changed first
+    // Mapped in connector.yaml; implementing it here replaces the mapping.
     // async fn get_transactions(
     //     &self,
     //     ctx: Context,

@@ -54,6 +54,7 @@ impl fmt::Display for ConversionError {
 }
 
 impl std::error::Error for ConversionError {}
+
 /// A value as JSON text for messages, shortened when long.
 fn show(value: &Value) -> String {
     let text = value.to_string();

@@ -99,6 +99,7 @@ impl std::fmt::Display for ConnectorError {
 }
 
 impl std::error::Error for ConnectorError {}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     #[serde(rename = "Title")]

@@ -375,16 +375,7 @@ fn get_beneficiaries_record(
         },
         owner_name: {
             let t = target("ownerName");
-            t.required(
-                t
-                    .text(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("holder"), Step::Key("full_name")],
-                            )
-                            .cloned(),
-                    ),
-            )?
+            t.required(Some(t.custom(crate::handlers::owner_name(record))?))?
         },
         metadata: None,
     };
