@@ -48,6 +48,15 @@ impl Node {
         }
     }
 
+    /// How many nodes this one holds, itself included.
+    pub fn size(&self) -> usize {
+        1 + match &self.value {
+            Value::Scalar { .. } => 0,
+            Value::Sequence(items) => items.iter().map(Node::size).sum(),
+            Value::Mapping(entries) => entries.iter().map(|(k, v)| k.size() + v.size()).sum(),
+        }
+    }
+
     /// The node a JSON pointer (`#/paths/~1payouts/post`) names, if it exists.
     pub fn find(&self, pointer: &str) -> Option<&Node> {
         let path = pointer.trim_start_matches('#');
@@ -85,6 +94,10 @@ impl Node {
 /// or walking a deeper tree recurses as deep.
 const MAX_DEPTH: usize = 128;
 
+/// Nodes that aliases may copy in all: a few aliases of aliases ("billion laughs") would
+/// otherwise expand into more memory than the machine has.
+const MAX_ALIASED_NODES: usize = 100_000;
+
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
     let mut builder = Builder {
@@ -93,6 +106,7 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
         anchors: HashMap::new(),
         root: None,
         line_start: Cell::new((1, 0)),
+        aliased: 0,
     };
     let mut parser = Parser::new_from_str(&file.text);
     // Event by event rather than `Parser::load`, which recurses once per nesting level and
@@ -106,6 +120,13 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
         })?;
         let last = matches!(event, Event::DocumentEnd | Event::StreamEnd);
         builder.on_event(event, marker);
+        if builder.aliased > MAX_ALIASED_NODES {
+            let offset = builder.offset(&marker);
+            return Err(Diagnostic::error(format!(
+                "invalid YAML: aliases expand to more than {MAX_ALIASED_NODES} nodes"
+            ))
+            .at(&file.name, offset..offset));
+        }
         if builder.stack.len() > MAX_DEPTH {
             let offset = builder.offset(&marker);
             return Err(Diagnostic::error(format!(
@@ -130,6 +151,8 @@ struct Builder<'a> {
     root: Option<Node>,
     /// The 1-based line of the last position asked for, and the byte offset where it starts.
     line_start: Cell<(usize, usize)>,
+    /// Nodes copied by aliases so far.
+    aliased: usize,
 }
 
 impl Builder<'_> {
@@ -238,6 +261,10 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::Alias(anchor) => {
+                self.aliased += self.anchors.get(&anchor).map_or(1, Node::size);
+                if self.aliased > MAX_ALIASED_NODES {
+                    return;
+                }
                 let node = self.anchors.get(&anchor).cloned().unwrap_or(Node {
                     value: Value::Scalar {
                         text: String::new(),
@@ -283,6 +310,21 @@ mod tests {
         assert_eq!(
             root.find_nearest("#/paths/~1a~1b/post/x").span,
             root.find("#/paths/~1a~1b").unwrap().span
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..8 {
+            let previous = level - 1;
+            text.push_str(&format!("a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"));
+        }
+        let error = parse(&SourceFile::new("bomb.yaml", text)).unwrap_err();
+        assert!(
+            error.message.contains("aliases expand"),
+            "{}",
+            error.message
         );
     }
 
