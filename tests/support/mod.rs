@@ -5,6 +5,11 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod formance;
+pub mod mock_cursor;
+pub mod mock_http;
+pub mod mock_pages;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;

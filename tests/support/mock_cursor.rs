@@ -1,0 +1,855 @@
+//! "Cursorpay": a mock payment provider shaped like Stripe, for end-to-end tests of mapped
+//! connectors.
+//!
+//! - Times are UNIX SECONDS (integers), whole seconds, with many ties.
+//! - Amounts are DECIMAL STRINGS in major units with the currency's exponent (`"1234.56"` eur,
+//!   `"1500"` jpy, `"1.250"` kwd, `"-12.34"` = money out); currencies are lower-case ISO codes.
+//! - Lists are NEWEST FIRST: by the list's time field descending, ties by `id` descending
+//!   (byte-wise string order, so `txn_9` comes before `txn_10`), cursor-paginated with
+//!   `starting_after=<id of the last record of the previous page>`.
+//! - Auth: `Authorization: Bearer <token>`.
+//!
+//! HTTP API (every path is GET; anything else is 405; unknown paths 404):
+//!
+//! | path | query | answer |
+//! |---|---|---|
+//! | `/v1/accounts` | `limit`, `starting_after`, `created[gte]` | list of accounts |
+//! | `/v1/accounts/{id}/balance` | none | balance |
+//! | `/v1/recipients` | `limit`, `starting_after`, `created[gte]` | list of recipients |
+//! | `/v1/transactions` | `limit`, `starting_after`, `updated[gte]` | list of transactions |
+//!
+//! - List envelope: `{"object":"list","url":"/v1/accounts","has_more":bool,"data":[...]}`.
+//! - `limit`: integer 1..=100, default 10 (else 400). `starting_after`: an existing id of that
+//!   list (else 400); the page holds the records after it in the current order that pass the
+//!   filter. `created[gte]` / `updated[gte]`: integer unix seconds, inclusive. Unknown or repeated
+//!   query parameters are 400 (as Stripe does), so a mapping that sends a wrong name fails loudly.
+//! - account: `{"id":"acct_1","object":"account","name":"...","created":1772366400,
+//!   "default_currency":"eur","country":"FR","settings":{"payouts":{"schedule":"daily"},
+//!   "statement_descriptor":"ACME"}}`
+//! - balance: `{"object":"balance","account":"acct_1","available":[{"amount":"1234.56",
+//!   "currency":"eur"},{"amount":"1500","currency":"jpy"}]}`; unknown account 404.
+//! - recipient: `{"id":"rcp_1","name":"...","created":1772366400,"email":"..."}`
+//! - transaction: `{"id":"txn_1","created":..,"updated":..,"amount":"-12.34","currency":"eur",
+//!   "type":"payment|payout|transfer|refund|adjustment","status":"succeeded|pending|failed|
+//!   canceled|requires_action","source":"acct_1"|null,"destination":"acct_2"|null,
+//!   "description":"..."}`. Signs: payment +, payout -, transfer - (from `source` to
+//!   `destination`), refund -, adjustment either.
+//! - Errors: `{"error":{"type":"invalid_request_error","message":"...","param":"..."}}` (400,
+//!   404), 401 `{"error":{"type":"invalid_request_error","message":"Invalid API Key"}}`,
+//!   injected faults: 429 `{"error":{"type":"rate_limit_error",...}}` or 5xx
+//!   `{"error":{"type":"api_error",...}}` with `Retry-After` when configured.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::mock_http::{Call, Control, MockServer, Prng, Request, Response, lock};
+
+/// 2026-03-01T12:00:00Z, the default "now".
+pub const CURSORPAY_EPOCH: i64 = 1_772_366_400;
+pub const CURSORPAY_MAX_LIMIT: usize = 100;
+pub const CURSORPAY_DEFAULT_LIMIT: usize = 10;
+
+pub const CP_TYPES: [&str; 5] = ["payment", "payout", "transfer", "refund", "adjustment"];
+pub const CP_STATUSES: [&str; 5] = [
+    "succeeded",
+    "pending",
+    "failed",
+    "canceled",
+    "requires_action",
+];
+
+/// Decimal digits of a currency's major unit (ISO 4217), for the codes the mocks use.
+pub fn currency_exponent(currency: &str) -> u32 {
+    match currency.to_ascii_lowercase().as_str() {
+        "jpy" | "krw" | "clp" | "vnd" | "isk" => 0,
+        "kwd" | "bhd" | "omr" | "jod" | "tnd" | "lyd" | "iqd" => 3,
+        _ => 2,
+    }
+}
+
+/// `123456, 2` -> `"1234.56"`; `-5, 2` -> `"-0.05"`; `1250, 3` -> `"1.250"`; `1500, 0` -> `"1500"`.
+pub fn format_decimal(minor: i64, exponent: u32) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if exponent == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u64.pow(exponent);
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = exponent as usize
+    )
+}
+
+/// The inverse of [`format_decimal`]: `"-12.34", 2` -> `-1234`. Fewer fractional digits than
+/// the exponent are padded (`"10.5"` -> 1050); more, or anything malformed, is None.
+pub fn parse_decimal(text: &str, exponent: u32) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > exponent as usize
+        || (digits.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let mut value: i64 = int.parse().ok()?;
+    for i in 0..exponent as usize {
+        let d = frac.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
+        value = value.checked_mul(10)?.checked_add(d)?;
+    }
+    Some(if negative { -value } else { value })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpMoney {
+    /// Decimal string as served (`"1234.56"`).
+    pub amount: String,
+    /// Lower-case ISO code as served (`"eur"`).
+    pub currency: String,
+}
+
+impl CpMoney {
+    pub fn new(amount: &str, currency: &str) -> CpMoney {
+        CpMoney {
+            amount: amount.to_owned(),
+            currency: currency.to_owned(),
+        }
+    }
+
+    /// The amount in minor units, per [`currency_exponent`].
+    pub fn minor(&self) -> Option<i64> {
+        parse_decimal(&self.amount, currency_exponent(&self.currency))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"amount": self.amount, "currency": self.currency})
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpAccount {
+    pub id: String,
+    pub name: String,
+    pub created: i64,
+    pub default_currency: String,
+    pub country: String,
+    pub payout_schedule: String,
+    pub statement_descriptor: String,
+    pub balances: Vec<CpMoney>,
+}
+
+impl CpAccount {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "account",
+            "name": self.name,
+            "created": self.created,
+            "default_currency": self.default_currency,
+            "country": self.country,
+            "settings": {
+                "payouts": {"schedule": self.payout_schedule},
+                "statement_descriptor": self.statement_descriptor,
+            },
+        })
+    }
+
+    pub fn balance_json(&self) -> Value {
+        json!({
+            "object": "balance",
+            "account": self.id,
+            "available": self.balances.iter().map(CpMoney::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpRecipient {
+    pub id: String,
+    pub name: String,
+    pub created: i64,
+    pub email: String,
+}
+
+impl CpRecipient {
+    pub fn to_json(&self) -> Value {
+        json!({"id": self.id, "name": self.name, "created": self.created, "email": self.email})
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpTransaction {
+    pub id: String,
+    pub created: i64,
+    pub updated: i64,
+    /// Decimal string as served; negative = money out.
+    pub amount: String,
+    pub currency: String,
+    /// The `type` field.
+    pub kind: String,
+    pub status: String,
+    pub source: Option<String>,
+    pub destination: Option<String>,
+    pub description: String,
+}
+
+impl CpTransaction {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "amount": self.amount,
+            "currency": self.currency,
+            "type": self.kind,
+            "status": self.status,
+            "source": self.source,
+            "destination": self.destination,
+            "description": self.description,
+        })
+    }
+
+    /// The signed amount in minor units.
+    pub fn minor(&self) -> Option<i64> {
+        parse_decimal(&self.amount, currency_exponent(&self.currency))
+    }
+}
+
+/// What [`Cursorpay::add_transaction`] creates; `created` / `updated` default to the clock.
+#[derive(Clone, Debug)]
+pub struct CpNewTransaction {
+    pub amount: String,
+    pub currency: String,
+    pub kind: String,
+    pub status: String,
+    pub source: Option<String>,
+    pub destination: Option<String>,
+    pub description: String,
+    pub created: Option<i64>,
+    pub updated: Option<i64>,
+}
+
+impl Default for CpNewTransaction {
+    fn default() -> Self {
+        CpNewTransaction {
+            amount: "10.00".to_owned(),
+            currency: "eur".to_owned(),
+            kind: "payment".to_owned(),
+            status: "succeeded".to_owned(),
+            source: None,
+            destination: None,
+            description: "test transaction".to_owned(),
+            created: None,
+            updated: None,
+        }
+    }
+}
+
+struct CpState {
+    token: String,
+    now: i64,
+    /// Where seeding places its next record (moves forward only).
+    seed_time: i64,
+    rng: Prng,
+    next_account: u64,
+    next_recipient: u64,
+    next_transaction: u64,
+    accounts: Vec<CpAccount>,
+    recipients: Vec<CpRecipient>,
+    transactions: Vec<CpTransaction>,
+}
+
+impl CpState {
+    /// Advances the seed time: 0 (a tie) a third of the time, else 1..=max_gap seconds.
+    fn seed_step(&mut self, max_gap: i64) -> i64 {
+        if !self.rng.chance(1, 3) {
+            self.seed_time += self.rng.range(1, max_gap);
+        }
+        if self.now < self.seed_time {
+            self.now = self.seed_time;
+        }
+        self.seed_time
+    }
+
+    fn random_money(&mut self, currency: &str) -> CpMoney {
+        let exponent = currency_exponent(currency);
+        let minor = match self.rng.below(10) {
+            0 => self.rng.range(1, 99), // sub-unit amounts: "0.05"
+            1 => 0,
+            _ => self.rng.range(100, 10i64.pow(exponent) * 5_000),
+        };
+        let minor = if self.rng.chance(1, 8) { -minor } else { minor };
+        CpMoney::new(&format_decimal(minor, exponent), currency)
+    }
+}
+
+pub struct Cursorpay {
+    server: MockServer,
+    state: Arc<Mutex<CpState>>,
+    control: Arc<Control>,
+}
+
+fn error(status: u16, kind: &str, message: &str, param: Option<&str>) -> Response {
+    let mut error = json!({"type": kind, "message": message});
+    if let Some(param) = param {
+        error["param"] = json!(param);
+    }
+    Response::json(status, &json!({ "error": error }))
+}
+
+fn invalid(message: &str, param: &str) -> Response {
+    error(400, "invalid_request_error", message, Some(param))
+}
+
+fn fault_response(status: u16, _retry_after: Option<u64>) -> Response {
+    if status == 429 {
+        error(
+            429,
+            "rate_limit_error",
+            "Too many requests hit the API too quickly.",
+            None,
+        )
+    } else {
+        error(
+            status,
+            "api_error",
+            "The service is temporarily unavailable.",
+            None,
+        )
+    }
+}
+
+struct ListParams {
+    limit: usize,
+    starting_after: Option<String>,
+    gte: Option<i64>,
+}
+
+fn list_params(request: &Request, filter_key: &str) -> Result<ListParams, Response> {
+    let mut params = ListParams {
+        limit: CURSORPAY_DEFAULT_LIMIT,
+        starting_after: None,
+        gte: None,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in &request.query {
+        if seen.contains(&key.as_str()) {
+            return Err(invalid(&format!("Received repeated parameter: {key}"), key));
+        }
+        seen.push(key);
+        if key == "limit" {
+            params.limit = match value.parse::<usize>() {
+                Ok(n) if (1..=CURSORPAY_MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        &format!(
+                            "Invalid limit: must be an integer between 1 and {CURSORPAY_MAX_LIMIT}"
+                        ),
+                        "limit",
+                    ));
+                }
+            };
+        } else if key == "starting_after" {
+            params.starting_after = Some(value.clone());
+        } else if key == filter_key {
+            params.gte = Some(value.parse::<i64>().map_err(|_| {
+                invalid(
+                    &format!("Invalid {key}: must be an integer (unix seconds)"),
+                    key,
+                )
+            })?);
+        } else {
+            return Err(invalid(&format!("Received unknown parameter: {key}"), key));
+        }
+    }
+    Ok(params)
+}
+
+/// One page of a newest-first list.
+fn list_page<T>(
+    request: &Request,
+    url: &str,
+    filter_key: &str,
+    items: &[T],
+    time: impl Fn(&T) -> i64,
+    id: impl Fn(&T) -> &str,
+    to_json: impl Fn(&T) -> Value,
+) -> Response {
+    let params = match list_params(request, filter_key) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| time(b).cmp(&time(a)).then_with(|| id(b).cmp(id(a))));
+    let start = match &params.starting_after {
+        None => 0,
+        Some(cursor) => match sorted.iter().position(|item| id(item) == cursor) {
+            Some(pos) => pos + 1,
+            None => {
+                return invalid(&format!("No such object: '{cursor}'"), "starting_after");
+            }
+        },
+    };
+    let mut rest = sorted[start..]
+        .iter()
+        .filter(|item| params.gte.is_none_or(|gte| time(item) >= gte));
+    let data: Vec<Value> = rest
+        .by_ref()
+        .take(params.limit)
+        .map(|item| to_json(item))
+        .collect();
+    let has_more = rest.next().is_some();
+    Response::json(
+        200,
+        &json!({"object": "list", "url": url, "has_more": has_more, "data": data}),
+    )
+}
+
+fn route(state: &Mutex<CpState>, request: &Request) -> Response {
+    if request.method != "GET" {
+        return error(
+            405,
+            "invalid_request_error",
+            &format!("Method not allowed: {}", request.method),
+            None,
+        );
+    }
+    let state = lock(state);
+    if request.bearer() != Some(state.token.as_str()) {
+        return error(401, "invalid_request_error", "Invalid API Key", None);
+    }
+    let segments = request.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["v1", "accounts"] => list_page(
+            request,
+            "/v1/accounts",
+            "created[gte]",
+            &state.accounts,
+            |a| a.created,
+            |a| &a.id,
+            CpAccount::to_json,
+        ),
+        ["v1", "accounts", id, "balance"] => match state.accounts.iter().find(|a| a.id == *id) {
+            Some(account) => Response::json(200, &account.balance_json()),
+            None => {
+                let mut response = invalid(&format!("No such account: '{id}'"), "account");
+                response.status = 404;
+                response
+            }
+        },
+        ["v1", "recipients"] => list_page(
+            request,
+            "/v1/recipients",
+            "created[gte]",
+            &state.recipients,
+            |r| r.created,
+            |r| &r.id,
+            CpRecipient::to_json,
+        ),
+        ["v1", "transactions"] => list_page(
+            request,
+            "/v1/transactions",
+            "updated[gte]",
+            &state.transactions,
+            |t| t.updated,
+            |t| &t.id,
+            CpTransaction::to_json,
+        ),
+        _ => error(
+            404,
+            "invalid_request_error",
+            &format!(
+                "Unrecognized request URL ({}: {})",
+                request.method, request.path
+            ),
+            None,
+        ),
+    }
+}
+
+const NAMES: [&str; 8] = [
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell",
+];
+const PURPOSES: [&str; 6] = [
+    "Treasury",
+    "Payroll",
+    "Operations",
+    "Escrow",
+    "Sales",
+    "Reserve",
+];
+const PEOPLE: [&str; 8] = [
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Frances Allen",
+    "Ken Thompson",
+];
+const COUNTRIES: [(&str, &str); 5] = [
+    ("FR", "eur"),
+    ("DE", "eur"),
+    ("US", "usd"),
+    ("JP", "jpy"),
+    ("KW", "kwd"),
+];
+const CURRENCIES: [&str; 4] = ["eur", "usd", "jpy", "kwd"];
+
+impl Cursorpay {
+    /// A Cursorpay with no data, the clock at [`CURSORPAY_EPOCH`], accepting `Bearer <token>`.
+    pub fn start(seed: u64, token: &str) -> Cursorpay {
+        let state = Arc::new(Mutex::new(CpState {
+            token: token.to_owned(),
+            now: CURSORPAY_EPOCH,
+            seed_time: CURSORPAY_EPOCH - 30 * 86_400,
+            rng: Prng::new(seed),
+            next_account: 1,
+            next_recipient: 1,
+            next_transaction: 1,
+            accounts: Vec::new(),
+            recipients: Vec::new(),
+            transactions: Vec::new(),
+        }));
+        let control = Arc::new(Control::new());
+        let route_state = Arc::clone(&state);
+        let handler = control.wrap(fault_response, move |request| route(&route_state, request));
+        Cursorpay {
+            server: MockServer::start(handler),
+            state,
+            control,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (the API lives under `/v1`).
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn server(&self) -> &MockServer {
+        &self.server
+    }
+
+    pub fn token(&self) -> String {
+        lock(&self.state).token.clone()
+    }
+
+    // ---- clock ----
+
+    /// "Now", in unix seconds: what records added without a time get.
+    pub fn now(&self) -> i64 {
+        lock(&self.state).now
+    }
+
+    pub fn set_now(&self, unix: i64) {
+        lock(&self.state).now = unix;
+    }
+
+    pub fn advance(&self, secs: i64) {
+        lock(&self.state).now += secs;
+    }
+
+    // ---- seeding and changes ----
+
+    /// Adds `n` accounts with increasing `created` times (a third of them tie with the
+    /// previous one), each with 1 to 3 balances. Returns their ids.
+    pub fn seed_accounts(&self, n: usize) -> Vec<String> {
+        let mut state = lock(&self.state);
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let created = state.seed_step(120);
+            let name = format!("{} {}", state.rng.pick(&NAMES), state.rng.pick(&PURPOSES));
+            let id = push_account(&mut state, &name, created);
+            let (country, currency) = *state.rng.pick(&COUNTRIES);
+            let extra = state.rng.below(3) as usize;
+            let mut balances = vec![state.random_money(currency)];
+            for c in CURRENCIES.iter().filter(|c| **c != currency).take(extra) {
+                let money = state.random_money(c);
+                balances.push(money);
+            }
+            let schedule = state.rng.pick(&["daily", "weekly", "manual"]).to_string();
+            let account = state.accounts.last_mut().unwrap();
+            account.country = country.to_owned();
+            account.default_currency = currency.to_owned();
+            account.balances = balances;
+            account.payout_schedule = schedule;
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Adds `n` recipients with increasing `created` times (a third tie). Returns their ids.
+    pub fn seed_recipients(&self, n: usize) -> Vec<String> {
+        let mut state = lock(&self.state);
+        (0..n)
+            .map(|_| {
+                let created = state.seed_step(120);
+                let name = state.rng.pick(&PEOPLE).to_string();
+                let email = format!(
+                    "{}@example.com",
+                    name.to_ascii_lowercase().replace(' ', ".")
+                );
+                push_recipient(&mut state, &name, &email, created)
+            })
+            .collect()
+    }
+
+    /// Adds `n` transactions in bursts: each run of `burst` consecutive transactions shares
+    /// one `updated` second (bursts are 1 to 3 seconds apart). Half of them have
+    /// `created == updated`, the others were created up to a day earlier. Random types,
+    /// statuses, currencies; source/destination drawn from the existing accounts.
+    pub fn seed_transactions(&self, n: usize, burst: usize) -> Vec<String> {
+        let burst = burst.max(1);
+        let mut state = lock(&self.state);
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            if i % burst == 0 {
+                state.seed_time += state.rng.range(1, 3);
+                if state.now < state.seed_time {
+                    state.now = state.seed_time;
+                }
+            }
+            let updated = state.seed_time;
+            let created = if state.rng.chance(1, 2) {
+                updated
+            } else {
+                updated - state.rng.range(1, 86_400)
+            };
+            let kind = *state.rng.pick(&CP_TYPES);
+            let status = *state.rng.pick(&CP_STATUSES);
+            let currency = *state.rng.pick(&["eur", "eur", "usd", "jpy", "kwd"]);
+            let mut money = state.random_money(currency);
+            let magnitude = money.minor().unwrap_or(0).abs().max(1);
+            let account_ids: Vec<String> = state.accounts.iter().map(|a| a.id.clone()).collect();
+            let pick_account = |rng: &mut Prng| -> Option<String> {
+                (!account_ids.is_empty()).then(|| rng.pick(&account_ids).clone())
+            };
+            let (signed, source, destination) = match kind {
+                "payment" => (magnitude, None, pick_account(&mut state.rng)),
+                "payout" | "refund" => (-magnitude, pick_account(&mut state.rng), None),
+                "transfer" => {
+                    let source = pick_account(&mut state.rng);
+                    let mut destination = pick_account(&mut state.rng);
+                    if destination == source && account_ids.len() > 1 {
+                        let other = account_ids.iter().find(|id| Some(*id) != source.as_ref());
+                        destination = other.cloned();
+                    }
+                    (-magnitude, source, destination)
+                }
+                _ => {
+                    if state.rng.chance(1, 2) {
+                        (magnitude, None, pick_account(&mut state.rng))
+                    } else {
+                        (-magnitude, pick_account(&mut state.rng), None)
+                    }
+                }
+            };
+            money.amount = format_decimal(signed, currency_exponent(currency));
+            let id = push_transaction(
+                &mut state,
+                CpNewTransaction {
+                    amount: money.amount,
+                    currency: currency.to_owned(),
+                    kind: kind.to_owned(),
+                    status: status.to_owned(),
+                    source,
+                    destination,
+                    description: String::new(),
+                    created: Some(created),
+                    updated: Some(updated),
+                },
+            );
+            let description = format!("{kind} {id}");
+            state.transactions.last_mut().unwrap().description = description;
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Adds an account created at `created` (default: now), country FR, currency eur, no
+    /// balances. Returns its id.
+    pub fn add_account(&self, name: &str, created: Option<i64>) -> String {
+        let mut state = lock(&self.state);
+        let created = created.unwrap_or(state.now);
+        push_account(&mut state, name, created)
+    }
+
+    /// Replaces an account's balances, given as `(amount, currency)`. False if unknown.
+    pub fn set_balance(&self, id: &str, balances: &[(&str, &str)]) -> bool {
+        let mut state = lock(&self.state);
+        match state.accounts.iter_mut().find(|a| a.id == id) {
+            Some(account) => {
+                account.balances = balances
+                    .iter()
+                    .map(|(amount, currency)| CpMoney::new(amount, currency))
+                    .collect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn add_recipient(&self, name: &str, email: &str, created: Option<i64>) -> String {
+        let mut state = lock(&self.state);
+        let created = created.unwrap_or(state.now);
+        push_recipient(&mut state, name, email, created)
+    }
+
+    /// Adds a transaction (times default to now). Returns its id.
+    pub fn add_transaction(&self, spec: CpNewTransaction) -> String {
+        push_transaction(&mut lock(&self.state), spec)
+    }
+
+    /// Sets a transaction's `updated` to `at` (default: now) and, if given, its status.
+    /// False if unknown.
+    pub fn update_transaction(&self, id: &str, status: Option<&str>, at: Option<i64>) -> bool {
+        let mut state = lock(&self.state);
+        let now = state.now;
+        match state.transactions.iter_mut().find(|t| t.id == id) {
+            Some(transaction) => {
+                transaction.updated = at.unwrap_or(now);
+                if let Some(status) = status {
+                    transaction.status = status.to_owned();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ---- ground truth ----
+
+    /// Every account, in creation order.
+    pub fn accounts(&self) -> Vec<CpAccount> {
+        lock(&self.state).accounts.clone()
+    }
+
+    pub fn recipients(&self) -> Vec<CpRecipient> {
+        lock(&self.state).recipients.clone()
+    }
+
+    pub fn transactions(&self) -> Vec<CpTransaction> {
+        lock(&self.state).transactions.clone()
+    }
+
+    pub fn transaction(&self, id: &str) -> Option<CpTransaction> {
+        lock(&self.state)
+            .transactions
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// The account's balances as served, None if unknown.
+    pub fn balance(&self, id: &str) -> Option<Vec<CpMoney>> {
+        lock(&self.state)
+            .accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| a.balances.clone())
+    }
+
+    // ---- calls and faults ----
+
+    /// Requests received whose path starts with `path_prefix` (failures included).
+    pub fn calls(&self, path_prefix: &str) -> usize {
+        self.control.calls(path_prefix)
+    }
+
+    pub fn call_log(&self) -> Vec<Call> {
+        self.control.call_log()
+    }
+
+    pub fn reset_calls(&self) {
+        self.control.reset_calls();
+    }
+
+    /// Every `n`-th request from now on (any path) is answered `status` (429, 503, ...) with a
+    /// JSON error and `Retry-After: secs` when given. `n == 0` disables.
+    pub fn fail_every(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
+        self.control.fail_every("/", n, status, retry_after_secs);
+    }
+
+    /// The next `count` requests are answered `status`.
+    pub fn fail_next(&self, count: usize, status: u16, retry_after_secs: Option<u64>) {
+        self.control.fail_next("/", count, status, retry_after_secs);
+    }
+
+    pub fn clear_faults(&self) {
+        self.control.clear_faults();
+    }
+
+    pub fn set_latency(&self, delay: Duration) {
+        self.control.set_latency(delay);
+    }
+
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+}
+
+fn push_account(state: &mut CpState, name: &str, created: i64) -> String {
+    let id = format!("acct_{}", state.next_account);
+    state.next_account += 1;
+    state.accounts.push(CpAccount {
+        id: id.clone(),
+        name: name.to_owned(),
+        created,
+        default_currency: "eur".to_owned(),
+        country: "FR".to_owned(),
+        payout_schedule: "daily".to_owned(),
+        statement_descriptor: name
+            .to_ascii_uppercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+            .take(22)
+            .collect(),
+        balances: Vec::new(),
+    });
+    id
+}
+
+fn push_recipient(state: &mut CpState, name: &str, email: &str, created: i64) -> String {
+    let id = format!("rcp_{}", state.next_recipient);
+    state.next_recipient += 1;
+    state.recipients.push(CpRecipient {
+        id: id.clone(),
+        name: name.to_owned(),
+        created,
+        email: email.to_owned(),
+    });
+    id
+}
+
+fn push_transaction(state: &mut CpState, spec: CpNewTransaction) -> String {
+    let id = format!("txn_{}", state.next_transaction);
+    state.next_transaction += 1;
+    let created = spec.created.unwrap_or(state.now);
+    let updated = spec.updated.unwrap_or(created.max(state.now));
+    state.transactions.push(CpTransaction {
+        id: id.clone(),
+        created,
+        updated,
+        amount: spec.amount,
+        currency: spec.currency,
+        kind: spec.kind,
+        status: spec.status,
+        source: spec.source,
+        destination: spec.destination,
+        description: spec.description,
+    });
+    id
+}
