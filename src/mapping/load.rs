@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::reader::{Entries, Reader};
+use super::reader::{Entries, Reader, has_unknown_keys};
 use super::{
     Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, Retry, Setting, Upstream, operations,
 };
@@ -31,6 +31,7 @@ pub fn load(source: &SourceFile) -> Result<Mapping, Vec<Diagnostic>> {
     let root = yaml::parse(source).map_err(|d| vec![d])?;
     let mut reader = Reader {
         file: &source.name,
+        text: &source.text,
         diagnostics: Vec::new(),
     };
     let mapping = read_mapping(&mut reader, &root);
@@ -117,7 +118,7 @@ fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
         "base_url",
         "the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
     );
-    let base_url = base_url_node.and_then(|n| reader.setting(n, "`upstream.base_url`"));
+    let mut base_url = base_url_node.and_then(|n| reader.setting(n, "`upstream.base_url`"));
     if let (Some(Setting::Literal(url)), Some(node)) = (&base_url, base_url_node)
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
@@ -127,45 +128,60 @@ fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
                 "write `https://...`, or `${env:NAME}` to read it from the environment at start-up",
             );
         reader.push(diagnostic);
-        return None;
+        base_url = None;
     }
+    // Every setting is read before giving up on any, so that one run reports them all.
     let auth = entries.get("auth").and_then(|n| auth(reader, n));
     let headers = entries
         .get("headers")
         .map(|n| headers(reader, n))
         .unwrap_or_default();
     let timeout_ms = match entries.get("timeout") {
-        Some(node) => reader.duration_ms(node, "`upstream.timeout`")?,
-        None => DEFAULT_TIMEOUT_MS,
+        Some(node) => reader.duration_ms(node, "`upstream.timeout`"),
+        None => Some(DEFAULT_TIMEOUT_MS),
     };
     let retry = match entries.get("retry") {
-        Some(node) => retry(reader, node)?,
-        None => Retry::default(),
+        Some(node) => retry(reader, node),
+        None => Some(Retry::default()),
     };
     Some(Upstream {
         base_url: base_url?,
         auth,
         headers,
-        timeout_ms,
-        retry,
+        timeout_ms: timeout_ms?,
+        retry: retry?,
     })
 }
 
 fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
     let entries = reader.entries(node, "`upstream.auth`", AUTH_KINDS)?;
-    let kinds: Vec<&str> = entries.keys().collect();
-    let [kind] = kinds.as_slice() else {
-        reader.fail(
-            node,
-            format!(
-                "`upstream.auth` takes exactly one of: {}",
-                AUTH_KINDS.join(", ")
-            ),
-        );
-        return None;
+    let kinds = entries.among(AUTH_KINDS);
+    let kind = match kinds.as_slice() {
+        [kind] => *kind,
+        // A misspelt kind was already reported, as an unknown key with a did-you-mean.
+        [] if has_unknown_keys(node, AUTH_KINDS) => return None,
+        [] => {
+            let diagnostic = reader
+                .at(node.span.clone(), "`upstream.auth` needs a kind")
+                .with_help(format!("write one of: {}", AUTH_KINDS.join(", ")));
+            reader.push(diagnostic);
+            return None;
+        }
+        _ => {
+            reader.conflict(
+                &entries,
+                &kinds,
+                format!(
+                    "`upstream.auth` takes one kind, found {}",
+                    quoted_list(&kinds)
+                ),
+                "keep the one the provider expects",
+            );
+            return None;
+        }
     };
     let value = entries.get(kind)?;
-    match *kind {
+    match kind {
         "bearer" => Some(Auth::Bearer {
             token: reader.secret(value, "`auth.bearer`")?,
         }),
@@ -183,10 +199,19 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
                     KeyLocation::Query,
                     reader.string(query, "`auth.api_key.query`")?,
                 ),
-                _ => {
-                    reader.fail(
-                        value,
-                        "`auth.api_key` needs exactly one of `header: NAME` or `query: NAME`",
+                (None, None) => {
+                    let diagnostic = reader
+                        .at(entries.key_span(kind), "`auth.api_key` needs `header: NAME` or `query: NAME`: where the key is sent")
+                        .with_help("e.g. `header: X-Api-Key`");
+                    reader.push(diagnostic);
+                    return None;
+                }
+                (Some(_), Some(_)) => {
+                    reader.conflict(
+                        &fields,
+                        &fields.among(&["header", "query"]),
+                        "`auth.api_key` takes `header` or `query`, not both".to_owned(),
+                        "keep the one the provider reads the key from",
                     );
                     return None;
                 }
@@ -238,6 +263,15 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
     }
 }
 
+/// `` `a` and `b` ``, `` `a`, `b` and `c` ``.
+pub(super) fn quoted_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
 fn headers(reader: &mut Reader, node: &Node) -> Vec<(String, Setting)> {
     let Some(pairs) = reader.pairs(node, "`upstream.headers`") else {
         return Vec::new();
@@ -252,6 +286,9 @@ fn headers(reader: &mut Reader, node: &Node) -> Vec<(String, Setting)> {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
             if !valid {
                 reader.fail(key, format!("`{name}` is not a valid HTTP header name"));
+                return None;
+            }
+            if reader.literal_secret(&name, value, "write `${env:NAME}` and set NAME where the connector runs") {
                 return None;
             }
             Some((name, reader.setting(value, "a header value")?))
@@ -288,9 +325,15 @@ fn currencies(reader: &mut Reader, node: &Node) -> BTreeMap<String, u32> {
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         {
+            let upper = code.to_ascii_uppercase();
+            let help = if !code.is_empty() && upper.chars().all(|c| c.is_ascii_alphanumeric()) {
+                format!("write the code in upper case: `{upper}`")
+            } else {
+                "write the code in upper case, e.g. `BTC: 8`".to_owned()
+            };
             let diagnostic = reader
                 .at(key.span.clone(), format!("`{code}` is not a currency code"))
-                .with_help("write the code in upper case, e.g. `BTC: 8`");
+                .with_help(help);
             reader.push(diagnostic);
             continue;
         }

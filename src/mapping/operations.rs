@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::reader::{Entries, Reader, json};
+use super::load::quoted_list;
+use super::reader::{Entries, Reader, has_unknown_keys, json};
 use super::{
     AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ListMapping, OperationMapping,
     Order, PageSize, Paging, Path, RequestTemplate, Sign, Since, Source, Step, Template,
     TemplatePart, TimeFormat,
 };
+use crate::diagnostics::did_you_mean;
 use crate::yaml::{Node, Value};
 
 const OPERATION_KEYS: &[&str] = &[
@@ -41,6 +43,7 @@ const SOURCES: &[&str] = &[
     "path", "const", "template", "first_of", "param", "now", "each", "metadata", "rust",
 ];
 const MODIFIERS: &[&str] = &["default", "time", "amount", "currency", "enum", "fields"];
+const CONVERSIONS: &[&str] = &["time", "amount", "currency", "enum"];
 const AMOUNT_KEYS: &[&str] = &["currency", "format", "sign"];
 const ENUM_KEYS: &[&str] = &["map", "fallback"];
 const METADATA_KEYS: &[&str] = &["fields", "flatten"];
@@ -144,7 +147,12 @@ fn template_pairs(reader: &mut Reader, node: &Node, what: &str) -> Vec<(String, 
     pairs
         .into_iter()
         .filter_map(|(key, value)| {
-            Some((key.as_str()?.to_owned(), request_text(reader, value, what)?))
+            let name = key.as_str()?.to_owned();
+            let help = "credentials go in `upstream.auth` (e.g. `api_key: { query: NAME, value: ${env:VAR} }`)";
+            if reader.literal_secret(&name, value, help) {
+                return None;
+            }
+            Some((name, request_text(reader, value, what)?))
         })
         .collect()
 }
@@ -152,7 +160,7 @@ fn template_pairs(reader: &mut Reader, node: &Node, what: &str) -> Vec<(String, 
 /// Request text: `{name}` placeholders are the protocol request's parameters.
 fn request_text(reader: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let text = reader.string(node, what)?;
-    let template = parse_template(&text, true)
+    let template = parse_template(&text, true, node.span.clone())
         .map_err(|e| reader.fail(node, format!("{what}: {e}")))
         .ok()?;
     Some(template)
@@ -169,15 +177,21 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         "order",
         "since",
     ];
-    if !list_keys.iter().any(|k| entries.has(k)) {
+    let given = entries.among(&list_keys);
+    let Some(first) = given.first() else {
         return Some(None);
+    };
+    let records = entries.get("records");
+    if records.is_none() {
+        let diagnostic = reader
+            .at(
+                entries.key_span(first),
+                format!("`{first}` is for list operations, which need `records`"),
+            )
+            .with_help("add `records: PATH`, where the list is in the response, e.g. `data` (`.` for the body)");
+        reader.push(diagnostic);
     }
-    let records = reader.required(
-        entries,
-        "records",
-        "where the list is in the response, e.g. `data` (`.` for the body)",
-    );
-    let records = records.and_then(|n| path_of(reader, n, "`records`"));
+    let records = records.and_then(|n| records_path(reader, n));
     let paging = match entries.get("paging") {
         Some(n) => paging(reader, n),
         None => Some(Paging::None),
@@ -195,9 +209,14 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
     let order = match entries.get("order") {
         Some(n) => order(reader, n),
         None => {
+            let anchor = if entries.has("records") {
+                "records"
+            } else {
+                first
+            };
             let diagnostic = reader
                 .at(
-                    entries.key_span("records"),
+                    entries.key_span(anchor),
                     "missing key `order`: the provider's order of records by time",
                 )
                 .with_help("write `order: oldest_first`, `newest_first` or `unordered`");
@@ -206,7 +225,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         }
     };
     let since = match entries.get("since") {
-        Some(n) => since(reader, n).map(Some),
+        Some(n) => since(reader, n, entries.key_span("since")).map(Some),
         None => Some(None),
     };
     Some(Some(ListMapping {
@@ -230,9 +249,7 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
                     reader.at(node.span.clone(), format!("unknown paging `{kind}`"));
                 diagnostic =
                     diagnostic.with_label(format!("expected one of: {}", PAGING_KINDS.join(", ")));
-                if let Some(help) =
-                    crate::diagnostics::did_you_mean(kind, PAGING_KINDS.iter().copied())
-                {
+                if let Some(help) = did_you_mean(kind, PAGING_KINDS.iter().copied()) {
                     diagnostic = diagnostic.with_help(help);
                 }
                 reader.push(diagnostic);
@@ -241,16 +258,30 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
         };
     }
     let entries = reader.entries(node, "`paging`", PAGING_KINDS)?;
-    let kinds: Vec<&str> = entries.keys().collect();
-    let [kind] = kinds.as_slice() else {
-        reader.fail(
-            node,
-            format!("`paging` takes exactly one of: {}", PAGING_KINDS.join(", ")),
-        );
-        return None;
+    let kinds = entries.among(PAGING_KINDS);
+    let kind = match kinds.as_slice() {
+        [kind] => *kind,
+        // A misspelt kind was already reported, as an unknown key with a did-you-mean.
+        [] if has_unknown_keys(node, PAGING_KINDS) => return None,
+        [] => {
+            let diagnostic = reader
+                .at(node.span.clone(), "`paging` needs a kind")
+                .with_help(format!("write one of: {}", PAGING_KINDS.join(", ")));
+            reader.push(diagnostic);
+            return None;
+        }
+        _ => {
+            reader.conflict(
+                &entries,
+                &kinds,
+                format!("`paging` takes one kind, found {}", quoted_list(&kinds)),
+                "keep the one the provider uses",
+            );
+            return None;
+        }
     };
     let value = entries.get(kind)?;
-    match *kind {
+    match kind {
         "none" => Some(Paging::None),
         "link_header" => Some(Paging::LinkHeader),
         "next_url" => Some(Paging::NextUrl {
@@ -269,11 +300,20 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
                     CursorSource::LastRecord(path_of(reader, n, "`cursor.from_record`")?)
                 }
                 (None, Some(n)) => CursorSource::Body(path_of(reader, n, "`cursor.from_body`")?),
-                _ => {
+                (None, None) => {
                     let diagnostic = reader
-                        .at(value.span.clone(), "`paging.cursor` needs exactly one of `from_record` or `from_body`")
+                        .at(entries.key_span(kind), "`paging.cursor` needs `from_record` or `from_body`: where the next cursor comes from")
                         .with_help("`from_record: id` takes the last record's `id`; `from_body: meta.next` a field of the body");
                     reader.push(diagnostic);
+                    return None;
+                }
+                (Some(_), Some(_)) => {
+                    reader.conflict(
+                        &fields,
+                        &fields.among(&["from_record", "from_body"]),
+                        "`paging.cursor` takes `from_record` or `from_body`, not both".to_owned(),
+                        "`from_record: id` takes the last record's `id`; `from_body: meta.next` a field of the body",
+                    );
                     return None;
                 }
             };
@@ -345,9 +385,7 @@ fn order(reader: &mut Reader, node: &Node) -> Option<Order> {
                     format!("unknown order `{}`", other.unwrap_or_default()),
                 )
                 .with_label(format!("expected one of: {}", ORDERS.join(", ")));
-            if let Some(help) =
-                other.and_then(|o| crate::diagnostics::did_you_mean(o, ORDERS.iter().copied()))
-            {
+            if let Some(help) = other.and_then(|o| did_you_mean(o, ORDERS.iter().copied())) {
                 diagnostic = diagnostic.with_help(help);
             }
             reader.push(diagnostic);
@@ -356,7 +394,7 @@ fn order(reader: &mut Reader, node: &Node) -> Option<Order> {
     }
 }
 
-fn since(reader: &mut Reader, node: &Node) -> Option<Since> {
+fn since(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Since> {
     let entries = reader.entries(node, "`since`", SINCE_KEYS)?;
     let param = reader.required(
         &entries,
@@ -375,6 +413,7 @@ fn since(reader: &mut Reader, node: &Node) -> Option<Since> {
         None => true,
     };
     Some(Since {
+        span,
         param: param?,
         format: format?,
         inclusive,
@@ -391,9 +430,7 @@ fn time_format(reader: &mut Reader, node: &Node) -> Option<TimeFormat> {
                 let mut diagnostic = reader
                     .at(node.span.clone(), format!("unknown time format `{name}`"))
                     .with_label("expected rfc3339, unix_seconds, unix_millis or { pattern: ..., utc_offset: ... }");
-                if let Some(help) =
-                    crate::diagnostics::did_you_mean(name, TIME_FORMATS.iter().copied())
-                {
+                if let Some(help) = did_you_mean(name, TIME_FORMATS.iter().copied()) {
                     diagnostic = diagnostic.with_help(help);
                 }
                 reader.push(diagnostic);
@@ -472,6 +509,9 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
         let path = path_of(reader, node, "a field path")?;
         return Some(Expr {
             span: node.span.clone(),
+            source_span: node.span.clone(),
+            value_span: node.span.clone(),
+            conversion_span: None,
             source: Source::Path(path),
             default: None,
             conversion: None,
@@ -479,31 +519,75 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
     }
     let allowed: Vec<&str> = SOURCES.iter().chain(MODIFIERS).copied().collect();
     let entries = reader.entries(node, "a field mapping", &allowed)?;
-    let sources: Vec<&str> = entries.keys().filter(|k| SOURCES.contains(k)).collect();
-    let [kind] = sources.as_slice() else {
-        let diagnostic = reader
-            .at(
-                node.span.clone(),
+    let sources = entries.among(SOURCES);
+    let kind = match sources.as_slice() {
+        [kind] => Some(*kind),
+        // A misspelt kind was already reported, as an unknown key with a did-you-mean.
+        [] if has_unknown_keys(node, &allowed) => None,
+        [] => {
+            let diagnostic = reader
+                .at(node.span.clone(), "a field mapping needs a source")
+                .with_help(format!("sources: {}", SOURCES.join(", ")));
+            reader.push(diagnostic);
+            None
+        }
+        _ => {
+            reader.conflict(
+                &entries,
+                &sources,
                 format!(
-                    "a field mapping takes exactly one source, found {}",
-                    sources.len()
+                    "a field mapping takes one source, found {}",
+                    quoted_list(&sources)
                 ),
-            )
-            .with_help(format!("sources: {}", SOURCES.join(", ")));
-        reader.push(diagnostic);
-        return None;
+                "keep one; `first_of: [...]` takes the first of several that is present",
+            );
+            None
+        }
     };
+    // The source and the modifiers are all read before giving up, to report every problem.
+    let source = kind.and_then(|kind| source(reader, &entries, kind));
+    if entries.has("fields") && kind.is_some_and(|kind| kind != "each") {
+        let diagnostic = reader
+            .at(entries.key_span("fields"), "`fields` goes with `each`")
+            .with_help("`each: PATH` with `fields` maps every element of a list; elsewhere, remove `fields`");
+        reader.push(diagnostic);
+    }
+    let default = entries.get("default").map(json);
+    let conversion = conversion(reader, &entries);
+    let kind = kind?;
+    let conversion = conversion?;
+    Some(Expr {
+        span: node.span.clone(),
+        source_span: entries.key_span(kind),
+        value_span: entries.get(kind)?.span.clone(),
+        conversion_span: CONVERSIONS
+            .iter()
+            .find(|k| entries.has(k))
+            .map(|k| entries.key_span(k)),
+        source: source?,
+        default,
+        conversion,
+    })
+}
+
+fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> {
     let value = entries.get(kind)?;
-    let source = match *kind {
+    Some(match kind {
         "path" => Source::Path(path_of(reader, value, "`path`")?),
         "const" => Source::Const(json(value)),
         "template" => {
             let text = reader.string(value, "`template`")?;
-            Source::Template(
-                parse_template(&text, false)
-                    .map_err(|e| reader.fail(value, format!("`template`: {e}")))
-                    .ok()?,
-            )
+            let template = parse_template(&text, false, value.span.clone())
+                .map_err(|e| reader.fail(value, format!("`template`: {e}")))
+                .ok()?;
+            for part in &template.parts {
+                if let TemplatePart::Value(path) = part
+                    && path.steps.contains(&Step::Each)
+                {
+                    flattening(reader, value.span.clone(), path);
+                }
+            }
+            Source::Template(template)
         }
         "first_of" => {
             let items = reader.list(value, "`first_of`")?;
@@ -515,18 +599,29 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
         }
         "param" => Source::Param(reader.string(value, "`param`")?),
         "now" => {
-            reader.boolean(value, "`now`").filter(|b| *b)?;
-            Source::Now
+            if reader.boolean(value, "`now`")? {
+                Source::Now
+            } else {
+                let diagnostic = reader
+                    .at(value.span.clone(), "`now: false` gives the field no value")
+                    .with_help("write `now: true` for the time the connector answers, or use another source");
+                reader.push(diagnostic);
+                return None;
+            }
         }
         "each" => {
-            let path = path_of(reader, value, "`each`")?;
+            let path = path_of(reader, value, "`each`");
             let Some(fields_node) = entries.get("fields") else {
-                reader.fail(node, "`each` needs `fields`: how every element is mapped");
+                let diagnostic = reader
+                    .at(entries.key_span("each"), "`each` needs `fields`: how every element is mapped")
+                    .with_help("add `fields: { id: id, ... }` next to `each`");
+                reader.push(diagnostic);
                 return None;
             };
+            let fields = fields(reader, fields_node);
             Source::Each {
-                path,
-                fields: fields(reader, fields_node)?,
+                path: path?,
+                fields: fields?,
             }
         }
         "metadata" => metadata(reader, value)?,
@@ -546,35 +641,23 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
             }
             Source::Rust(function)
         }
-    };
-    if entries.has("fields") && *kind != "each" {
-        reader.fail(node, "`fields` goes with `each`");
-    }
-    let default = entries.get("default").map(json);
-    let conversion = conversion(reader, &entries)?;
-    Some(Expr {
-        span: node.span.clone(),
-        source,
-        default,
-        conversion,
     })
 }
 
 fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversion>> {
-    let present: Vec<&str> = ["time", "amount", "currency", "enum"]
-        .into_iter()
-        .filter(|k| entries.has(k))
-        .collect();
+    let present = entries.among(CONVERSIONS);
     let kind = match present.as_slice() {
         [] => return Some(None),
         [kind] => *kind,
         _ => {
-            reader.fail(
-                entries.node,
+            reader.conflict(
+                entries,
+                &present,
                 format!(
                     "a field takes one conversion at most, found {}",
-                    present.join(", ")
+                    quoted_list(&present)
                 ),
+                "keep the one the protocol field needs",
             );
             return None;
         }
@@ -583,7 +666,13 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
     let conversion = match kind {
         "time" => Conversion::Time(time_format(reader, value)?),
         "currency" => {
-            reader.boolean(value, "`currency`").filter(|b| *b)?;
+            if !reader.boolean(value, "`currency`")? {
+                let diagnostic = reader
+                    .at(value.span.clone(), "`currency: false` converts nothing")
+                    .with_help("write `currency: true` to turn the provider's code into the protocol's `EUR/2`, or remove it");
+                reader.push(diagnostic);
+                return None;
+            }
             Conversion::Currency
         }
         "amount" => {
@@ -594,23 +683,29 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
                 "where the amount's currency is, e.g. `currency: currency`",
             );
             let currency = currency.and_then(|n| expr(reader, n));
-            let format = match fields.get("format").map(|n| (n, n.as_str())) {
-                None | Some((_, Some("decimal"))) => Some(AmountFormat::Decimal),
-                Some((_, Some("minor_units"))) => Some(AmountFormat::MinorUnits),
-                Some((n, _)) => {
-                    reader.fail(n, "`amount.format` must be `decimal` or `minor_units`");
-                    None
-                }
-            };
-            let sign = match fields.get("sign").map(|n| (n, n.as_str())) {
-                None | Some((_, Some("keep"))) => Some(Sign::Keep),
-                Some((_, Some("absolute"))) => Some(Sign::Absolute),
-                Some((_, Some("negate"))) => Some(Sign::Negate),
-                Some((n, _)) => {
-                    reader.fail(n, "`amount.sign` must be `keep`, `absolute` or `negate`");
-                    None
-                }
-            };
+            let format = fields.get("format").map_or(Some(AmountFormat::Decimal), |n| {
+                named(
+                    reader,
+                    n,
+                    "amount format",
+                    &[
+                        ("decimal", AmountFormat::Decimal),
+                        ("minor_units", AmountFormat::MinorUnits),
+                    ],
+                )
+            });
+            let sign = fields.get("sign").map_or(Some(Sign::Keep), |n| {
+                named(
+                    reader,
+                    n,
+                    "amount sign",
+                    &[
+                        ("keep", Sign::Keep),
+                        ("absolute", Sign::Absolute),
+                        ("negate", Sign::Negate),
+                    ],
+                )
+            });
             Conversion::Amount {
                 currency: Box::new(currency?),
                 format: format?,
@@ -623,29 +718,50 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
                 &fields,
                 "map",
                 "upstream value -> protocol value, e.g. `map: { succeeded: SUCCEEDED }`",
-            )?;
-            let pairs = reader.pairs(map_node, "`enum.map`")?;
-            let map = pairs
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    Some((
-                        k.as_str()?.to_owned(),
-                        reader.string(v, "a protocol value")?,
-                    ))
-                })
-                .collect();
+            );
+            let pairs = map_node.and_then(|n| reader.pairs(n, "`enum.map`"));
+            let mut map = Vec::new();
+            let mut target_spans = Vec::new();
+            for (k, v) in pairs.unwrap_or_default() {
+                if let (Some(from), Some(to)) = (k.as_str(), reader.string(v, "a protocol value")) {
+                    map.push((from.to_owned(), to));
+                    target_spans.push(v.span.clone());
+                }
+            }
             let fallback = match fields.get("fallback") {
-                Some(n) => Some(reader.string(n, "`enum.fallback`")?),
+                Some(n) => {
+                    target_spans.push(n.span.clone());
+                    Some(reader.string(n, "`enum.fallback`")?)
+                }
                 None => None,
             };
+            map_node?;
             Conversion::Enum {
                 map,
                 fallback,
-                span: value.span.clone(),
+                span: entries.key_span(kind),
+                target_spans,
             }
         }
     };
     Some(Some(conversion))
+}
+
+/// One of a closed set of words, with a did-you-mean when it is misspelt.
+fn named<T: Copy>(reader: &mut Reader, node: &Node, what: &str, choices: &[(&str, T)]) -> Option<T> {
+    let text = node.as_str().unwrap_or_default();
+    if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
+        return Some(*value);
+    }
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let mut diagnostic = reader
+        .at(node.span.clone(), format!("unknown {what} `{text}`"))
+        .with_label(format!("expected one of: {}", names.join(", ")));
+    if let Some(help) = did_you_mean(text, names.iter().copied()) {
+        diagnostic = diagnostic.with_help(help);
+    }
+    reader.push(diagnostic);
+    None
 }
 
 fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {
@@ -655,20 +771,26 @@ fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {
             return Some(Vec::new());
         };
         match &list.value {
-            Value::Sequence(items) => items
-                .iter()
-                .map(|item| path_of(reader, item, "a metadata path").map(|p| (p.text.clone(), p)))
-                .collect(),
-            _ => reader
-                .pairs(list, &format!("`metadata.{key}`"))?
-                .into_iter()
-                .map(|(k, v)| {
-                    Some((
-                        k.as_str()?.to_owned(),
-                        path_of(reader, v, "a metadata path")?,
-                    ))
-                })
-                .collect(),
+            Value::Sequence(items) => all(
+                items
+                    .iter()
+                    .map(|item| {
+                        path_of(reader, item, "a metadata path").map(|p| (p.text.clone(), p))
+                    })
+                    .collect(),
+            ),
+            _ => all(
+                reader
+                    .pairs(list, &format!("`metadata.{key}`"))?
+                    .into_iter()
+                    .map(|(k, v)| {
+                        Some((
+                            k.as_str()?.to_owned(),
+                            path_of(reader, v, "a metadata path")?,
+                        ))
+                    })
+                    .collect(),
+            ),
         }
     };
     let fields = named("fields");
@@ -679,20 +801,48 @@ fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {
     })
 }
 
+/// Every item, or `None` when one failed (each failure was reported as it was read).
+fn all<T>(items: Vec<Option<T>>) -> Option<Vec<T>> {
+    items.into_iter().collect()
+}
+
 // ---- paths and templates ----------------------------------------------------------------------
 
+/// A path to one value: `[]` (every element) is refused, it only makes sense in `records`.
 fn path_of(reader: &mut Reader, node: &Node, what: &str) -> Option<Path> {
+    let path = any_path(reader, node, what)?;
+    if path.steps.contains(&Step::Each) {
+        flattening(reader, node.span.clone(), &path);
+        return None;
+    }
+    Some(path)
+}
+
+/// Where a list operation's records are: `[]` steps flatten nested arrays.
+fn records_path(reader: &mut Reader, node: &Node) -> Option<Path> {
+    any_path(reader, node, "`records`")
+}
+
+fn any_path(reader: &mut Reader, node: &Node, what: &str) -> Option<Path> {
     let text = reader.string(node, what)?;
     match parse_path(&text) {
         Ok(path) => Some(path),
         Err(problem) => {
             let diagnostic = reader
-                .at(node.span.clone(), format!("{what}: `{text}` is not a path: {problem}"))
+                .at(node.span.clone(), format!("`{text}` is not a valid path: {problem}"))
+                .with_label(what.to_owned())
                 .with_help("write keys joined by `.`, `[n]` for an element, `[]` for every element; `.` is the whole value");
             reader.push(diagnostic);
             None
         }
     }
+}
+
+fn flattening(reader: &mut Reader, span: super::Span, path: &Path) {
+    let diagnostic = reader
+        .at(span, format!("`{}` flattens a list with `[]`, which only `records` can do", path.text))
+        .with_help("take one element with `[0]`, or map every element of a list field with `each: PATH` and `fields`");
+    reader.push(diagnostic);
 }
 
 pub(crate) fn parse_path(text: &str) -> Result<Path, String> {
@@ -710,7 +860,7 @@ pub(crate) fn parse_path(text: &str) -> Result<Path, String> {
                 }
                 steps.push(Step::Key(key.to_owned()));
             } else if rest.is_empty() {
-                return Err("an empty key".to_owned());
+                return Err("an empty key (two `.` in a row, or a `.` at an end)".to_owned());
             }
             while let Some(inner) = rest.strip_prefix('[') {
                 let close = inner.find(']').ok_or("a `[` without `]`")?;
@@ -739,7 +889,11 @@ pub(crate) fn parse_path(text: &str) -> Result<Path, String> {
 
 /// `{name}` placeholders: the request's parameters when `params_only`, else record paths, with
 /// `{param.name}` for parameters.
-pub(crate) fn parse_template(text: &str, params_only: bool) -> Result<Template, String> {
+pub(crate) fn parse_template(
+    text: &str,
+    params_only: bool,
+    span: super::Span,
+) -> Result<Template, String> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('{') {
@@ -765,6 +919,7 @@ pub(crate) fn parse_template(text: &str, params_only: bool) -> Result<Template, 
         parts.push(TemplatePart::Text(rest.to_owned()));
     }
     Ok(Template {
+        span,
         text: text.to_owned(),
         parts,
     })
@@ -795,11 +950,11 @@ mod tests {
 
     #[test]
     fn templates_split_text_values_and_params() {
-        let template = parse_template("acct-{id}/{param.accountId}", false).unwrap();
+        let template = parse_template("acct-{id}/{param.accountId}", false, 0..0).unwrap();
         assert_eq!(template.parts.len(), 4);
         assert_eq!(template.parts[3], TemplatePart::Param("accountId".into()));
-        let request = parse_template("/v1/accounts/{accountId}/balance", true).unwrap();
+        let request = parse_template("/v1/accounts/{accountId}/balance", true, 0..0).unwrap();
         assert_eq!(request.parts[1], TemplatePart::Param("accountId".into()));
-        assert!(parse_template("oops {id", false).is_err());
+        assert!(parse_template("oops {id", false, 0..0).is_err());
     }
 }

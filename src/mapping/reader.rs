@@ -40,6 +40,11 @@ impl<'n> Entries<'n> {
     pub fn keys(&self) -> impl Iterator<Item = &'n str> + '_ {
         self.entries.iter().filter_map(|(k, _)| k.as_str())
     }
+
+    /// The keys among `choices` that are given, in the file's order.
+    pub fn among(&self, choices: &[&str]) -> Vec<&'n str> {
+        self.keys().filter(|k| choices.contains(k)).collect()
+    }
 }
 
 impl Reader<'_> {
@@ -55,6 +60,16 @@ impl Reader<'_> {
 
     pub fn fail(&mut self, node: &Node, message: impl Into<String>) {
         let diagnostic = self.at(node.span.clone(), message);
+        self.push(diagnostic);
+    }
+
+    /// `found` holds keys that exclude each other: an error at the second one.
+    pub fn conflict(&mut self, entries: &Entries, found: &[&str], message: String, help: &str) {
+        let second = found.get(1).copied().unwrap_or_default();
+        let diagnostic = self
+            .at(entries.key_span(second), message)
+            .with_label(format!("conflicts with `{}`", found[0]))
+            .with_help(help);
         self.push(diagnostic);
     }
 
@@ -249,6 +264,23 @@ impl Reader<'_> {
         }
     }
 
+    /// A header or query parameter whose name says it carries a credential must not have its
+    /// value written in the file.
+    pub fn literal_secret(&mut self, name: &str, value: &Node, help: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        let secret_like = ["auth", "key", "token", "secret", "password", "signature", "credential"]
+            .iter()
+            .any(|word| lower.contains(word));
+        let literal = value.as_str().is_some_and(|text| !text.contains('{'));
+        if secret_like && literal {
+            let diagnostic = self
+                .at(value.span.clone(), format!("`{name}` looks like a credential and cannot be written in the file"))
+                .with_help(help.to_owned());
+            self.push(diagnostic);
+        }
+        secret_like && literal
+    }
+
     pub fn list<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
         match &node.value {
             Value::Sequence(items) => Some(items),
@@ -260,6 +292,16 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+}
+
+/// Whether a mapping has keys outside `allowed` (reported by `Reader::entries`).
+pub(super) fn has_unknown_keys(node: &Node, allowed: &[&str]) -> bool {
+    match &node.value {
+        Value::Mapping(pairs) => pairs
+            .iter()
+            .any(|(key, _)| !key.as_str().is_some_and(|k| allowed.contains(&k))),
+        _ => false,
     }
 }
 

@@ -2,10 +2,11 @@
 //! enum values, parameters) and the generated crate (dependencies). Every problem is reported.
 
 use super::{
-    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, TemplatePart,
+    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, Template,
+    TemplatePart,
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
-use crate::ir::{ObjectDef, Operation, Protocol, Shape, StringFormat, TypeDef};
+use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
 use crate::plan::SERVER_DEPENDENCIES;
 
 /// Every problem the mapping has beyond its own syntax: errors, then warnings.
@@ -128,13 +129,17 @@ impl<'a> Checker<'a> {
                 if let Some(since) = &list.since
                     && !operation.params.iter().any(|p| p.name.ends_with("AtFrom"))
                 {
-                    let diagnostic = self.error(
-                        &list.span,
-                        format!(
-                            "`{id}` has no time filter to translate into `{}`",
-                            since.param
-                        ),
-                    );
+                    let diagnostic = self
+                        .error(
+                            &since.span,
+                            format!(
+                                "`{id}` has no time filter to translate into `{}`",
+                                since.param
+                            ),
+                        )
+                        .with_help(format!(
+                            "remove `since`: the protocol's `{id}` takes no `createdAtFrom` or `updatedAtFrom`"
+                        ));
                     self.found.push(diagnostic);
                 }
             }
@@ -162,15 +167,33 @@ impl<'a> Checker<'a> {
         let templates = std::iter::once(&request.path)
             .chain(request.query.iter().map(|(_, t)| t))
             .chain(request.headers.iter().map(|(_, t)| t));
-        let names: Vec<String> = templates
-            .flat_map(|t| &t.parts)
-            .filter_map(|part| match part {
-                TemplatePart::Param(name) => Some(name.clone()),
+        let names: Vec<(String, Span)> = templates
+            .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
+            .filter_map(|(part, t)| match part {
+                TemplatePart::Param(name) => Some((name.clone(), placeholder(t, name))),
                 _ => None,
             })
             .collect();
-        for name in names {
-            self.param(&mapping.span, &name, scope);
+        for (name, span) in &names {
+            self.param(span, name, scope);
+        }
+        for param in &scope.operation.params {
+            if param.location == ParamLocation::Path && !names.iter().any(|(n, _)| *n == param.name)
+            {
+                let diagnostic = self
+                    .warning(
+                        &request.path.span,
+                        format!(
+                            "`{}` never sends its `{}` parameter to the provider: every request gets the same answer",
+                            scope.operation.id, param.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "put `{{{}}}` in `request.path`, or in a `request.query` or `request.headers` value",
+                        param.name
+                    ));
+                self.found.push(diagnostic);
+            }
         }
     }
 
@@ -202,7 +225,9 @@ impl<'a> Checker<'a> {
         let names: Vec<&str> = object.fields.iter().map(|f| f.name.as_str()).collect();
         for mapping in fields {
             match object.fields.iter().find(|f| f.name == mapping.field) {
-                Some(field) => self.expr(&mapping.value, &field.shape, &field.name, scope),
+                Some(field) => {
+                    self.expr(&mapping.value, &field.shape, &field.name, scope, &mapping.span)
+                }
                 None => {
                     let diagnostic = self.error(
                         &mapping.span,
@@ -228,67 +253,96 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expr(&mut self, expr: &Expr, shape: &Shape, field: &str, scope: &Scope) {
+    /// `key` is the field's key, where a missing conversion is reported.
+    fn expr(&mut self, expr: &Expr, shape: &Shape, field: &str, scope: &Scope, key: &Span) {
+        self.params(expr, scope);
         match &expr.source {
-            Source::Param(name) => self.param(&expr.span, name, scope),
             Source::FirstOf(options) => {
                 for option in options {
-                    self.expr(option, shape, field, scope);
-                }
-            }
-            Source::Template(template) => {
-                for part in &template.parts {
-                    if let TemplatePart::Param(name) = part {
-                        self.param(&expr.span, name, scope);
+                    if let Some(span) = &option.conversion_span {
+                        let diagnostic = self
+                            .error(span, "a conversion inside `first_of` is never applied")
+                            .with_help("put it next to `first_of`, where it converts whichever value is found");
+                        self.found.push(diagnostic);
                     }
                 }
             }
             Source::Each { fields, .. } => match shape {
                 Shape::Array(array) => match self.object(&array.items) {
-                    Some(target) => self.fields(&expr.span, fields, target, scope, field),
+                    Some(target) => self.fields(&expr.source_span, fields, target, scope, field),
                     None => {
                         let diagnostic = self.error(
-                            &expr.span,
+                            &expr.source_span,
                             format!("`{field}` is not a list of objects; `each` does not apply"),
                         );
                         self.found.push(diagnostic);
                     }
                 },
                 _ => {
-                    let diagnostic = self.error(
-                        &expr.span,
-                        format!("`{field}` is not a list; `each` does not apply"),
-                    );
+                    let diagnostic = self
+                        .error(
+                            &expr.source_span,
+                            format!("`{field}` is not a list; `each` does not apply"),
+                        )
+                        .with_help("`each` maps every element of a list field, such as `balances`");
                     self.found.push(diagnostic);
                 }
             },
             _ => {}
         }
-        if matches!(
-            expr.source,
-            Source::FirstOf(_) | Source::Rust(_) | Source::Each { .. }
-        ) {
+        let computed = match &expr.source {
+            Source::Rust(_) => Some("`rust` function returns"),
+            Source::Each { .. } => Some("`each` builds"),
+            Source::Now => Some("`now` gives"),
+            _ => None,
+        };
+        if let (Some(computed), Some(span)) = (computed, &expr.conversion_span) {
+            let diagnostic = self
+                .error(span, format!("a {computed} the field's value as it is: a conversion does not apply"))
+                .with_help("remove the conversion");
+            self.found.push(diagnostic);
+        }
+        if matches!(expr.source, Source::Rust(_) | Source::Each { .. }) {
             return;
         }
-        self.conversion(expr, shape, field);
+        self.conversion(expr, shape, field, key);
+    }
+
+    /// The protocol parameters the expression reads, wherever they are.
+    fn params(&mut self, expr: &Expr, scope: &Scope) {
+        match &expr.source {
+            Source::Param(name) => self.param(&expr.value_span, name, scope),
+            Source::Template(template) => {
+                for part in &template.parts {
+                    if let TemplatePart::Param(name) = part {
+                        self.param(&placeholder(template, name), name, scope);
+                    }
+                }
+            }
+            Source::FirstOf(options) => {
+                for option in options {
+                    self.params(option, scope);
+                }
+            }
+            _ => {}
+        }
+        if let Some(Conversion::Amount { currency, .. }) = &expr.conversion {
+            self.params(currency, scope);
+        }
     }
 
     /// Whether the value can become the field's type, and says how when it cannot.
-    fn conversion(&mut self, expr: &Expr, shape: &Shape, field: &str) {
+    fn conversion(&mut self, expr: &Expr, shape: &Shape, field: &str, key: &Span) {
         let resolved = self.resolve(shape);
         let conversion = expr.conversion.as_ref();
-        let problem: Option<(String, &str)> = match (&resolved, conversion) {
+        // Where each kind of problem is clearest: a missing conversion at the field's key, one
+        // that does not apply at its own key, a wrong source at the source.
+        let at_conversion = expr.conversion_span.as_ref().unwrap_or(&expr.span);
+        let problem: Option<(&Span, String, &str)> = match (&resolved, conversion) {
             (Shape::Named(name), conversion) => match self.protocol.types.get(name) {
                 Some(TypeDef::Enum(def)) => match (conversion, &expr.source) {
-                    (
-                        Some(Conversion::Enum {
-                            map,
-                            fallback,
-                            span,
-                        }),
-                        _,
-                    ) => {
-                        self.enum_targets(name, &def.values, map, fallback.as_ref(), span, field);
+                    (Some(conversion @ Conversion::Enum { .. }), _) => {
+                        self.enum_targets(name, &def.values, conversion, field);
                         None
                     }
                     (None, Source::Const(serde_json::Value::String(value)))
@@ -297,14 +351,21 @@ impl<'a> Checker<'a> {
                         None
                     }
                     (None, Source::Const(value)) => Some((
+                        &expr.value_span,
                         format!("`{value}` is not a {name} value"),
                         "use one of the protocol's values",
                     )),
-                    _ => Some((
+                    (None, _) => Some((
+                        key,
                         format!(
                             "`{field}` is a {name}: map the provider's values onto the protocol's"
                         ),
                         "add `enum: { map: { provider_value: PROTOCOL_VALUE }, fallback: OTHER }`",
+                    )),
+                    (Some(_), _) => Some((
+                        at_conversion,
+                        format!("`{field}` is a {name}: this conversion does not apply"),
+                        "use `enum: { map: { provider_value: PROTOCOL_VALUE }, fallback: OTHER }`",
                     )),
                 },
                 _ => None,
@@ -314,10 +375,12 @@ impl<'a> Checker<'a> {
             }
             (Shape::String(s), None) if s.format != StringFormat::Plain => None,
             (Shape::String(s), Some(_)) if s.format != StringFormat::Plain => Some((
+                at_conversion,
                 format!("`{field}` is a date-time"),
                 "use `time: rfc3339 | unix_seconds | unix_millis | { pattern, utc_offset }`",
             )),
             (Shape::String(_), Some(Conversion::Time(_))) => Some((
+                at_conversion,
                 format!("`{field}` is not a date-time; `time` does not apply"),
                 "remove `time`",
             )),
@@ -325,6 +388,7 @@ impl<'a> Checker<'a> {
                 if field == "amount" && !matches!(expr.source, Source::Const(_)) =>
             {
                 Some((
+                    key,
                     format!(
                         "`{field}` is in minor units: say how to convert the provider's amount"
                     ),
@@ -335,19 +399,23 @@ impl<'a> Checker<'a> {
                 if field == "currency" && !matches!(expr.source, Source::Const(_)) =>
             {
                 Some((
+                    key,
                     format!("`{field}` is a UMN currency (`EUR/2`): convert the provider's code"),
                     "add `currency: true`",
                 ))
             }
             (Shape::String(_), Some(Conversion::Amount { .. })) if field != "amount" => Some((
+                at_conversion,
                 format!("`{field}` is not an amount; `amount` does not apply"),
                 "remove `amount`",
             )),
             (Shape::String(_), Some(Conversion::Currency)) if field != "currency" => Some((
+                at_conversion,
                 format!("`{field}` is not a currency; `currency` does not apply"),
                 "remove `currency`",
             )),
             (Shape::String(_), Some(Conversion::Enum { .. })) => Some((
+                at_conversion,
                 format!("`{field}` is not an enum; `enum` does not apply"),
                 "remove `enum`",
             )),
@@ -358,6 +426,7 @@ impl<'a> Checker<'a> {
                 ) =>
             {
                 Some((
+                    &expr.source_span,
                     format!("`{field}` is a string map"),
                     "use `metadata: { fields: [...], flatten: [...] }`",
                 ))
@@ -366,11 +435,13 @@ impl<'a> Checker<'a> {
                 if !matches!(expr.source, Source::Each { .. } | Source::Const(_)) =>
             {
                 Some((
+                    &expr.source_span,
                     format!("`{field}` is a list"),
                     "use `each: <path to the array>` with `fields`",
                 ))
             }
             (_, Some(_)) if !matches!(resolved, Shape::String(_)) => Some((
+                at_conversion,
                 format!("`{field}` takes no conversion"),
                 "remove the conversion",
             )),
@@ -378,7 +449,7 @@ impl<'a> Checker<'a> {
         };
         if matches!(expr.source, Source::Metadata { .. }) && !matches!(resolved, Shape::Map(_)) {
             let diagnostic = self.error(
-                &expr.span,
+                &expr.source_span,
                 format!("`{field}` is not a map; `metadata` does not apply"),
             );
             self.found.push(diagnostic);
@@ -387,13 +458,13 @@ impl<'a> Checker<'a> {
             && !matches!(&resolved, Shape::String(s) if s.format == StringFormat::DateTime)
         {
             let diagnostic = self.error(
-                &expr.span,
+                &expr.source_span,
                 format!("`{field}` is not a date-time; `now` does not apply"),
             );
             self.found.push(diagnostic);
         }
-        if let Some((message, help)) = problem {
-            let diagnostic = self.error(&expr.span, message).with_help(help);
+        if let Some((span, message, help)) = problem {
+            let diagnostic = self.error(span, message).with_help(help);
             self.found.push(diagnostic);
         }
         if let Some(Conversion::Amount { currency, .. }) = conversion
@@ -401,26 +472,29 @@ impl<'a> Checker<'a> {
             && !value.is_string()
         {
             let diagnostic = self.error(
-                &currency.span,
+                &currency.value_span,
                 "an amount's currency must be a currency code",
             );
             self.found.push(diagnostic);
         }
     }
 
-    fn enum_targets(
-        &mut self,
-        name: &str,
-        values: &[String],
-        map: &[(String, String)],
-        fallback: Option<&String>,
-        span: &Span,
-        field: &str,
-    ) {
+    fn enum_targets(&mut self, name: &str, values: &[String], conversion: &Conversion, field: &str) {
+        let Conversion::Enum {
+            map,
+            fallback,
+            span,
+            target_spans,
+        } = conversion
+        else {
+            return;
+        };
         let candidates: Vec<&str> = values.iter().map(String::as_str).collect();
-        for target in map.iter().map(|(_, v)| v).chain(fallback) {
+        let targets = map.iter().map(|(_, v)| v).chain(fallback);
+        for (index, target) in targets.enumerate() {
             if !values.contains(target) {
-                let diagnostic = self.error(span, format!("`{target}` is not a {name} value"));
+                let at = target_spans.get(index).unwrap_or(span);
+                let diagnostic = self.error(at, format!("`{target}` is not a {name} value"));
                 self.push_with_suggestion(diagnostic, target, candidates.iter().copied());
             }
         }
@@ -428,7 +502,7 @@ impl<'a> Checker<'a> {
             .iter()
             .copied()
             .filter(|value| {
-                !map.iter().any(|(_, v)| v == value) && fallback.map(String::as_str) != Some(*value)
+                !map.iter().any(|(_, v)| v == value) && fallback.as_deref() != Some(*value)
             })
             .collect();
         if !unproduced.is_empty() {
@@ -457,5 +531,39 @@ impl<'a> Checker<'a> {
             },
             _ => shape.clone(),
         }
+    }
+}
+
+/// Where `{name}` (or `{param.name}`) is in the file: exact when the template is a plain or a
+/// quoted scalar without escapes, else the whole template.
+fn placeholder(template: &Template, name: &str) -> Span {
+    let (text, span) = (&template.text, &template.span);
+    let offset = match span.len() {
+        n if n == text.len() => 0,
+        n if n == text.len() + 2 => 1,
+        _ => return span.clone(),
+    };
+    let mut found = None;
+    let mut from = 0;
+    while let Some(open) = text[from..].find('{').map(|i| i + from) {
+        let Some(close) = text[open..].find('}').map(|i| i + open) else {
+            break;
+        };
+        let inner = text[open + 1..close].trim();
+        if inner.strip_prefix("param.") == Some(name) {
+            found = Some((open, close));
+            break;
+        }
+        if inner == name && found.is_none() {
+            found = Some((open, close));
+        }
+        from = close + 1;
+    }
+    match found {
+        Some((open, close)) => {
+            let start = span.start + offset + open;
+            start..span.start + offset + close + 1
+        }
+        None => span.clone(),
     }
 }
