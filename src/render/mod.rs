@@ -112,7 +112,7 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
         FileKind::Handlers => user::handlers(protocol, plan, kind),
         FileKind::CargoToml => templates::cargo_toml(&plan.krate),
-        FileKind::Readme => templates::readme(protocol, &plan.krate),
+        FileKind::Readme => templates::readme(protocol, plan),
         FileKind::Dockerfile => templates::dockerfile(&plan.krate),
         FileKind::Dockerignore => templates::dockerignore(),
     }

@@ -5,7 +5,7 @@ use askama::Template;
 use crate::diagnostics::Diagnostic;
 use crate::ir::Protocol;
 use crate::mapping::Setting;
-use crate::plan::Crate;
+use crate::plan::{Crate, Plan};
 
 const HEADER: &str = super::GENERATED_HEADER;
 
@@ -34,6 +34,7 @@ struct OperationRow {
     method: &'static str,
     path: String,
     status: u16,
+    mapped: bool,
 }
 
 #[derive(Template)]
@@ -93,7 +94,8 @@ pub fn dockerignore() -> Result<String, Diagnostic> {
     finish(Dockerignore { header: HEADER }.render())
 }
 
-pub fn readme(protocol: &Protocol, krate: &Crate) -> Result<String, Diagnostic> {
+pub fn readme(protocol: &Protocol, plan: &Plan) -> Result<String, Diagnostic> {
+    let krate = &plan.krate;
     let required_env = krate
         .settings
         .iter()
@@ -110,6 +112,7 @@ pub fn readme(protocol: &Protocol, krate: &Crate) -> Result<String, Diagnostic> 
             method: op.method.as_str(),
             path: op.path.clone(),
             status: op.success.status,
+            mapped: plan.mapped.as_ref().is_some_and(|m| m.operations.contains_key(&op.id)),
         })
         .collect();
     finish(
