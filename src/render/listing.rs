@@ -231,7 +231,14 @@ pub fn render() -> TokenStream {
                     )));
                 }
                 let request = self.request(spec, base)?;
-                let response = upstream.send(spec.operation, &request).await?;
+                let response = upstream.send(spec.operation, &request).await.map_err(|error| {
+                    // A list that is not there is the mapping's mistake, not a missing record.
+                    if error.status == axum::http::StatusCode::NOT_FOUND {
+                        ConnectorError::bad_gateway(error.detail)
+                    } else {
+                        error
+                    }
+                })?;
                 self.last = self.next.clone();
                 let dedupe = self.dedupe.take();
                 let (records, raw_count) = collect_records(&response.body, spec.records);

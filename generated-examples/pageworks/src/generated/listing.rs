@@ -237,7 +237,16 @@ impl<T> Window<T> {
             );
         }
         let request = self.request(spec, base)?;
-        let response = upstream.send(spec.operation, &request).await?;
+        let response = upstream
+            .send(spec.operation, &request)
+            .await
+            .map_err(|error| {
+                if error.status == axum::http::StatusCode::NOT_FOUND {
+                    ConnectorError::bad_gateway(error.detail)
+                } else {
+                    error
+                }
+            })?;
         self.last = self.next.clone();
         let dedupe = self.dedupe.take();
         let (records, raw_count) = collect_records(&response.body, spec.records);
