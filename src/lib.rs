@@ -37,19 +37,21 @@ pub fn generate(
     mapping_source: &SourceFile,
 ) -> Result<Generated, Vec<Diagnostic>> {
     let protocol = load_protocol(spec_source);
-    let mapping = mapping::load(mapping_source);
+    let (mapping, mut problems) = mapping::load_partial(mapping_source);
+    if let (Ok(protocol), Some(mapping)) = (&protocol, &mapping) {
+        problems.extend(mapping::validate(mapping, protocol, &mapping_source.name));
+        problems.sort_by_key(|d| (!d.is_error(), d.location.as_ref().map(|l| l.span.start)));
+    }
     let (protocol, mapping) = match (protocol, mapping) {
-        (Ok(protocol), Ok(mapping)) => (protocol, mapping),
-        (protocol, mapping) => {
+        (Ok(protocol), Some(mapping)) if !problems.iter().any(Diagnostic::is_error) => {
+            (protocol, mapping)
+        }
+        (protocol, _) => {
             let mut diagnostics = protocol.err().unwrap_or_default();
-            diagnostics.extend(mapping.err().unwrap_or_default());
+            diagnostics.extend(problems);
             return Err(diagnostics);
         }
     };
-    let problems = mapping::validate(&mapping, &protocol, &mapping_source.name);
-    if problems.iter().any(Diagnostic::is_error) {
-        return Err(problems);
-    }
     let plan = plan::plan(&mapping);
     let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
     Ok(Generated {

@@ -28,7 +28,19 @@ const DEPENDENCY_KEYS: &[&str] = &["version", "default-features", "features"];
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 pub fn load(source: &SourceFile) -> Result<Mapping, Vec<Diagnostic>> {
-    let root = yaml::parse(source).map_err(|d| vec![d])?;
+    match load_partial(source) {
+        (Some(mapping), diagnostics) if diagnostics.is_empty() => Ok(mapping),
+        (_, diagnostics) => Err(diagnostics),
+    }
+}
+
+/// Everything that could be read, even from a file with errors (the operations that loaded
+/// can still be checked against the protocol in the same run), and every problem found.
+pub fn load_partial(source: &SourceFile) -> (Option<Mapping>, Vec<Diagnostic>) {
+    let root = match yaml::parse(source) {
+        Ok(root) => root,
+        Err(diagnostic) => return (None, vec![diagnostic]),
+    };
     let mut reader = Reader {
         file: &source.name,
         text: &source.text,
@@ -37,10 +49,7 @@ pub fn load(source: &SourceFile) -> Result<Mapping, Vec<Diagnostic>> {
     let mapping = read_mapping(&mut reader, &root);
     let mut diagnostics = reader.diagnostics;
     diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| l.span.start));
-    match mapping {
-        Some(mapping) if diagnostics.is_empty() => Ok(mapping),
-        _ => Err(diagnostics),
-    }
+    (mapping, diagnostics)
 }
 
 fn read_mapping(reader: &mut Reader, root: &Node) -> Option<Mapping> {
@@ -288,7 +297,11 @@ fn headers(reader: &mut Reader, node: &Node) -> Vec<(String, Setting)> {
                 reader.fail(key, format!("`{name}` is not a valid HTTP header name"));
                 return None;
             }
-            if reader.literal_secret(&name, value, "write `${env:NAME}` and set NAME where the connector runs") {
+            if reader.literal_secret(
+                &name,
+                value,
+                "write `${env:NAME}` and set NAME where the connector runs",
+            ) {
                 return None;
             }
             Some((name, reader.setting(value, "a header value")?))

@@ -9,7 +9,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-pub use load::load;
+pub use load::{load, load_partial};
 pub use validate::validate;
 
 /// The newest mapping format this generator understands.

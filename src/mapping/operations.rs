@@ -71,6 +71,22 @@ fn operation(
     span: super::Span,
     id: &str,
 ) -> Option<OperationMapping> {
+    // An operation with problems of its own is left out of the later checks, which would
+    // only repeat them (a field that failed to load is not "never set").
+    let before = reader.diagnostics.len();
+    let operation = read_operation(reader, node, span, id)?;
+    reader.diagnostics[before..]
+        .iter()
+        .all(|d| !d.is_error())
+        .then_some(operation)
+}
+
+fn read_operation(
+    reader: &mut Reader,
+    node: &Node,
+    span: super::Span,
+    id: &str,
+) -> Option<OperationMapping> {
     let what = format!("operation `{id}`");
     let entries = reader.entries(node, &what, OPERATION_KEYS)?;
     let request = reader.required(
@@ -148,7 +164,7 @@ fn template_pairs(reader: &mut Reader, node: &Node, what: &str) -> Vec<(String, 
         .into_iter()
         .filter_map(|(key, value)| {
             let name = key.as_str()?.to_owned();
-            let help = "credentials go in `upstream.auth` (e.g. `api_key: { query: NAME, value: ${env:VAR} }`)";
+            let help = "credentials go in `upstream.auth` (e.g. `api_key: { query: NAME, value: \"${env:VAR}\" }`)";
             if reader.literal_secret(&name, value, help) {
                 return None;
             }
@@ -613,7 +629,10 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
             let path = path_of(reader, value, "`each`");
             let Some(fields_node) = entries.get("fields") else {
                 let diagnostic = reader
-                    .at(entries.key_span("each"), "`each` needs `fields`: how every element is mapped")
+                    .at(
+                        entries.key_span("each"),
+                        "`each` needs `fields`: how every element is mapped",
+                    )
                     .with_help("add `fields: { id: id, ... }` next to `each`");
                 reader.push(diagnostic);
                 return None;
@@ -683,17 +702,19 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
                 "where the amount's currency is, e.g. `currency: currency`",
             );
             let currency = currency.and_then(|n| expr(reader, n));
-            let format = fields.get("format").map_or(Some(AmountFormat::Decimal), |n| {
-                named(
-                    reader,
-                    n,
-                    "amount format",
-                    &[
-                        ("decimal", AmountFormat::Decimal),
-                        ("minor_units", AmountFormat::MinorUnits),
-                    ],
-                )
-            });
+            let format = fields
+                .get("format")
+                .map_or(Some(AmountFormat::Decimal), |n| {
+                    named(
+                        reader,
+                        n,
+                        "amount format",
+                        &[
+                            ("decimal", AmountFormat::Decimal),
+                            ("minor_units", AmountFormat::MinorUnits),
+                        ],
+                    )
+                });
             let sign = fields.get("sign").map_or(Some(Sign::Keep), |n| {
                 named(
                     reader,
@@ -748,7 +769,12 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
 }
 
 /// One of a closed set of words, with a did-you-mean when it is misspelt.
-fn named<T: Copy>(reader: &mut Reader, node: &Node, what: &str, choices: &[(&str, T)]) -> Option<T> {
+fn named<T: Copy>(
+    reader: &mut Reader,
+    node: &Node,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
     let text = node.as_str().unwrap_or_default();
     if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
         return Some(*value);
@@ -771,26 +797,20 @@ fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {
             return Some(Vec::new());
         };
         match &list.value {
-            Value::Sequence(items) => all(
-                items
-                    .iter()
-                    .map(|item| {
-                        path_of(reader, item, "a metadata path").map(|p| (p.text.clone(), p))
-                    })
-                    .collect(),
-            ),
-            _ => all(
-                reader
-                    .pairs(list, &format!("`metadata.{key}`"))?
-                    .into_iter()
-                    .map(|(k, v)| {
-                        Some((
-                            k.as_str()?.to_owned(),
-                            path_of(reader, v, "a metadata path")?,
-                        ))
-                    })
-                    .collect(),
-            ),
+            Value::Sequence(items) => all(items
+                .iter()
+                .map(|item| path_of(reader, item, "a metadata path").map(|p| (p.text.clone(), p)))
+                .collect()),
+            _ => all(reader
+                .pairs(list, &format!("`metadata.{key}`"))?
+                .into_iter()
+                .map(|(k, v)| {
+                    Some((
+                        k.as_str()?.to_owned(),
+                        path_of(reader, v, "a metadata path")?,
+                    ))
+                })
+                .collect()),
         }
     };
     let fields = named("fields");

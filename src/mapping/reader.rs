@@ -268,13 +268,24 @@ impl Reader<'_> {
     /// value written in the file.
     pub fn literal_secret(&mut self, name: &str, value: &Node, help: &str) -> bool {
         let lower = name.to_ascii_lowercase();
-        let secret_like = ["auth", "key", "token", "secret", "password", "signature", "credential"]
-            .iter()
-            .any(|word| lower.contains(word));
+        let secret_like = [
+            "auth",
+            "key",
+            "token",
+            "secret",
+            "password",
+            "signature",
+            "credential",
+        ]
+        .iter()
+        .any(|word| lower.contains(word));
         let literal = value.as_str().is_some_and(|text| !text.contains('{'));
         if secret_like && literal {
             let diagnostic = self
-                .at(value.span.clone(), format!("`{name}` looks like a credential and cannot be written in the file"))
+                .at(
+                    value.span.clone(),
+                    format!("`{name}` looks like a credential and cannot be written in the file"),
+                )
                 .with_help(help.to_owned());
             self.push(diagnostic);
         }
@@ -312,7 +323,11 @@ fn first_line(text: &str, span: Span) -> Span {
     };
     let line = spanned.find('\n').map_or(spanned, |end| &spanned[..end]);
     let end = span.start + line.trim_end().len();
-    if end > span.start { span.start..end } else { span }
+    if end > span.start {
+        span.start..end
+    } else {
+        span
+    }
 }
 
 /// A YAML value as JSON: quoted scalars are strings, plain ones are typed as YAML does.

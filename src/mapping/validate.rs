@@ -2,8 +2,7 @@
 //! enum values, parameters) and the generated crate (dependencies). Every problem is reported.
 
 use super::{
-    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, Template,
-    TemplatePart,
+    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, Template, TemplatePart,
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
@@ -225,9 +224,13 @@ impl<'a> Checker<'a> {
         let names: Vec<&str> = object.fields.iter().map(|f| f.name.as_str()).collect();
         for mapping in fields {
             match object.fields.iter().find(|f| f.name == mapping.field) {
-                Some(field) => {
-                    self.expr(&mapping.value, &field.shape, &field.name, scope, &mapping.span)
-                }
+                Some(field) => self.expr(
+                    &mapping.value,
+                    &field.shape,
+                    &field.name,
+                    scope,
+                    &mapping.span,
+                ),
                 None => {
                     let diagnostic = self.error(
                         &mapping.span,
@@ -291,15 +294,23 @@ impl<'a> Checker<'a> {
             _ => {}
         }
         let computed = match &expr.source {
-            Source::Rust(_) => Some("`rust` function returns"),
-            Source::Each { .. } => Some("`each` builds"),
-            Source::Now => Some("`now` gives"),
+            Source::Rust(_) => Some("`rust`: the function returns the field's final value"),
+            Source::Each { .. } => Some("`each`: its `fields` build every element"),
+            Source::Now => Some("`now`: it is the field's final value"),
             _ => None,
         };
-        if let (Some(computed), Some(span)) = (computed, &expr.conversion_span) {
+        if let (Some(computed), Some(span), Some(conversion)) =
+            (computed, &expr.conversion_span, &expr.conversion)
+        {
+            let name = match conversion {
+                Conversion::Time(_) => "time",
+                Conversion::Amount { .. } => "amount",
+                Conversion::Currency => "currency",
+                Conversion::Enum { .. } => "enum",
+            };
             let diagnostic = self
-                .error(span, format!("a {computed} the field's value as it is: a conversion does not apply"))
-                .with_help("remove the conversion");
+                .error(span, format!("`{name}` does not apply to {computed}"))
+                .with_help(format!("remove `{name}`"));
             self.found.push(diagnostic);
         }
         if matches!(expr.source, Source::Rust(_) | Source::Each { .. }) {
@@ -479,7 +490,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn enum_targets(&mut self, name: &str, values: &[String], conversion: &Conversion, field: &str) {
+    fn enum_targets(
+        &mut self,
+        name: &str,
+        values: &[String],
+        conversion: &Conversion,
+        field: &str,
+    ) {
         let Conversion::Enum {
             map,
             fallback,

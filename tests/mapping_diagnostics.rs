@@ -1,0 +1,1464 @@
+//! Diagnostics of the mapping language's `operations:`, `auth`, `currencies` and connection
+//! settings, through the real binary (`connector-gen check` / `generate`): for every class of
+//! mistake the exit code, the message, the exact `--> connector.yaml:LINE:COL` (with the caret
+//! under that column) and the `= help:` line.
+//!
+//! Every case starts from a valid mapping (the Cursorpay example, copied below so that the tests
+//! do not depend on the example's directory) and makes one small textual edit; expected
+//! positions are computed from the edited text, so they stay exact when the base moves.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-gen");
+const MAPPING: &str = "connector.yaml";
+
+/// generated-examples/cursorpay/connector.yaml, as of the `operations:` section's introduction.
+const BASE: &str = r#"# Cursorpay: a provider shaped like many card processors. Cursor paging (`starting_after` the
+# last record's id), newest first, Unix-second timestamps (whole seconds: many ties), decimal
+# amounts with the sign telling the direction, lower-case currency codes.
+version: 1
+name: cursorpay
+upstream:
+  base_url: ${env:CURSORPAY_BASE_URL}
+  auth:
+    bearer: ${env:CURSORPAY_API_KEY}
+  timeout: 10s
+  retry:
+    attempts: 4
+    deadline: 20s
+
+operations:
+  getAccounts:
+    request:
+      path: /v1/accounts
+    records: data
+    paging:
+      cursor: { param: starting_after, from_record: id, has_more: has_more }
+    page_size: { param: limit, value: 100 }
+    order: newest_first
+    since: { param: "created[gte]", format: unix_seconds }
+    fields:
+      id: id
+      accountName: name
+      createdAt: { path: created, time: unix_seconds }
+      metadata:
+        metadata:
+          fields: [country, default_currency]
+          flatten: [settings]
+
+  getAccountBalances:
+    request:
+      path: /v1/accounts/{accountId}/balance
+    fields:
+      id: { template: "{account}-balance" }
+      accountID: account
+      at: { now: true }
+      balances:
+        each: available
+        fields:
+          amount: { path: amount, amount: { currency: currency, format: decimal } }
+          currency: { path: currency, currency: true }
+
+  getBeneficiaries:
+    request:
+      path: /v1/recipients
+    records: data
+    paging:
+      cursor: { param: starting_after, from_record: id, has_more: has_more }
+    page_size: { param: limit, value: 100 }
+    order: newest_first
+    since: { param: "created[gte]", format: unix_seconds }
+    fields:
+      id: id
+      ownerName: name
+      createdAt: { path: created, time: unix_seconds }
+      metadata:
+        metadata:
+          fields: [email]
+
+  getTransactions:
+    request:
+      path: /v1/transactions
+    records: data
+    paging:
+      cursor: { param: starting_after, from_record: id, has_more: has_more }
+    page_size: { param: limit, value: 100 }
+    order: newest_first
+    since: { param: "updated[gte]", format: unix_seconds }
+    fields:
+      id: id
+      createdAt: { path: created, time: unix_seconds }
+      updatedAt: { path: updated, time: unix_seconds }
+      amount:
+        path: amount
+        amount: { currency: currency, format: decimal, sign: absolute }
+      currency: { path: currency, currency: true }
+      type:
+        path: type
+        enum:
+          map: { payment: PAYIN, payout: PAYOUT, transfer: TRANSFER, refund: OTHER, adjustment: OTHER }
+          fallback: OTHER
+      status:
+        path: status
+        enum:
+          map: { succeeded: SUCCEEDED, pending: PENDING, failed: FAILED, canceled: CANCELLED }
+          fallback: OTHER
+      sourceAccountID: source
+      destinationAccountID: destination
+      metadata:
+        metadata:
+          fields: [description]
+"#;
+
+// ---- running the binary -----------------------------------------------------------------------
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// One rendered diagnostic: `error: ...` or `warning: ...`, `--> file:line:col`, the snippet,
+/// the `= help: ...` note.
+#[derive(Debug, Clone)]
+struct Reported {
+    error: bool,
+    message: String,
+    location: Option<String>,
+    help: Option<String>,
+    lines: Vec<String>,
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run connector-gen");
+    Run {
+        code: status.code().expect("exit code (not killed by a signal)"),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// `connector-gen check --mapping connector.yaml`, with the bundled spec.
+fn check(mapping: &str) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join(MAPPING), mapping).unwrap();
+    run_in(dir.path(), &["check", "--mapping", MAPPING])
+}
+
+/// `connector-gen check` against a spec of the test's own.
+fn check_with_spec(mapping: &str, spec: &str) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join(MAPPING), mapping).unwrap();
+    std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+    run_in(
+        dir.path(),
+        &["check", "--mapping", MAPPING, "--spec", "spec.yaml"],
+    )
+}
+
+impl Run {
+    fn diagnostics(&self) -> Vec<Reported> {
+        let mut reports: Vec<Reported> = Vec::new();
+        for line in self.stderr.lines() {
+            if line.starts_with("error: stopped with ") {
+                continue;
+            }
+            let started = match (line.strip_prefix("error: "), line.strip_prefix("warning: ")) {
+                (Some(message), _) => Some((true, message)),
+                (_, Some(message)) => Some((false, message)),
+                _ => None,
+            };
+            if let Some((error, message)) = started {
+                reports.push(Reported {
+                    error,
+                    message: message.to_owned(),
+                    location: None,
+                    help: None,
+                    lines: Vec::new(),
+                });
+                continue;
+            }
+            let Some(current) = reports.last_mut() else {
+                continue;
+            };
+            let trimmed = line.trim_start();
+            if let Some(location) = trimmed.strip_prefix("--> ") {
+                current.location = Some(location.to_owned());
+            } else if let Some(help) = trimmed.strip_prefix("= help: ") {
+                current.help = Some(help.to_owned());
+            }
+            current.lines.push(line.to_owned());
+        }
+        reports
+    }
+
+    fn errors(&self) -> Vec<Reported> {
+        self.diagnostics().into_iter().filter(|d| d.error).collect()
+    }
+
+    fn find(&self, error: bool, needle: &str) -> Reported {
+        let found: Vec<_> = self
+            .diagnostics()
+            .into_iter()
+            .filter(|d| d.error == error && d.message.contains(needle))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one {} containing {needle:?}\n--- stderr ---\n{}",
+            if error { "error" } else { "warning" },
+            self.stderr
+        );
+        found.into_iter().next().unwrap()
+    }
+
+    /// The one error whose message contains `needle`.
+    fn error(&self, needle: &str) -> Reported {
+        self.find(true, needle)
+    }
+
+    /// The one warning whose message contains `needle`.
+    fn warning(&self, needle: &str) -> Reported {
+        self.find(false, needle)
+    }
+
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Exit 1, `count` errors printed, and the closing line agrees.
+    fn expect_errors(&self, count: usize) -> &Self {
+        self.expect_code(1);
+        assert_eq!(
+            self.errors().len(),
+            count,
+            "errors printed\n{}",
+            self.stderr
+        );
+        let summary = format!(
+            "error: stopped with {count} error{}",
+            if count == 1 { "" } else { "s" }
+        );
+        assert!(
+            self.stderr.lines().any(|l| l == summary),
+            "missing {summary:?}\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The one error, with its message exactly.
+    fn only_error(&self) -> Reported {
+        self.expect_errors(1);
+        self.errors().remove(0)
+    }
+}
+
+impl Reported {
+    /// `--> connector.yaml:LINE:COL`, and the snippet quotes that line with a caret that starts
+    /// under that column and stays on it (no span over several lines).
+    fn expect_at(&self, (line, col): (usize, usize)) -> &Self {
+        assert_eq!(
+            self.location.as_deref(),
+            Some(format!("{MAPPING}:{line}:{col}").as_str()),
+            "location of {self:#?}"
+        );
+        let quoted = format!("{line} | ");
+        let at = self
+            .lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(&quoted))
+            .unwrap_or_else(|| panic!("the snippet does not quote line {line}: {self:#?}"));
+        let source = &self.lines[at];
+        let gutter = source.find(" | ").unwrap() + 3;
+        assert!(
+            !source[gutter..].starts_with("/ "),
+            "a span over several lines: {self:#?}"
+        );
+        let carets = &self.lines[at + 1];
+        let caret = carets
+            .get(gutter..)
+            .and_then(|c| c.find('^'))
+            .unwrap_or_else(|| panic!("no caret under line {line}: {self:#?}"));
+        let before: String = source[gutter..].chars().take(col - 1).collect();
+        assert_eq!(
+            caret,
+            before.chars().count(),
+            "caret column under line {line}: {self:#?}"
+        );
+        self
+    }
+
+    fn expect_message(&self, message: &str) -> &Self {
+        assert_eq!(self.message, message, "message of {self:#?}");
+        self
+    }
+
+    fn expect_help(&self, help: &str) -> &Self {
+        assert_eq!(self.help.as_deref(), Some(help), "help of {self:#?}");
+        self
+    }
+
+    fn expect_no_help(&self) -> &Self {
+        assert_eq!(self.help, None, "help of {self:#?}");
+        self
+    }
+
+    fn expect_label(&self, label: &str) -> &Self {
+        assert!(
+            self.lines.iter().any(|l| l.ends_with(label)),
+            "label {label:?} in {self:#?}"
+        );
+        self
+    }
+}
+
+// ---- editing the base -------------------------------------------------------------------------
+
+/// `text` with its one occurrence of `from` replaced by `to`.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    text.replacen(from, to, 1)
+}
+
+/// The base with its one occurrence of `from` replaced by `to`.
+fn edit(from: &str, to: &str) -> String {
+    replace_once(BASE, from, to)
+}
+
+/// The base with the first `from` after its one `anchor` replaced by `to`.
+fn edit_in(anchor: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        BASE.matches(anchor).count(),
+        1,
+        "{anchor:?} must occur once"
+    );
+    let start = BASE.find(anchor).unwrap();
+    let offset = start
+        + BASE[start..]
+            .find(from)
+            .unwrap_or_else(|| panic!("{from:?} after {anchor:?}"));
+    format!("{}{to}{}", &BASE[..offset], &BASE[offset + from.len()..])
+}
+
+/// 1-based line and column of `needle`'s first non-blank character; `needle` occurs once.
+fn pos(text: &str, needle: &str) -> (usize, usize) {
+    assert_eq!(text.matches(needle).count(), 1, "{needle:?} must be unique");
+    line_col(text, text.find(needle).unwrap(), needle)
+}
+
+/// Like `pos`, for the first `needle` after the one `anchor`.
+fn pos_in(text: &str, anchor: &str, needle: &str) -> (usize, usize) {
+    assert_eq!(text.matches(anchor).count(), 1, "{anchor:?} must be unique");
+    let start = text.find(anchor).unwrap();
+    let offset = start + text[start..].find(needle).expect("needle after anchor");
+    line_col(text, offset, needle)
+}
+
+fn line_col(text: &str, offset: usize, needle: &str) -> (usize, usize) {
+    let start = offset + (needle.len() - needle.trim_start().len());
+    let line = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    (line, text[line_start..start].chars().count() + 1)
+}
+
+const PATH_HELP: &str = "write keys joined by `.`, `[n]` for an element, `[]` for every element; `.` is the whole value";
+const FLATTEN_HELP: &str = "take one element with `[0]`, or map every element of a list field with `each: PATH` and `fields`";
+const SECRET_HELP: &str = "write `${env:NAME}` and set NAME where the connector runs";
+
+// ---- the base ---------------------------------------------------------------------------------
+
+/// Every case edits the base: it must pass, or the cases prove nothing. Its one warning: the
+/// provider's statuses cover only some of the protocol's.
+#[test]
+fn the_base_mapping_passes_with_one_warning() {
+    let run = check(BASE);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "connector.yaml: no errors, 1 warning\n");
+    assert!(run.errors().is_empty(), "{}", run.stderr);
+    run.warning("no provider value of `status` becomes EXPIRED, REFUNDED,")
+        .expect_at(pos_in(BASE, "      status:", "enum:"))
+        .expect_no_help();
+}
+
+// ---- operations and protocol fields -----------------------------------------------------------
+
+#[test]
+fn unknown_operation_id_suggests_the_protocols() {
+    let text = edit("  getAccounts:\n", "  getAcounts:\n");
+    check(&text)
+        .only_error()
+        .expect_message("the protocol has no operation `getAcounts`")
+        .expect_at(pos(&text, "getAcounts:"))
+        .expect_help("did you mean `getAccounts`?");
+}
+
+#[test]
+fn unknown_protocol_field_suggests_the_right_one() {
+    let text = edit("      accountName: name\n", "      acountName: name\n");
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("has no field")
+        .expect_message("`Account` has no field `acountName`")
+        .expect_at(pos(&text, "acountName"))
+        .expect_help("did you mean `accountName`?");
+    // The misspelt field does not count as `accountName`.
+    run.error("never sets")
+        .expect_message("`getAccounts` never sets `accountName`, which the protocol requires")
+        .expect_at(pos(&text, "  getAccounts:"))
+        .expect_help("add `accountName: ...` under `fields`");
+}
+
+#[test]
+fn a_required_field_never_set_names_the_operation_and_the_field() {
+    let text = edit_in(
+        "  getTransactions:",
+        "      createdAt: { path: created, time: unix_seconds }\n",
+        "",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`getTransactions` never sets `createdAt`, which the protocol requires")
+        .expect_at(pos(&text, "  getTransactions:"))
+        .expect_help("add `createdAt: ...` under `fields`");
+
+    // Inside `each`: at the `each` key.
+    let text = edit(
+        "          currency: { path: currency, currency: true }\n",
+        "",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`balances` never sets `currency`, which the protocol requires")
+        .expect_at(pos(&text, "each: available"))
+        .expect_help("add `currency: ...` under `fields`");
+}
+
+#[test]
+fn an_operation_with_a_request_body_is_not_supported_yet() {
+    let text = format!(
+        "{BASE}\n  createPayout:\n    request:\n      method: POST\n      path: /v1/payouts\n    fields:\n      id: id\n"
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`createPayout` takes a request body; mapping it declaratively is not supported yet",
+        )
+        .expect_at(pos(&text, "createPayout:"))
+        .expect_help(
+            "implement it in src/handlers.rs with `ctx.upstream()`, and remove it from `operations`",
+        );
+}
+
+// ---- request ----------------------------------------------------------------------------------
+
+#[test]
+fn misspelt_request_key_suggests_the_right_one() {
+    let text = edit("      path: /v1/accounts\n", "      pth: /v1/accounts\n");
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("unknown key")
+        .expect_message("unknown key `pth` in `request`")
+        .expect_at(pos(&text, "pth:"))
+        .expect_label("expected one of: method, path, query, headers")
+        .expect_help("did you mean `path`?");
+    run.error("missing key")
+        .expect_message("missing key `path`: the request path, e.g. `/v1/accounts`")
+        .expect_at(pos(&text, "pth:"))
+        .expect_label("`path` belongs here");
+}
+
+#[test]
+fn request_path_must_start_with_a_slash() {
+    let text = edit("      path: /v1/accounts\n", "      path: v1/accounts\n");
+    check(&text)
+        .only_error()
+        .expect_message("`request.path` must start with `/` (it is appended to the base URL)")
+        .expect_at(pos(&text, "v1/accounts\n"))
+        .expect_no_help();
+}
+
+#[test]
+fn request_path_placeholder_must_name_a_protocol_parameter() {
+    let text = edit("{accountId}/balance", "{acountId}/balance");
+    let run = check(&text);
+    run.expect_errors(1);
+    // At the placeholder itself, not at the operation.
+    run.error("has no parameter")
+        .expect_message("`getAccountBalances` has no parameter `acountId`")
+        .expect_at(pos(&text, "{acountId}"))
+        .expect_help("did you mean `accountId`?");
+    // And the protocol's `accountId` is now never sent.
+    run.warning("never sends")
+        .expect_message("`getAccountBalances` never sends its `accountId` parameter to the provider: every request gets the same answer")
+        .expect_at(pos(&text, "/v1/accounts/{acountId}"))
+        .expect_help("put `{accountId}` in `request.path`, or in a `request.query` or `request.headers` value");
+}
+
+#[test]
+fn request_path_with_unbalanced_braces() {
+    let text = edit("{accountId}/balance", "{accountId/balance");
+    check(&text)
+        .only_error()
+        .expect_message("`request.path`: a `{` without `}`")
+        .expect_at(pos(&text, "/v1/accounts/{accountId/balance"));
+}
+
+// ---- records, paging, order, since ------------------------------------------------------------
+
+#[test]
+fn misspelt_paging_keys_suggest_the_right_ones() {
+    // A key of `paging.cursor`.
+    let text = edit_in(
+        "  getAccounts:",
+        "cursor: { param: starting_after",
+        "cursor: { parm: starting_after",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("unknown key")
+        .expect_message("unknown key `parm` in `paging.cursor`")
+        .expect_at(pos(&text, "parm"))
+        .expect_help("did you mean `param`?");
+    run.error("missing key")
+        .expect_message("missing key `param`: the query parameter that takes the cursor")
+        .expect_at(pos(&text, "{ parm"));
+
+    // The paging kind, as a key: one error, not a second one saying that no kind is given.
+    let text = edit_in("  getAccounts:", "      cursor: {", "      cursr: {");
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `cursr` in `paging`")
+        .expect_at(pos(&text, "cursr"))
+        .expect_label("expected one of: none, cursor, next_url, link_header, page_number, offset")
+        .expect_help("did you mean `cursor`?");
+}
+
+#[test]
+fn unknown_paging_kind_suggests_the_right_one() {
+    let text = edit_in(
+        "  getAccounts:",
+        "    paging:\n      cursor: { param: starting_after, from_record: id, has_more: has_more }\n",
+        "    paging: link_headr\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown paging `link_headr`")
+        .expect_at(pos(&text, "link_headr"))
+        .expect_label("expected one of: none, cursor, next_url, link_header, page_number, offset")
+        .expect_help("did you mean `link_header`?");
+}
+
+#[test]
+fn two_paging_kinds_point_at_the_second() {
+    let text = edit_in(
+        "  getAccounts:",
+        "has_more: has_more }\n",
+        "has_more: has_more }\n      offset: { param: offset }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`paging` takes one kind, found `cursor` and `offset`")
+        .expect_at(pos(&text, "offset: { param: offset }"))
+        .expect_label("conflicts with `cursor`")
+        .expect_help("keep the one the provider uses");
+}
+
+#[test]
+fn cursor_needs_exactly_one_of_from_record_and_from_body() {
+    let text = edit_in("  getAccounts:", "from_record: id, ", "");
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`paging.cursor` needs `from_record` or `from_body`: where the next cursor comes from",
+        )
+        .expect_at(pos(&text, "cursor: { param: starting_after, has_more"))
+        .expect_help("`from_record: id` takes the last record's `id`; `from_body: meta.next` a field of the body");
+
+    let text = edit_in(
+        "  getAccounts:",
+        "from_record: id, ",
+        "from_record: id, from_body: next, ",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`paging.cursor` takes `from_record` or `from_body`, not both")
+        .expect_at(pos(&text, "from_body: next"))
+        .expect_label("conflicts with `from_record`");
+}
+
+#[test]
+fn unknown_order_suggests_the_right_one() {
+    let text = edit_in(
+        "  getAccounts:",
+        "order: newest_first",
+        "order: newest_frist",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown order `newest_frist`")
+        .expect_at(pos(&text, "newest_frist"))
+        .expect_label("expected one of: oldest_first, newest_first, unordered")
+        .expect_help("did you mean `newest_first`?");
+}
+
+#[test]
+fn a_list_without_order_is_an_error_at_records() {
+    let text = edit_in("  getAccounts:", "    order: newest_first\n", "");
+    check(&text)
+        .only_error()
+        .expect_message("missing key `order`: the provider's order of records by time")
+        .expect_at(pos_in(&text, "  getAccounts:", "records: data"))
+        .expect_help("write `order: oldest_first`, `newest_first` or `unordered`");
+}
+
+#[test]
+fn records_on_a_single_object_operation() {
+    let text = edit(
+        "      path: /v1/accounts/{accountId}/balance\n",
+        "      path: /v1/accounts/{accountId}/balance\n    records: data\n    order: newest_first\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`getAccountBalances` answers a single object: `records`, `paging`, `order` and `since` do not apply")
+        .expect_at(pos_in(&text, "  getAccountBalances:", "records: data"))
+        .expect_help("use `record: path` to say where the object is in the response");
+}
+
+#[test]
+fn a_list_operation_needs_records() {
+    // Nothing about the list at all: the protocol says it is one.
+    let list = "    records: data\n    paging:\n      cursor: { param: starting_after, from_record: id, has_more: has_more }\n    page_size: { param: limit, value: 100 }\n    order: newest_first\n    since: { param: \"created[gte]\", format: unix_seconds }\n";
+    let text = edit_in("  getAccounts:", list, "");
+    check(&text)
+        .only_error()
+        .expect_message("`getAccounts` answers a list: say where the records are and how the provider orders them")
+        .expect_at(pos(&text, "  getAccounts:"))
+        .expect_help("add `records: data` (the path to the array) and `order: oldest_first | newest_first | unordered`");
+
+    // Paging without `records`: at the first list key.
+    let text = edit_in("  getAccounts:", "    records: data\n", "");
+    check(&text)
+        .only_error()
+        .expect_message("`paging` is for list operations, which need `records`")
+        .expect_at(pos_in(&text, "  getAccounts:", "paging:"))
+        .expect_help("add `records: PATH`, where the list is in the response, e.g. `data` (`.` for the body)");
+}
+
+#[test]
+fn records_may_flatten_nested_lists() {
+    let text = edit_in(
+        "  getAccounts:",
+        "records: data",
+        "records: \"data[].accounts\"",
+    );
+    check(&text).expect_code(0);
+}
+
+#[test]
+fn misspelt_since_key_suggests_the_right_one() {
+    let text = edit_in(
+        "  getAccounts:",
+        "format: unix_seconds }",
+        "formt: unix_seconds }",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("unknown key")
+        .expect_message("unknown key `formt` in `since`")
+        .expect_at(pos(&text, "formt"))
+        .expect_label("expected one of: param, format, inclusive")
+        .expect_help("did you mean `format`?");
+    run.error("missing key")
+        .expect_message(
+            "missing key `format`: how the provider writes the time: rfc3339, unix_seconds, ...",
+        )
+        .expect_at(pos(&text, "{ param: \"created[gte]\", formt"));
+}
+
+#[test]
+fn since_on_an_operation_without_a_time_filter() {
+    let spec = connector_gen::spec::BUNDLED;
+    let anchor = "operationId: getBeneficiaries";
+    assert_eq!(spec.matches(anchor).count(), 1);
+    let start = spec.find(anchor).unwrap();
+    let filter = "        - $ref: '#/components/parameters/CreatedAtFrom'\n";
+    let at = start
+        + spec[start..]
+            .find(filter)
+            .expect("getBeneficiaries' filter");
+    let spec = format!("{}{}", &spec[..at], &spec[at + filter.len()..]);
+
+    let run = check_with_spec(BASE, &spec);
+    run.only_error()
+        .expect_message("`getBeneficiaries` has no time filter to translate into `created[gte]`")
+        .expect_at(pos_in(BASE, "  getBeneficiaries:", "since:"))
+        .expect_help("remove `since`: the protocol's `getBeneficiaries` takes no `createdAtFrom` or `updatedAtFrom`");
+}
+
+// ---- times ------------------------------------------------------------------------------------
+
+#[test]
+fn unknown_time_format_suggests_the_right_one() {
+    let text = edit_in("  getAccounts:", "time: unix_seconds", "time: unix_second");
+    check(&text)
+        .only_error()
+        .expect_message("unknown time format `unix_second`")
+        .expect_at(pos(&text, "unix_second }"))
+        .expect_label(
+            "expected rfc3339, unix_seconds, unix_millis or { pattern: ..., utc_offset: ... }",
+        )
+        .expect_help("did you mean `unix_seconds`?");
+
+    // The same words in `since`.
+    let text = edit_in(
+        "  getTransactions:",
+        "format: unix_seconds }",
+        "format: unix_milis }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown time format `unix_milis`")
+        .expect_at(pos(&text, "unix_milis"))
+        .expect_help("did you mean `unix_millis`?");
+}
+
+#[test]
+fn a_pattern_without_zone_needs_a_utc_offset() {
+    let text = edit_in(
+        "  getAccounts:",
+        "time: unix_seconds",
+        "time: { pattern: \"%d/%m/%Y %H:%M\" }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("the pattern has no zone (`%z`), so the zone must be given")
+        .expect_at(pos(&text, "\"%d/%m/%Y"))
+        .expect_help("add `utc_offset: \"+00:00\"` (or the provider's offset)");
+
+    // With the offset, or with the zone in the pattern, it is fine.
+    for time in [
+        "time: { pattern: \"%d/%m/%Y %H:%M\", utc_offset: \"+02:00\" }",
+        "time: { pattern: \"%d/%m/%Y %H:%M %z\" }",
+    ] {
+        let text = edit_in("  getAccounts:", "time: unix_seconds", time);
+        check(&text).expect_code(0);
+    }
+}
+
+#[test]
+fn a_bad_utc_offset_shows_the_expected_form() {
+    let text = edit_in(
+        "  getAccounts:",
+        "time: unix_seconds",
+        "time: { pattern: \"%d/%m/%Y %H:%M\", utc_offset: \"+2\" }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`utc_offset` must look like `+02:00` or `-05:30`")
+        .expect_at(pos(&text, "\"+2\""));
+}
+
+#[test]
+fn time_on_a_field_that_is_not_a_date() {
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { path: id, time: rfc3339 }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`id` is not a date-time; `time` does not apply")
+        .expect_at(pos(&text, "time: rfc3339"))
+        .expect_help("remove `time`");
+}
+
+// ---- enums ------------------------------------------------------------------------------------
+
+#[test]
+fn enum_value_not_in_the_protocol_suggests_the_right_one() {
+    let text = edit("succeeded: SUCCEEDED", "succeeded: SUCCEDED");
+    let run = check(&text);
+    run.only_error()
+        .expect_message("`SUCCEDED` is not a TransactionStatus value")
+        .expect_at(pos(&text, "SUCCEDED"))
+        .expect_help("did you mean `SUCCEEDED`?");
+
+    let text = edit_in("      status:", "fallback: OTHER", "fallback: OTHR");
+    check(&text)
+        .only_error()
+        .expect_message("`OTHR` is not a TransactionStatus value")
+        .expect_at(pos(&text, "OTHR"))
+        .expect_help("did you mean `OTHER`?");
+}
+
+#[test]
+fn unproduced_enum_values_and_a_missing_fallback_are_warnings_at_the_enum_key() {
+    let text = edit_in("      status:", "          fallback: OTHER\n", "");
+    let run = check(&text);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "connector.yaml: no errors, 2 warnings\n");
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    let at = pos_in(&text, "      status:", "enum:");
+    run.warning("no provider value of `status` becomes")
+        .expect_at(at)
+        .expect_no_help();
+    // Without a fallback, nothing becomes OTHER either.
+    assert!(
+        run.warning("no provider value of `status` becomes")
+            .message
+            .ends_with(", CAPTURE_FAILED, OTHER"),
+        "{}",
+        run.stderr
+    );
+    run.warning("no `fallback`")
+        .expect_message(
+            "`status` has no `fallback`: an unknown provider value fails the whole request",
+        )
+        .expect_at(at)
+        .expect_help("add `fallback: OTHER` (or another protocol value)");
+}
+
+#[test]
+fn an_enum_field_needs_an_enum_mapping() {
+    let text = edit_in(
+        "      status:",
+        "        path: status\n        enum:\n          map: { succeeded: SUCCEEDED, pending: PENDING, failed: FAILED, canceled: CANCELLED }\n          fallback: OTHER\n",
+        "        path: status\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`status` is a TransactionStatus: map the provider's values onto the protocol's",
+        )
+        .expect_at(pos(&text, "      status:"))
+        .expect_help("add `enum: { map: { provider_value: PROTOCOL_VALUE }, fallback: OTHER }`");
+}
+
+#[test]
+fn misspelt_enum_key_suggests_the_right_one() {
+    let text = edit_in("      status:", "fallback: OTHER", "falback: OTHER");
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `falback` in `enum`")
+        .expect_at(pos(&text, "falback"))
+        .expect_help("did you mean `fallback`?");
+}
+
+// ---- amounts and currencies -------------------------------------------------------------------
+
+#[test]
+fn amount_without_an_amount_conversion() {
+    let text = edit(
+        "      amount:\n        path: amount\n        amount: { currency: currency, format: decimal, sign: absolute }\n",
+        "      amount: amount\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`amount` is in minor units: say how to convert the provider's amount")
+        .expect_at(pos(&text, "      amount: amount"))
+        .expect_help(
+            "add `amount: { currency: <path to the currency>, format: decimal | minor_units }`",
+        );
+}
+
+#[test]
+fn currency_without_currency_true() {
+    let text = edit_in(
+        "  getTransactions:",
+        "      currency: { path: currency, currency: true }\n",
+        "      currency: currency\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`currency` is a UMN currency (`EUR/2`): convert the provider's code")
+        .expect_at(pos(&text, "      currency: currency\n"))
+        .expect_help("add `currency: true`");
+
+    let text = edit_in(
+        "  getTransactions:",
+        "      currency: { path: currency, currency: true }\n",
+        "      currency: { path: currency, currency: false }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`currency: false` converts nothing")
+        .expect_at(pos(&text, "false"))
+        .expect_help("write `currency: true` to turn the provider's code into the protocol's `EUR/2`, or remove it");
+}
+
+#[test]
+fn misspelt_amount_words_suggest_the_right_ones() {
+    let text = edit(
+        "format: decimal, sign: absolute",
+        "format: decimals, sign: absolute",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown amount format `decimals`")
+        .expect_at(pos(&text, "decimals"))
+        .expect_label("expected one of: decimal, minor_units")
+        .expect_help("did you mean `decimal`?");
+
+    let text = edit(
+        "format: decimal, sign: absolute",
+        "format: decimal, sign: absolut",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown amount sign `absolut`")
+        .expect_at(pos(&text, "absolut }"))
+        .expect_help("did you mean `absolute`?");
+
+    let text = edit(
+        "format: decimal, sign: absolute",
+        "format: decimal, sgn: absolute",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `sgn` in `amount`")
+        .expect_at(pos(&text, "sgn"))
+        .expect_help("did you mean `sign`?");
+}
+
+#[test]
+fn currencies_are_upper_case_codes_with_a_sane_precision() {
+    let text = edit(
+        "\noperations:\n",
+        "\ncurrencies:\n  usdc: 6\n  BTC: 40\n\noperations:\n",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("is not a currency code")
+        .expect_message("`usdc` is not a currency code")
+        .expect_at(pos(&text, "usdc"))
+        .expect_help("write the code in upper case: `USDC`");
+    run.error("precision")
+        .expect_message("a currency precision must be a whole number from 0 to 36")
+        .expect_at(pos(&text, "40"))
+        .expect_no_help();
+}
+
+// ---- field mappings ---------------------------------------------------------------------------
+
+#[test]
+fn misspelt_field_mapping_keys_suggest_the_right_ones() {
+    // A misspelt source: one error, not a second one saying that there is no source.
+    let text = edit_in(
+        "  getAccounts:",
+        "createdAt: { path: created",
+        "createdAt: { pth: created",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `pth` in a field mapping")
+        .expect_at(pos(&text, "pth"))
+        .expect_help("did you mean `path`?");
+
+    // A misspelt conversion.
+    let text = edit_in(
+        "  getTransactions:",
+        "currency: { path: currency, currency: true }",
+        "currency: { path: currency, curency: true }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `curency` in a field mapping")
+        .expect_at(pos(&text, "curency"))
+        .expect_help("did you mean `currency`?");
+}
+
+#[test]
+fn a_field_mapping_without_a_source() {
+    let text = edit_in(
+        "  getAccounts:",
+        "createdAt: { path: created, time",
+        "createdAt: { time",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("a field mapping needs a source")
+        .expect_at(pos(&text, "{ time: unix_seconds }"))
+        .expect_help("sources: path, const, template, first_of, param, now, each, metadata, rust");
+}
+
+#[test]
+fn two_sources_in_one_field_mapping_point_at_the_second() {
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id:\n        path: id\n        const: acct\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("a field mapping takes one source, found `path` and `const`")
+        .expect_at(pos(&text, "const: acct"))
+        .expect_label("conflicts with `path`")
+        .expect_help("keep one; `first_of: [...]` takes the first of several that is present");
+}
+
+#[test]
+fn two_conversions_in_one_field_mapping_point_at_the_second() {
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { path: id, time: rfc3339, currency: true }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("a field takes one conversion at most, found `time` and `currency`")
+        .expect_at(pos(&text, "currency: true }\n      accountName"))
+        .expect_label("conflicts with `time`");
+}
+
+#[test]
+fn each_on_a_field_that_is_not_a_list() {
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { each: data, fields: { x: y } }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`id` is not a list; `each` does not apply")
+        .expect_at(pos(&text, "each: data"))
+        .expect_help("`each` maps every element of a list field, such as `balances`");
+}
+
+#[test]
+fn each_and_fields_go_together() {
+    let text = edit(
+        "        each: available\n        fields:\n",
+        "        each: available\n        felds:\n",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("unknown key")
+        .expect_message("unknown key `felds` in a field mapping")
+        .expect_at(pos(&text, "felds"))
+        .expect_help("did you mean `fields`?");
+    run.error("needs `fields`")
+        .expect_message("`each` needs `fields`: how every element is mapped")
+        .expect_at(pos(&text, "each: available"))
+        .expect_help("add `fields: { id: id, ... }` next to `each`");
+
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { path: id, fields: { x: y } }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`fields` goes with `each`")
+        .expect_at(pos(&text, "fields: { x: y }"))
+        .expect_help(
+            "`each: PATH` with `fields` maps every element of a list; elsewhere, remove `fields`",
+        );
+}
+
+#[test]
+fn param_source_must_name_a_protocol_parameter() {
+    let text = edit(
+        "      accountID: account\n",
+        "      accountID: { param: acountId }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`getAccountBalances` has no parameter `acountId`")
+        .expect_at(pos(&text, "acountId"))
+        .expect_help("did you mean `accountId`?");
+
+    // In a template: at the placeholder.
+    let text = edit("\"{account}-balance\"", "\"{param.acountId}-balance\"");
+    check(&text)
+        .only_error()
+        .expect_message("`getAccountBalances` has no parameter `acountId`")
+        .expect_at(pos(&text, "{param.acountId}"))
+        .expect_help("did you mean `accountId`?");
+}
+
+#[test]
+fn malformed_paths_say_what_is_wrong() {
+    for (path, problem) in [
+        (
+            "data..id",
+            "an empty key (two `.` in a row, or a `.` at an end)",
+        ),
+        ("a[x]", "`[x]` is not an index"),
+        ("\"a[0\"", "a `[` without `]`"),
+        ("a b", "`a b` has characters a key cannot have here"),
+    ] {
+        let text = edit_in(
+            "  getAccounts:",
+            "      id: id\n",
+            &format!("      id: {path}\n"),
+        );
+        let shown = path.trim_matches('"');
+        check(&text)
+            .only_error()
+            .expect_message(&format!("`{shown}` is not a valid path: {problem}"))
+            .expect_at(pos(&text, &format!("id: {path}\n")[4..]))
+            .expect_label("a field path")
+            .expect_help(PATH_HELP);
+    }
+}
+
+#[test]
+fn templates_with_unbalanced_braces() {
+    for (template, problem) in [
+        ("\"{account-balance\"", "a `{` without `}`"),
+        ("\"account}-balance\"", "a `}` without `{`"),
+        ("\"{}-balance\"", "an empty `{}`"),
+    ] {
+        let text = edit("\"{account}-balance\"", template);
+        check(&text)
+            .only_error()
+            .expect_message(&format!("`template`: {problem}"))
+            .expect_at(pos(&text, template));
+    }
+}
+
+#[test]
+fn flattening_is_only_for_records() {
+    let cases = [
+        // A field path.
+        (
+            "      id: id\n",
+            "      id: \"data[].id\"\n",
+            "\"data[].id\"",
+            "data[].id",
+        ),
+        // A metadata path.
+        (
+            "fields: [country, default_currency]",
+            "fields: [country, \"settings[].name\"]",
+            "\"settings[].name\"",
+            "settings[].name",
+        ),
+        // The cursor.
+        (
+            "from_record: id,",
+            "from_record: \"data[].id\",",
+            "\"data[].id\"",
+            "data[].id",
+        ),
+    ];
+    for (from, to, at, path) in cases {
+        let text = edit_in("  getAccounts:", from, to);
+        check(&text)
+            .only_error()
+            .expect_message(&format!(
+                "`{path}` flattens a list with `[]`, which only `records` can do"
+            ))
+            .expect_at(pos(&text, at))
+            .expect_help(FLATTEN_HELP);
+    }
+
+    // A template's placeholder, and `each`'s path.
+    let text = edit("\"{account}-balance\"", "\"{accounts[].id}-balance\"");
+    check(&text)
+        .only_error()
+        .expect_message("`accounts[].id` flattens a list with `[]`, which only `records` can do")
+        .expect_at(pos(&text, "\"{accounts[].id}"));
+    let text = edit("each: available", "each: \"accounts[].available\"");
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`accounts[].available` flattens a list with `[]`, which only `records` can do",
+        )
+        .expect_at(pos(&text, "\"accounts[].available\""));
+}
+
+#[test]
+fn first_of_takes_one_conversion_for_all_its_options() {
+    // The conversion next to `first_of` converts whichever option is found.
+    let text = edit(
+        "        path: amount\n        amount: { currency",
+        "        first_of: [amount, amount_decimal]\n        amount: { currency",
+    );
+    check(&text).expect_code(0);
+
+    // One inside an option would never be applied.
+    let text = edit(
+        "        path: amount\n        amount: { currency",
+        "        first_of: [amount, { path: created, time: unix_seconds }]\n        amount: { currency",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("a conversion inside `first_of` is never applied")
+        .expect_at(pos(&text, "time: unix_seconds }]"))
+        .expect_help("put it next to `first_of`, where it converts whichever value is found");
+}
+
+#[test]
+fn computed_sources_take_no_conversion() {
+    let text = edit(
+        "      at: { now: true }\n",
+        "      at: { now: true, time: rfc3339 }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`time` does not apply to `now`: it is the field's final value")
+        .expect_at(pos(&text, "time: rfc3339"))
+        .expect_help("remove `time`");
+
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { rust: crate::handlers::account_id, currency: true }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`currency` does not apply to `rust`: the function returns the field's final value",
+        )
+        .expect_at(pos(&text, "currency: true }\n      accountName"))
+        .expect_help("remove `currency`");
+
+    let text = edit("      at: { now: true }\n", "      at: { now: false }\n");
+    check(&text)
+        .only_error()
+        .expect_message("`now: false` gives the field no value")
+        .expect_at(pos(&text, "false"))
+        .expect_help("write `now: true` for the time the connector answers, or use another source");
+}
+
+// ---- auth and connection settings -------------------------------------------------------------
+
+#[test]
+fn secrets_must_come_from_the_environment() {
+    let cases = [
+        ("bearer: sk_live_123", "sk_live_123", "`auth.bearer`"),
+        (
+            "basic: { username: me, password: hunter2 }",
+            "hunter2",
+            "`auth.basic.password`",
+        ),
+        (
+            "oauth2:\n      token_url: https://auth.example.com/token\n      client_id: me\n      client_secret: s3cret",
+            "s3cret",
+            "`auth.oauth2.client_secret`",
+        ),
+        (
+            "api_key: { header: X-Api-Key, value: k3y }",
+            "k3y",
+            "`auth.api_key.value`",
+        ),
+    ];
+    for (auth, secret, what) in cases {
+        let text = edit("bearer: ${env:CURSORPAY_API_KEY}", auth);
+        check(&text)
+            .only_error()
+            .expect_message(&format!(
+                "{what} is a secret and cannot be written in the file"
+            ))
+            .expect_at(pos(&text, secret))
+            .expect_help(SECRET_HELP);
+    }
+
+    // Written as references, the same settings pass (quoted inside `{ ... }`, where YAML reads
+    // `{` as the start of a mapping).
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "basic: { username: me, password: \"${env:CURSORPAY_PASSWORD}\" }",
+    );
+    check(&text).expect_code(0);
+}
+
+#[test]
+fn auth_takes_one_kind() {
+    let text = edit(
+        "    bearer: ${env:CURSORPAY_API_KEY}\n",
+        "    bearer: ${env:CURSORPAY_API_KEY}\n    basic:\n      username: me\n      password: ${env:CURSORPAY_PASSWORD}\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`upstream.auth` takes one kind, found `bearer` and `basic`")
+        .expect_at(pos(&text, "basic:"))
+        .expect_label("conflicts with `bearer`")
+        .expect_help("keep the one the provider expects");
+
+    let text = edit("    bearer: ${env", "    baerer: ${env");
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `baerer` in `upstream.auth`")
+        .expect_at(pos(&text, "baerer"))
+        .expect_help("did you mean `bearer`?");
+}
+
+#[test]
+fn api_key_goes_in_a_header_or_the_query() {
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "api_key:\n      header: X-Api-Key\n      query: api_key\n      value: ${env:CURSORPAY_API_KEY}",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`auth.api_key` takes `header` or `query`, not both")
+        .expect_at(pos(&text, "query: api_key"))
+        .expect_label("conflicts with `header`")
+        .expect_help("keep the one the provider reads the key from");
+
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "api_key:\n      value: ${env:CURSORPAY_API_KEY}",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`auth.api_key` needs `header: NAME` or `query: NAME`: where the key is sent",
+        )
+        .expect_at(pos(&text, "api_key:"))
+        .expect_help("e.g. `header: X-Api-Key`");
+}
+
+#[test]
+fn timeouts_and_retries_are_checked_together() {
+    let text = edit("  timeout: 10s\n", "  timeout: 10\n");
+    check(&text)
+        .only_error()
+        .expect_message("`upstream.timeout` must be a duration such as `500ms`, `10s` or `2m`")
+        .expect_at(pos(&text, "10\n"));
+
+    let text = edit("    attempts: 4\n", "    attempts: 0\n");
+    check(&text)
+        .only_error()
+        .expect_message("`retry.attempts` must be a whole number from 1 to 20")
+        .expect_at(pos(&text, "0\n    deadline"));
+
+    // A bad timeout does not hide a bad retry.
+    let text = replace_once(
+        &edit("  timeout: 10s\n", "  timeout: 10\n"),
+        "    deadline: 20s\n",
+        "    deadline: soon\n",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
+    run.error("`upstream.timeout`")
+        .expect_at(pos(&text, "10\n"));
+    run.error("`retry.deadline` must be a duration")
+        .expect_at(pos(&text, "soon"));
+}
+
+// ---- every problem in one run; generate refuses ------------------------------------------------
+
+/// Six independent mistakes, one in each section: auth, timeout, currencies, a request, paging
+/// order, a field's time format.
+fn six_mistakes() -> String {
+    let mut text = edit("bearer: ${env:CURSORPAY_API_KEY}", "bearer: sk_live_123");
+    for (from, to) in [
+        ("  timeout: 10s\n", "  timeout: 10\n"),
+        (
+            "\noperations:\n",
+            "\ncurrencies:\n  usdc: 6\n\noperations:\n",
+        ),
+        (
+            "      path: /v1/recipients\n",
+            "      path: v1/recipients\n",
+        ),
+    ] {
+        text = replace_once(&text, from, to);
+    }
+    let start = text.find("  getTransactions:").unwrap();
+    let order = start + text[start..].find("order: newest_first").unwrap();
+    text.replace_range(order..order + "order: newest_first".len(), "order: newest");
+    let time = text
+        .find("updatedAt: { path: updated, time: unix_seconds }")
+        .unwrap();
+    text.replace_range(
+        time..time + "updatedAt: { path: updated, time: unix_seconds }".len(),
+        "updatedAt: { path: updated, time: unix_ms }",
+    );
+    text
+}
+
+#[test]
+fn every_mistake_of_a_file_is_reported_in_one_run_in_file_order() {
+    let text = six_mistakes();
+    let run = check(&text);
+    run.expect_errors(6);
+    let expected = [
+        (
+            "`auth.bearer` is a secret and cannot be written in the file",
+            pos(&text, "sk_live_123"),
+        ),
+        (
+            "`upstream.timeout` must be a duration such as `500ms`, `10s` or `2m`",
+            pos(&text, "10\n"),
+        ),
+        ("`usdc` is not a currency code", pos(&text, "usdc")),
+        (
+            "`request.path` must start with `/` (it is appended to the base URL)",
+            pos(&text, "v1/recipients"),
+        ),
+        ("unknown order `newest`", pos(&text, "newest\n")),
+        ("unknown time format `unix_ms`", pos(&text, "unix_ms")),
+    ];
+    let errors = run.errors();
+    for (reported, (message, at)) in errors.iter().zip(expected) {
+        reported.expect_message(message).expect_at(at);
+    }
+    let lines: Vec<_> = expected.iter().map(|(_, (line, _))| *line).collect();
+    assert!(lines.is_sorted(), "{lines:?}");
+}
+
+#[test]
+fn generate_refuses_and_writes_nothing() {
+    for (text, errors) in [
+        (six_mistakes(), 6),
+        (edit("  getAccounts:\n", "  getAcounts:\n"), 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MAPPING), &text).unwrap();
+        let run = run_in(
+            dir.path(),
+            &["generate", "--mapping", MAPPING, "--out", "out"],
+        );
+        run.expect_errors(errors);
+        assert_eq!(run.stdout, "", "generate printed changes");
+        assert!(!dir.path().join("out").exists(), "generate wrote files");
+    }
+    // The same file is fine once fixed: the refusal is about the mistakes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(MAPPING), BASE).unwrap();
+    let run = run_in(
+        dir.path(),
+        &["generate", "--mapping", MAPPING, "--out", "out"],
+    );
+    run.expect_code(0);
+    assert!(dir.path().join("out/Cargo.toml").exists());
+}
+
+#[test]
+fn syntax_and_protocol_mistakes_of_different_operations_are_reported_together() {
+    // One operation fails to load (a misspelt key); another loads but names a field the
+    // protocol does not have. Both are reported in the same run.
+    let text = edit("      accountName: name\n", "      acountName: name\n");
+    let text = replace_once(
+        &text,
+        "    order: newest_first\n    since: { param: \"updated[gte]\"",
+        "    ordr: newest_first\n    since: { param: \"updated[gte]\"",
+    );
+    let run = check(&text);
+    run.error("has no field")
+        .expect_message("`Account` has no field `acountName`")
+        .expect_at(pos(&text, "acountName"));
+    run.error("unknown key `ordr`")
+        .expect_at(pos(&text, "ordr"));
+}
