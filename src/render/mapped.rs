@@ -111,7 +111,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     match (&mapping.list, list_item(protocol, op), &op.success.shape) {
         (Some(list), Some((type_name, object)), _) => {
             let spec_name = format_ident!("{}", names::shouty(&op.id));
-            let spec = list_spec(op, list);
+            let spec = list_spec(op, list, sort_field(op, object));
             let item = names::pascal_ident(type_name);
             let build = object_literal(protocol, op, type_name, object, &mapping.fields);
             let sort_field = sort_field(op, object);
@@ -231,8 +231,9 @@ fn steps(steps: &[Step]) -> TokenStream {
     quote!(&[#(#steps),*])
 }
 
-fn list_spec(op: &Operation, list: &ListMapping) -> TokenStream {
+fn list_spec(op: &Operation, list: &ListMapping, sort_field: Option<&str>) -> TokenStream {
     let operation = &op.id;
+    let movable = sort_field.is_some_and(|field| field != "createdAt");
     let segments = list
         .records
         .steps
@@ -307,6 +308,7 @@ fn list_spec(op: &Operation, list: &ListMapping) -> TokenStream {
             max_pages: #max_pages,
             order: #order,
             since: #since,
+            movable: #movable,
         }
     }
 }

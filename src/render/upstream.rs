@@ -255,8 +255,9 @@ pub fn render() -> TokenStream {
                     return Err(Failure::Status { status: 401, retry_after: None, body: "the token response has no access_token".to_owned() });
                 };
                 let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
-                // Refresh before expiry: at 90% of the lifetime, and at least 30 s early when it is long.
-                let early = (lifetime / 10).max(lifetime.min(30));
+                // Refresh before expiry: at 90% of the lifetime, and at least 30 s early when it is
+                // long; a short-lived token still serves the first half of its life.
+                let early = (lifetime / 10).max(lifetime.min(30)).min(lifetime / 2);
                 let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(early));
                 *cached = Some(Token { value: value.to_owned(), refresh_at });
                 Ok(value.to_owned())

@@ -49,6 +49,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    movable: false,
 };
 
 #[doc = concat!(" `", "getAccounts", "` from the provider's list, in protocol order.")]
@@ -271,6 +272,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    movable: false,
 };
 
 #[doc = concat!(
@@ -371,6 +373,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    movable: true,
 };
 
 #[doc = concat!(

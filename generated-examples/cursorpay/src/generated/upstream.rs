@@ -304,7 +304,7 @@ impl Upstream {
             });
         };
         let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
-        let early = (lifetime / 10).max(lifetime.min(30));
+        let early = (lifetime / 10).max(lifetime.min(30)).min(lifetime / 2);
         let refresh_at = Instant::now()
             + Duration::from_secs(lifetime.saturating_sub(early));
         *cached = Some(Token {

@@ -67,6 +67,9 @@ pub struct ListSpec {
     pub max_pages: u32,
     pub order: Order,
     pub since: Option<Since>,
+    /// Whether a record's place in the order can change (lists by `updatedAt`), so
+    /// that looking after the end of the last walk is not enough to find what changed.
+    pub movable: bool,
 }
 
 /// A converted record and what orders it.
@@ -105,8 +108,8 @@ struct Window<T> {
     walk_since: Option<DateTime<Utc>>,
     /// Where the last page fetched was, to look there again for records added since.
     last: Option<Next>,
-    /// Ids already held, while a page is fetched a second time.
-    dedupe: Option<HashSet<String>>,
+    /// The records already held (id and served time), while pages are fetched again.
+    dedupe: Option<HashSet<(String, DateTime<Utc>)>>,
     /// Sorted by (served, id); final.
     settled: Vec<Entry<T>>,
     /// Fetched, but records of the same second may still come (oldest-first providers).
@@ -158,7 +161,9 @@ pub async fn page<T: Clone>(
         let short = window.settled.len() < to;
         let stale = window.exhausted_at.is_some_and(|at| at < started);
         if short && stale && !built_now {
-            if spec.order == Order::OldestFirst && window.reopen() {
+            if spec.order == Order::OldestFirst
+                && window.reopen(spec.since.is_some(), spec.movable)
+            {
                 built_now = true;
             } else {
                 *guard = None;
@@ -193,18 +198,30 @@ impl<T> Window<T> {
         }
     }
 
-    /// Walks again from the last page fetched, skipping the records already held.
-    fn reopen(&mut self) -> bool {
-        let Some(last) = self.last.clone() else { return false };
-        self.seen.remove(&position_key(&last));
+    /// Walks again for what changed since the walk ended, skipping the records already
+    /// held. A provider that filters is walked from the first page of what Formance still
+    /// asks for: a record that changes moves (to the end of an updated-at order), so the
+    /// old walk's positions no longer say where it is. Otherwise the walk goes on from the
+    /// last page fetched, which finds what was added after the end of the list.
+    fn reopen(&mut self, filtered: bool, movable: bool) -> bool {
+        if filtered && self.since.is_some() {
+            self.walk_since = self.since;
+            self.seen.clear();
+            self.next = Some(Next::First);
+        } else if movable {
+            return false;
+        } else {
+            let Some(last) = self.last.clone() else { return false };
+            self.seen.remove(&position_key(&last));
+            self.next = Some(last);
+        }
         let held = self
             .settled
             .iter()
             .chain(&self.pending)
-            .map(|entry| entry.id.clone())
+            .map(|entry| (entry.id.clone(), entry.served))
             .collect();
         self.dedupe = Some(held);
-        self.next = Some(last);
         self.exhausted_at = None;
         true
     }
@@ -248,12 +265,14 @@ impl<T> Window<T> {
                 }
             })?;
         self.last = self.next.clone();
-        let dedupe = self.dedupe.take();
         let (records, raw_count) = collect_records(&response.body, spec.records);
         for record in &records {
             let entry = convert(record)?;
             self.frontier = self.frontier.max(Some(entry.served.timestamp()));
-            let held = dedupe.as_ref().is_some_and(|ids| ids.contains(&entry.id));
+            let held = self
+                .dedupe
+                .as_ref()
+                .is_some_and(|held| held.contains(&(entry.id.clone(), entry.served)));
             if !held && self.since.is_none_or(|since| entry.served >= since) {
                 self.pending.push(entry);
             }
@@ -281,6 +300,7 @@ impl<T> Window<T> {
         }
         if self.next.is_none() {
             self.exhausted_at = Some(Instant::now());
+            self.dedupe = None;
         }
         self.settle(spec.order);
         Ok(())

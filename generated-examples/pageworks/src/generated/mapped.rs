@@ -49,6 +49,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
         format: TimeFormat::Rfc3339,
         inclusive: false,
     }),
+    movable: false,
 };
 
 #[doc = concat!(" `", "getAccounts", "` from the provider's list, in protocol order.")]
@@ -309,6 +310,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     max_pages: 10000,
     order: Order::OldestFirst,
     since: None,
+    movable: false,
 };
 
 #[doc = concat!(
@@ -406,6 +408,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
         format: TimeFormat::Rfc3339,
         inclusive: true,
     }),
+    movable: true,
 };
 
 #[doc = concat!(
