@@ -3,18 +3,21 @@
 
 mod api;
 mod convert;
+mod error;
 mod fields;
 mod listing;
 mod mapped;
 mod metrics;
 mod models;
 mod params;
+mod runtime;
 mod server;
-mod statics;
+mod settings;
 mod templates;
 mod types;
 mod upstream;
 mod user;
+mod validate;
 
 pub use templates::new_mapping;
 
@@ -88,7 +91,7 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
     let generated =
         |tokens: TokenStream| rust_file(kind, tokens).map(|text| format!("{header}{text}"));
     match kind {
-        FileKind::GeneratedMod => generated(statics::generated_mod(plan)),
+        FileKind::GeneratedMod => generated(settings::generated_mod(plan)),
         FileKind::Models => generated(models::render(protocol)),
         FileKind::Params => generated(params::render(protocol)),
         FileKind::Api => generated(api::render(protocol, plan)),
@@ -103,11 +106,11 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
                 "internal error: mapped.rs planned without a mapping",
             )),
         },
-        FileKind::Settings => generated(statics::settings(&plan.krate)),
-        FileKind::Error => generated(statics::error()),
-        FileKind::Validate => generated(statics::validate()),
+        FileKind::Settings => generated(settings::settings(&plan.krate)),
+        FileKind::Error => generated(error::render()),
+        FileKind::Validate => generated(validate::render()),
         FileKind::Convert => generated(convert::render()),
-        FileKind::Runtime => generated(statics::runtime(&plan.krate)),
+        FileKind::Runtime => generated(runtime::render(&plan.krate)),
         FileKind::Lib => rust_file(kind, user::lib(&plan.krate)),
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
         FileKind::Handlers => user::handlers(protocol, plan, kind),
