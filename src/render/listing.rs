@@ -18,6 +18,7 @@ pub fn render() -> TokenStream {
         //! provider that lists newest first (or in no order) has to be walked to the end before
         //! the oldest record is known: its window holds the records after the filter.
         use std::collections::HashSet;
+        use std::sync::Mutex;
         use std::time::{Duration, Instant};
 
         use chrono::{DateTime, Timelike, Utc};
@@ -89,12 +90,31 @@ pub fn render() -> TokenStream {
 
         /// The window of one list operation.
         pub struct ListState<T> {
-            window: tokio::sync::Mutex<Option<Window<T>>>,
+            window: Mutex<Option<Window<T>>>,
         }
 
         impl<T> Default for ListState<T> {
             fn default() -> Self {
-                Self { window: tokio::sync::Mutex::new(None) }
+                Self { window: Mutex::new(None) }
+            }
+        }
+
+        impl<T> ListState<T> {
+            /// The window that can serve `since` (or a new one, `true`), taken out of the state.
+            fn take(&self, since: Option<DateTime<Utc>>) -> (Window<T>, bool) {
+                let mut slot = self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match slot.take() {
+                    Some(window) if window.since <= since && window.created.elapsed() < WINDOW_TTL => (window, false),
+                    _ => (Window::new(since), true),
+                }
+            }
+
+            /// Keeps the newest window for the next request.
+            fn put_back(&self, window: Window<T>) {
+                let mut slot = self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if slot.as_ref().is_none_or(|current| current.created <= window.created) {
+                    *slot = Some(window);
+                }
             }
         }
 
@@ -146,35 +166,35 @@ pub fn render() -> TokenStream {
             let from = usize::try_from(page.max(1) - 1).unwrap_or(usize::MAX).saturating_mul(size);
             let to = from.saturating_add(size);
             let started = Instant::now();
-            let mut guard = state.window.lock().await;
-            let mut built_now = false;
-            loop {
-                let reusable = guard.as_ref().is_some_and(|w| w.since <= since && w.created.elapsed() < WINDOW_TTL);
-                if !reusable {
-                    *guard = Some(Window::new(since));
-                    built_now = true;
-                }
-                let Some(window) = guard.as_mut() else { continue };
+            // The window is taken out while the provider is walked, so that no lock is held
+            // across provider calls: concurrent requests of one operation do not queue.
+            let (mut window, mut built_now) = state.take(since);
+            let result = loop {
                 window.forget_before(since);
-                while window.settled.len() < to && window.next.is_some() {
-                    window.fetch(upstream, spec, base, &convert).await?;
+                let mut fetched = Ok(());
+                while window.settled.len() < to && window.next.is_some() && fetched.is_ok() {
+                    fetched = window.fetch(upstream, spec, base, &convert).await;
+                }
+                if let Err(error) = fetched {
+                    break Err(error);
                 }
                 let short = window.settled.len() < to;
                 let stale = window.exhausted_at.is_some_and(|at| at < started);
                 if short && stale && !built_now {
                     // The provider may have new records since this window reached its end: an
                     // oldest-first provider has them after the last page, others anywhere.
-                    if spec.order == Order::OldestFirst && window.reopen(spec.since.is_some(), spec.movable) {
-                        built_now = true;
-                    } else {
-                        *guard = None;
+                    if !(spec.order == Order::OldestFirst && window.reopen(spec.since.is_some(), spec.movable)) {
+                        window = Window::new(since);
                     }
+                    built_now = true;
                     continue;
                 }
                 let end = to.min(window.settled.len());
                 let items = window.settled.get(from..end).unwrap_or_default();
-                return Ok(items.iter().map(|entry| entry.item.clone()).collect());
-            }
+                break Ok(items.iter().map(|entry| entry.item.clone()).collect());
+            };
+            state.put_back(window);
+            result
         }
 
         fn start_of_second(time: DateTime<Utc>) -> DateTime<Utc> {
