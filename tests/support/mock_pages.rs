@@ -52,6 +52,7 @@
 #![allow(dead_code)]
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -402,22 +403,27 @@ impl PwStatement {
     }
 }
 
-/// Cuts transactions (already filtered and sorted) into statements.
-fn cut_statements(sorted: Vec<PwTransaction>) -> Vec<PwStatement> {
-    let mut statements = Vec::new();
+/// Where transactions (already filtered and sorted) are cut into statements: the index
+/// ranges of each statement's entries.
+fn statement_bounds(sorted: &[&PwTransaction]) -> Vec<std::ops::Range<usize>> {
+    let mut bounds = Vec::new();
     let mut i = 0;
     while i < sorted.len() {
         let size = 1 + (fnv1a(&sorted[i].reference) % 4) as usize;
         let end = (i + size).min(sorted.len());
-        let entries = sorted[i..end].to_vec();
-        let key: Vec<&str> = entries.iter().map(|t| t.reference.as_str()).collect();
-        statements.push(PwStatement {
-            statement_id: format!("ST-{:012X}", fnv1a(&key.join(",")) >> 16),
-            entries,
-        });
+        bounds.push(i..end);
         i = end;
     }
-    statements
+    bounds
+}
+
+/// The statement holding these entries.
+fn statement_of(entries: &[&PwTransaction]) -> PwStatement {
+    let key: Vec<&str> = entries.iter().map(|t| t.reference.as_str()).collect();
+    PwStatement {
+        statement_id: format!("ST-{:012X}", fnv1a(&key.join(",")) >> 16),
+        entries: entries.iter().map(|t| (*t).clone()).collect(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,6 +443,8 @@ struct PwState {
     accounts: Vec<PwAccount>,
     counterparties: Vec<PwCounterparty>,
     transactions: Vec<PwTransaction>,
+    /// Every `ref` handed out, so that a new one is checked in constant time.
+    references: HashSet<String>,
 }
 
 impl PwState {
@@ -484,7 +492,7 @@ impl PwState {
     fn reference_unique(&mut self) -> String {
         loop {
             let id = format!("TX-{}", self.rng.hex(10).to_ascii_uppercase());
-            if !self.transactions.iter().any(|t| t.reference == id) {
+            if self.references.insert(id.clone()) {
                 return id;
             }
         }
@@ -498,19 +506,27 @@ impl PwState {
         }
     }
 
-    fn statements(&self, since: Option<PwTime>) -> Vec<PwStatement> {
-        let mut sorted: Vec<PwTransaction> = self
+    /// The transactions passing the filter, sorted by `changed_at`, ties by `ref`.
+    fn sorted_transactions(&self, since: Option<PwTime>) -> Vec<&PwTransaction> {
+        let mut sorted: Vec<&PwTransaction> = self
             .transactions
             .iter()
             .filter(|t| since.is_none_or(|s| t.changed_at.unix_nanos >= s.unix_nanos))
-            .cloned()
             .collect();
         sorted.sort_by(|a, b| {
             a.changed_at
                 .instant_cmp(&b.changed_at)
                 .then_with(|| a.reference.cmp(&b.reference))
         });
-        cut_statements(sorted)
+        sorted
+    }
+
+    fn statements(&self, since: Option<PwTime>) -> Vec<PwStatement> {
+        let sorted = self.sorted_transactions(since);
+        statement_bounds(&sorted)
+            .into_iter()
+            .map(|range| statement_of(&sorted[range]))
+            .collect()
     }
 }
 
@@ -604,12 +620,13 @@ fn page_params(request: &Request, filter_key: Option<&str>) -> Result<PageParams
     Ok(params)
 }
 
-fn page_of(params: &PageParams, items: Vec<Value>) -> Response {
+/// One page of `items`; only that page is rendered as JSON (lists may be long).
+fn page_of<T>(params: &PageParams, items: &[T], to_json: impl Fn(&T) -> Value) -> Response {
     let total = items.len();
     let total_pages = total.div_ceil(params.per_page);
     let start = (params.page - 1).saturating_mul(params.per_page).min(total);
     let end = (start + params.per_page).min(total);
-    let page: Vec<Value> = items[start..end].to_vec();
+    let page: Vec<Value> = items[start..end].iter().map(to_json).collect();
     Response::json(
         200,
         &json!({
@@ -734,7 +751,7 @@ fn route(state: &Mutex<PwState>, request: &Request) -> Response {
                     .instant_cmp(&b.opened_at)
                     .then_with(|| a.uuid.cmp(&b.uuid))
             });
-            page_of(&params, accounts.iter().map(|a| a.to_json()).collect())
+            page_of(&params, &accounts, |a| a.to_json())
         }
         ["api", "v2", "accounts", uuid, "balances"] => {
             match state.accounts.iter().find(|a| a.uuid == *uuid) {
@@ -762,21 +779,19 @@ fn route(state: &Mutex<PwState>, request: &Request) -> Response {
                     .instant_cmp(&b.created_at)
                     .then_with(|| a.id.cmp(&b.id))
             });
-            page_of(
-                &params,
-                counterparties.iter().map(|c| c.to_json()).collect(),
-            )
+            page_of(&params, &counterparties, |c| c.to_json())
         }
         ["api", "v2", "statements"] => {
             let params = match page_params(request, Some("changed_since")) {
                 Ok(p) => p,
                 Err(response) => return response,
             };
-            let statements = state.statements(params.filter);
-            page_of(
-                &params,
-                statements.iter().map(PwStatement::to_json).collect(),
-            )
+            // Only the requested page's statements are built: lists may be long.
+            let sorted = state.sorted_transactions(params.filter);
+            let bounds = statement_bounds(&sorted);
+            page_of(&params, &bounds, |range| {
+                statement_of(&sorted[range.clone()]).to_json()
+            })
         }
         _ => api_error(404, "not_found", &format!("no route for {}", request.path)),
     }
@@ -831,6 +846,7 @@ impl Pageworks {
             accounts: Vec::new(),
             counterparties: Vec::new(),
             transactions: Vec::new(),
+            references: HashSet::new(),
         }));
         let control = Arc::new(Control::new());
         let route_state = Arc::clone(&state);

@@ -1,0 +1,141 @@
+//! The servers the benchmark starts: each is killed and reaped when its handle is dropped, so
+//! also when the benchmark panics (the handles are dropped while unwinding), and the kernel
+//! kills it if the benchmark dies without unwinding (a signal).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of stderr kept for an error message.
+const KEPT_LINES: usize = 40;
+
+pub struct Server {
+    name: String,
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `program` with `env` on top of the inherited environment (minus the connector
+    /// settings a caller's shell might have set) and waits for its
+    /// `connector listening address=...` line. Everything else it writes to stderr is read and
+    /// discarded, so the pipe never fills up.
+    pub fn start(name: &str, program: &Path, env: &[(&str, String)]) -> Server {
+        let mut command = Command::new(program);
+        for inherited in [
+            "CONNECTOR_LOG_FORMAT",
+            "CONNECTOR_BODY_LIMIT",
+            "CONNECTOR_LOG",
+            "CONNECTOR_LISTEN",
+        ] {
+            command.env_remove(inherited);
+        }
+        command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let parent = std::process::id();
+        // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
+        // (prctl, getppid) and touches no memory shared with other threads.
+        unsafe {
+            command.pre_exec(move || {
+                // Killed with the benchmark even when that is itself killed by a signal,
+                // which skips the `Drop` below.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent as libc::pid_t {
+                    // The benchmark died before the prctl took effect.
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (found, address) = mpsc::channel();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&kept);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut line = String::new();
+            let mut announced = false;
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                if !announced {
+                    if let Some(addr) = listening_address(&line) {
+                        announced = true;
+                        let _ = found.send(addr);
+                    } else if let Ok(mut kept) = log.lock()
+                        && kept.len() < KEPT_LINES
+                    {
+                        kept.push(line.trim_end().to_owned());
+                    }
+                }
+                line.clear();
+            }
+        });
+        let addr = match address.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let logs = kept.lock().map(|k| k.join("\n")).unwrap_or_default();
+                panic!("{name} did not announce its address; its stderr:\n{logs}");
+            }
+        };
+        Server {
+            name: name.to_owned(),
+            child,
+            addr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Panics if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited unexpectedly: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("connector listening") {
+        return None;
+    }
+    let (_, rest) = line.split_once("address=")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}

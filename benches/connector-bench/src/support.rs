@@ -1,0 +1,10 @@
+//! The test suite's mock providers and Formance poller, shared with the benchmark as they are.
+
+#[path = "../../../tests/support/formance.rs"]
+pub mod formance;
+#[path = "../../../tests/support/mock_cursor.rs"]
+pub mod mock_cursor;
+#[path = "../../../tests/support/mock_http.rs"]
+pub mod mock_http;
+#[path = "../../../tests/support/mock_pages.rs"]
+pub mod mock_pages;
