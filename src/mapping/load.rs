@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::reader::{Entries, Reader, has_unknown_keys};
+use super::reader::{Entries, Reader};
 use super::{
     Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, Retry, Setting, Upstream, operations,
 };
@@ -164,31 +164,12 @@ fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
 
 fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
     let entries = reader.entries(node, "`upstream.auth`", AUTH_KINDS)?;
-    let kinds = entries.among(AUTH_KINDS);
-    let kind = match kinds.as_slice() {
-        [kind] => *kind,
-        // A misspelt kind was already reported, as an unknown key with a did-you-mean.
-        [] if has_unknown_keys(node, AUTH_KINDS) => return None,
-        [] => {
-            let diagnostic = reader
-                .at(node.span.clone(), "`upstream.auth` needs a kind")
-                .with_help(format!("write one of: {}", AUTH_KINDS.join(", ")));
-            reader.push(diagnostic);
-            return None;
-        }
-        _ => {
-            reader.conflict(
-                &entries,
-                &kinds,
-                format!(
-                    "`upstream.auth` takes one kind, found {}",
-                    quoted_list(&kinds)
-                ),
-                "keep the one the provider expects",
-            );
-            return None;
-        }
-    };
+    let kind = reader.one_kind(
+        &entries,
+        AUTH_KINDS,
+        "`upstream.auth`",
+        "keep the one the provider expects",
+    )?;
     let value = entries.get(kind)?;
     match kind {
         "bearer" => Some(Auth::Bearer {

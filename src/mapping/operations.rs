@@ -274,28 +274,12 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
         };
     }
     let entries = reader.entries(node, "`paging`", PAGING_KINDS)?;
-    let kinds = entries.among(PAGING_KINDS);
-    let kind = match kinds.as_slice() {
-        [kind] => *kind,
-        // A misspelt kind was already reported, as an unknown key with a did-you-mean.
-        [] if has_unknown_keys(node, PAGING_KINDS) => return None,
-        [] => {
-            let diagnostic = reader
-                .at(node.span.clone(), "`paging` needs a kind")
-                .with_help(format!("write one of: {}", PAGING_KINDS.join(", ")));
-            reader.push(diagnostic);
-            return None;
-        }
-        _ => {
-            reader.conflict(
-                &entries,
-                &kinds,
-                format!("`paging` takes one kind, found {}", quoted_list(&kinds)),
-                "keep the one the provider uses",
-            );
-            return None;
-        }
-    };
+    let kind = reader.one_kind(
+        &entries,
+        PAGING_KINDS,
+        "`paging`",
+        "keep the one the provider uses",
+    )?;
     let value = entries.get(kind)?;
     match kind {
         "none" => Some(Paging::None),

@@ -64,6 +64,37 @@ impl Reader<'_> {
     }
 
     /// `found` holds keys that exclude each other: an error at the second one.
+    /// The one key of `kinds` a mapping like `auth` or `paging` must have; none or several is
+    /// reported (a misspelt kind was already reported as an unknown key with a did-you-mean).
+    pub fn one_kind<'n>(
+        &mut self,
+        entries: &Entries<'n>,
+        kinds: &[&str],
+        what: &str,
+        conflict_help: &str,
+    ) -> Option<&'n str> {
+        let found = entries.among(kinds);
+        match found.as_slice() {
+            [kind] => Some(*kind),
+            [] if has_unknown_keys(entries.node, kinds) => None,
+            [] => {
+                let diagnostic = self
+                    .at(entries.node.span.clone(), format!("{what} needs a kind"))
+                    .with_help(format!("write one of: {}", kinds.join(", ")));
+                self.push(diagnostic);
+                None
+            }
+            _ => {
+                let message = format!(
+                    "{what} takes one kind, found {}",
+                    super::load::quoted_list(&found)
+                );
+                self.conflict(entries, &found, message, conflict_help);
+                None
+            }
+        }
+    }
+
     pub fn conflict(&mut self, entries: &Entries, found: &[&str], message: String, help: &str) {
         let second = found.get(1).copied().unwrap_or_default();
         let diagnostic = self

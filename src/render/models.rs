@@ -7,7 +7,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::doc;
-use super::types::rust_type;
+use super::types::{number_bound, optional_usize, rust_type};
 use crate::ir::{AliasDef, EnumDef, Field, ObjectDef, Protocol, Shape, StringFormat, TypeDef};
 use crate::names;
 
@@ -216,19 +216,12 @@ fn value_checks(
     value: TokenStream,
     path: &TokenStream,
 ) -> Option<TokenStream> {
-    let optional = |bound: Option<usize>| match bound {
-        Some(n) => {
-            let n = Literal::usize_unsuffixed(n);
-            quote!(Some(#n))
-        }
-        None => quote!(None),
-    };
     match shape {
         Shape::String(s)
             if s.format == StringFormat::Plain
                 && (s.min_length.is_some() || s.max_length.is_some()) =>
         {
-            let (min, max) = (optional(s.min_length), optional(s.max_length));
+            let (min, max) = (optional_usize(s.min_length), optional_usize(s.max_length));
             Some(quote! { super::validate::check_length(&#path, #value, #min, #max)?; })
         }
         Shape::Integer(i) if i.minimum.is_some() || i.maximum.is_some() => {
@@ -243,19 +236,12 @@ fn value_checks(
             Some(quote! { #min #max })
         }
         Shape::Number(n) if n.minimum.is_some() || n.maximum.is_some() => {
-            let bound = |b: Option<crate::ir::Bound>| match b {
-                Some(b) if b.value.is_finite() => {
-                    let (value, exclusive) = (Literal::f64_unsuffixed(b.value), b.exclusive);
-                    quote!(Some((#value, #exclusive)))
-                }
-                _ => quote!(None),
-            };
-            let (min, max) = (bound(n.minimum), bound(n.maximum));
+            let (min, max) = (number_bound(n.minimum), number_bound(n.maximum));
             Some(quote! { super::validate::check_number(&#path, *#value, #min, #max)?; })
         }
         Shape::Array(a) => {
             let count = (a.min_items.is_some() || a.max_items.is_some()).then(|| {
-                let (min, max) = (optional(a.min_items), optional(a.max_items));
+                let (min, max) = (optional_usize(a.min_items), optional_usize(a.max_items));
                 quote! { super::validate::check_items(&#path, #value.len(), #min, #max)?; }
             });
             let items =

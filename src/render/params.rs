@@ -5,7 +5,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::doc;
-use super::types::{mentions_model, rust_type};
+use super::types::{mentions_model, number_bound, optional_usize, rust_type};
 use crate::ir::{
     IntegerBits, Literal as Default, Operation, Param, ParamLocation, Protocol, Shape,
     StringFormat, TypeDef,
@@ -165,14 +165,7 @@ fn parse_value(protocol: &Protocol, param: &Param) -> TokenStream {
             quote!(validate::parse_integer::<#ty>(#name, raw, #min, #max))
         }
         Shape::Number(n) => {
-            let bound = |b: Option<crate::ir::Bound>| match b {
-                Some(b) if b.value.is_finite() => {
-                    let (value, exclusive) = (Literal::f64_unsuffixed(b.value), b.exclusive);
-                    quote!(Some((#value, #exclusive)))
-                }
-                _ => quote!(None),
-            };
-            let (min, max) = (bound(n.minimum), bound(n.maximum));
+            let (min, max) = (number_bound(n.minimum), number_bound(n.maximum));
             quote!(validate::parse_number(#name, raw, #min, #max))
         }
         Shape::Boolean => quote!(validate::parse_bool(#name, raw)),
@@ -212,15 +205,5 @@ fn default_value(protocol: &Protocol, param: &Param, default: &Default) -> Token
                 }}
             }
         },
-    }
-}
-
-fn optional_usize(value: Option<usize>) -> TokenStream {
-    match value {
-        Some(n) => {
-            let n = Literal::usize_unsuffixed(n);
-            quote!(Some(#n))
-        }
-        None => quote!(None),
     }
 }

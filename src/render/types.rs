@@ -58,3 +58,28 @@ pub fn mentions_model(shape: &Shape) -> bool {
         _ => false,
     }
 }
+
+/// `Some((value, exclusive))` or `None`, for a number bound in generated checks.
+pub fn number_bound(bound: Option<crate::ir::Bound>) -> TokenStream {
+    match bound {
+        Some(bound) if bound.value.is_finite() => {
+            let (value, exclusive) = (
+                proc_macro2::Literal::f64_unsuffixed(bound.value),
+                bound.exclusive,
+            );
+            quote!(Some((#value, #exclusive)))
+        }
+        _ => quote!(None),
+    }
+}
+
+/// `Some(n)` or `None`, for a length or count bound in generated checks.
+pub fn optional_usize(value: Option<usize>) -> TokenStream {
+    match value {
+        Some(n) => {
+            let n = proc_macro2::Literal::usize_unsuffixed(n);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    }
+}
