@@ -39,8 +39,12 @@ impl Target<'_> {
         value.ok_or_else(|| self.missing())
     }
 
+    /// Text as [`convert::to_text`] makes it, taking a string without copying it.
     pub fn text(&self, value: Option<Value>) -> Option<String> {
-        value.as_ref().and_then(convert::to_text)
+        match value? {
+            Value::String(text) => Some(text),
+            other => convert::to_text(&other),
+        }
     }
 
     pub fn time(
