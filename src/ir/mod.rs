@@ -21,6 +21,29 @@ impl Protocol {
     pub fn operation(&self, id: &str) -> Option<&Operation> {
         self.operations.iter().find(|op| op.id == id)
     }
+
+    /// The shape behind any aliases (`Metadata` -> a string map).
+    pub fn resolve<'p>(&'p self, shape: &'p Shape) -> &'p Shape {
+        match shape {
+            Shape::Named(name) => match self.types.get(name) {
+                Some(TypeDef::Alias(alias)) => self.resolve(&alias.shape),
+                _ => shape,
+            },
+            _ => shape,
+        }
+    }
+
+    /// The object type a shape names, through aliases, with its name.
+    pub fn object(&self, shape: &Shape) -> Option<(&str, &ObjectDef)> {
+        match shape {
+            Shape::Named(name) => match self.types.get_key_value(name)? {
+                (name, TypeDef::Object(object)) => Some((name.as_str(), object)),
+                (_, TypeDef::Alias(alias)) => self.object(&alias.shape),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -37,11 +37,6 @@ pub fn validate(mapping: &Mapping, protocol: &Protocol, file: &str) -> Vec<Diagn
     check.found
 }
 
-/// What a list of fields is mapped onto.
-enum Target<'p> {
-    Object(&'p str, &'p ObjectDef),
-}
-
 struct Checker<'a> {
     protocol: &'a Protocol,
     file: &'a str,
@@ -99,8 +94,8 @@ impl<'a> Checker<'a> {
         let scope = Scope { operation };
         self.request_params(mapping, &scope);
         let (target, is_list) = match &operation.success.shape {
-            Some(Shape::Array(array)) => (self.object(&array.items), true),
-            Some(shape) => (self.object(shape), false),
+            Some(Shape::Array(array)) => (self.protocol.object(&array.items), true),
+            Some(shape) => (self.protocol.object(shape), false),
             None => (None, false),
         };
         let Some(target) = target else {
@@ -145,20 +140,6 @@ impl<'a> Checker<'a> {
             (None, false) => {}
         }
         self.fields(&mapping.span, &mapping.fields, target, &scope, id);
-    }
-
-    fn object(&self, shape: &Shape) -> Option<Target<'a>> {
-        match shape {
-            Shape::Named(name) => match self.protocol.types.get(name) {
-                Some(TypeDef::Object(object)) => Some(Target::Object(
-                    self.protocol.types.get_key_value(name)?.0,
-                    object,
-                )),
-                Some(TypeDef::Alias(alias)) => self.object(&alias.shape),
-                _ => None,
-            },
-            _ => None,
-        }
     }
 
     fn request_params(&mut self, mapping: &OperationMapping, scope: &Scope) {
@@ -216,11 +197,10 @@ impl<'a> Checker<'a> {
         &mut self,
         span: &Span,
         fields: &[FieldMapping],
-        target: Target,
+        (type_name, object): (&str, &ObjectDef),
         scope: &Scope,
         what: &str,
     ) {
-        let Target::Object(type_name, object) = target;
         let names: Vec<&str> = object.fields.iter().map(|f| f.name.as_str()).collect();
         for mapping in fields {
             match object.fields.iter().find(|f| f.name == mapping.field) {
@@ -271,7 +251,7 @@ impl<'a> Checker<'a> {
                 }
             }
             Source::Each { fields, .. } => match shape {
-                Shape::Array(array) => match self.object(&array.items) {
+                Shape::Array(array) => match self.protocol.object(&array.items) {
                     Some(target) => self.fields(&expr.source_span, fields, target, scope, field),
                     None => {
                         let diagnostic = self.error(
@@ -344,7 +324,7 @@ impl<'a> Checker<'a> {
 
     /// Whether the value can become the field's type, and says how when it cannot.
     fn conversion(&mut self, expr: &Expr, shape: &Shape, field: &str, key: &Span) {
-        let resolved = self.resolve(shape);
+        let resolved = self.protocol.resolve(shape);
         let conversion = expr.conversion.as_ref();
         // Where each kind of problem is clearest: a missing conversion at the field's key, one
         // that does not apply at its own key, a wrong source at the source.
@@ -537,16 +517,6 @@ impl<'a> Checker<'a> {
                 .warning(span, format!("`{field}` has no `fallback`: an unknown provider value fails the whole request"))
                 .with_help("add `fallback: OTHER` (or another protocol value)");
             self.found.push(diagnostic);
-        }
-    }
-
-    fn resolve(&self, shape: &Shape) -> Shape {
-        match shape {
-            Shape::Named(name) => match self.protocol.types.get(name) {
-                Some(TypeDef::Alias(alias)) => self.resolve(&alias.shape),
-                _ => shape.clone(),
-            },
-            _ => shape.clone(),
         }
     }
 }

@@ -77,28 +77,7 @@ fn list_item<'p>(protocol: &'p Protocol, op: &Operation) -> Option<(&'p str, &'p
     let Some(Shape::Array(array)) = &op.success.shape else {
         return None;
     };
-    object(protocol, &array.items)
-}
-
-fn object<'p>(protocol: &'p Protocol, shape: &Shape) -> Option<(&'p str, &'p ObjectDef)> {
-    match shape {
-        Shape::Named(name) => match protocol.types.get_key_value(name)? {
-            (name, TypeDef::Object(object)) => Some((name.as_str(), object)),
-            (_, TypeDef::Alias(alias)) => object(protocol, &alias.shape),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn resolve<'p>(protocol: &'p Protocol, shape: &'p Shape) -> &'p Shape {
-    match shape {
-        Shape::Named(name) => match protocol.types.get(name) {
-            Some(TypeDef::Alias(alias)) => resolve(protocol, &alias.shape),
-            _ => shape,
-        },
-        _ => shape,
-    }
+    protocol.object(&array.items)
 }
 
 fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) -> TokenStream {
@@ -152,7 +131,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             }
         }
         (None, _, Some(shape)) => {
-            let Some((type_name, object)) = object(protocol, shape) else {
+            let Some((type_name, object)) = protocol.object(shape) else {
                 return TokenStream::new();
             };
             let item = names::pascal_ident(type_name);
@@ -473,7 +452,7 @@ fn optional_value(
     expr: &Expr,
     target: &TokenStream,
 ) -> TokenStream {
-    let shape = resolve(protocol, &field.shape);
+    let shape = protocol.resolve(&field.shape);
     match &expr.source {
         Source::Rust(function) => {
             let function: TokenStream = function.parse().unwrap_or_default();
@@ -494,7 +473,7 @@ fn optional_value(
             let Shape::Array(array) = shape else {
                 return quote!(None);
             };
-            let Some((type_name, object)) = object(protocol, &array.items) else {
+            let Some((type_name, object)) = protocol.object(&array.items) else {
                 return quote!(None);
             };
             let path = steps(&path.steps);

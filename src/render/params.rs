@@ -7,8 +7,7 @@ use quote::{format_ident, quote};
 use super::doc;
 use super::types::{mentions_model, number_bound, optional_usize, rust_type};
 use crate::ir::{
-    IntegerBits, Literal as Default, Operation, Param, ParamLocation, Protocol, Shape,
-    StringFormat, TypeDef,
+    IntegerBits, Literal as Default, Operation, Param, ParamLocation, Protocol, Shape, StringFormat,
 };
 use crate::names;
 
@@ -127,20 +126,10 @@ fn read_param(protocol: &Protocol, param: &Param) -> TokenStream {
     }
 }
 
-fn resolve<'a>(protocol: &'a Protocol, shape: &'a Shape) -> &'a Shape {
-    match shape {
-        Shape::Named(name) => match protocol.types.get(name) {
-            Some(TypeDef::Alias(alias)) => resolve(protocol, &alias.shape),
-            _ => shape,
-        },
-        _ => shape,
-    }
-}
-
 /// Parses `raw` (a `&str`) into the parameter's type and applies its constraints.
 fn parse_value(protocol: &Protocol, param: &Param) -> TokenStream {
     let name = &param.name;
-    match resolve(protocol, &param.shape) {
+    match protocol.resolve(&param.shape) {
         Shape::String(s) => match s.format {
             StringFormat::DateTime => quote!(validate::parse_date_time(#name, raw)),
             StringFormat::Date => quote!(validate::parse_date(#name, raw)),
@@ -191,7 +180,7 @@ fn default_value(protocol: &Protocol, param: &Param, default: &Default) -> Token
             quote!(#value)
         }
         Default::Bool(b) => quote!(#b),
-        Default::String(text) => match resolve(protocol, &param.shape) {
+        Default::String(text) => match protocol.resolve(&param.shape) {
             Shape::Named(name) => {
                 let ty = names::pascal_ident(name);
                 let variant = names::pascal_ident(text);
