@@ -14,6 +14,15 @@ pub struct Plan {
     pub mapped: Option<Mapped>,
 }
 
+impl Plan {
+    /// Whether the mapping answers this operation from the provider.
+    pub fn maps(&self, operation_id: &str) -> bool {
+        self.mapped
+            .as_ref()
+            .is_some_and(|m| m.operations.contains_key(operation_id))
+    }
+}
+
 /// What the mapping says about answering operations from the provider, as rendering needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapped {

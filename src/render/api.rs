@@ -12,11 +12,7 @@ use crate::names;
 use crate::plan::Plan;
 
 pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
-    let mapped = |op: &Operation| {
-        plan.mapped
-            .as_ref()
-            .is_some_and(|m| m.operations.contains_key(&op.id))
-    };
+    let mapped = |op: &Operation| plan.maps(&op.id);
     let methods = protocol
         .operations
         .iter()

@@ -112,10 +112,7 @@ pub fn readme(protocol: &Protocol, plan: &Plan) -> Result<String, Diagnostic> {
             method: op.method.as_str(),
             path: op.path.clone(),
             status: op.success.status,
-            mapped: plan
-                .mapped
-                .as_ref()
-                .is_some_and(|m| m.operations.contains_key(&op.id)),
+            mapped: plan.maps(&op.id),
         })
         .collect();
     finish(

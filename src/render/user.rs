@@ -43,11 +43,7 @@ pub fn main(krate: &Crate) -> TokenStream {
 /// handlers.rs: an empty `impl Connector` with every operation's signature as a commented
 /// example. Comments are not tokens, so they are spliced into the printed file.
 pub fn handlers(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<String, Diagnostic> {
-    let mapped = |op: &Operation| {
-        plan.mapped
-            .as_ref()
-            .is_some_and(|m| m.operations.contains_key(&op.id))
-    };
+    let mapped = |op: &Operation| plan.maps(&op.id);
     let intro: &[&str] = if protocol.operations.iter().any(mapped) {
         &[
             " Operations mapped in connector.yaml are answered from the provider; the others",
