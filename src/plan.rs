@@ -189,7 +189,8 @@ pub fn plan(mapping: &Mapping) -> Plan {
         user("src/handlers.rs", FileKind::Handlers),
         generated("src/generated/metrics.rs", FileKind::Metrics),
     ];
-    let mapped = has_client(mapping).then(|| Mapped {
+    let krate = krate(mapping);
+    let mapped = krate.upstream.then(|| Mapped {
         upstream: mapping.upstream.clone(),
         currencies: mapping.currencies.clone(),
         operations: mapping.operations.clone(),
@@ -201,7 +202,7 @@ pub fn plan(mapping: &Mapping) -> Plan {
         files.push(generated("src/generated/mapped.rs", FileKind::Mapped));
     }
     Plan {
-        krate: krate(mapping),
+        krate,
         files,
         mapped,
     }
