@@ -9,6 +9,7 @@ pub mod formance;
 pub mod mock_cursor;
 pub mod mock_http;
 pub mod mock_pages;
+pub mod postgres;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -284,6 +285,20 @@ impl Drop for Process {
     }
 }
 
+/// A SQLite initiation store of its own for a server (under `target/e2e/stores/`), so that
+/// servers never share one by accident; tests that want to share pass `CONNECTOR_STORE`.
+pub fn fresh_store_path() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = workspace().join("target/e2e/stores");
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{}-{n}.sqlite3", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path.display().to_string()
+}
+
 /// A running connector server on a loopback port chosen by the OS.
 pub struct Server {
     pub process: Process,
@@ -295,6 +310,8 @@ impl Server {
     pub fn start(binary: &Path, env: &[(String, String)]) -> Server {
         let mut command = Command::new(binary);
         command
+            .env("CONNECTOR_STORE", fresh_store_path())
+            .env_remove("DATABASE_URL")
             .env("CONNECTOR_API_KEY", API_KEY)
             .env("CONNECTOR_LISTEN", "127.0.0.1:0")
             .env("CONNECTOR_LOG", "info")
