@@ -601,6 +601,559 @@ fn cursorpay_changes_clock_faults_and_call_counts() {
     assert_eq!(cp.server().requests(), cp.call_log().len() + 2);
 }
 
+// ---- payment initiation ----
+
+fn cp_post(cp: &Cursorpay, path: &str, body: &[u8], key: Option<&str>) -> HttpReply {
+    cp_post_to(&cp.url(), path, body, key)
+}
+
+fn cp_post_to(url: &str, path: &str, body: &[u8], key: Option<&str>) -> HttpReply {
+    let auth = format!("Bearer {TOKEN}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    http_request(
+        "POST",
+        &format!("{url}{path}"),
+        &headers,
+        Some(body),
+        TIMEOUT,
+    )
+    .expect("request")
+}
+
+fn cp_post_json(cp: &Cursorpay, path: &str, body: &Value, key: Option<&str>) -> HttpReply {
+    cp_post(cp, path, body.to_string().as_bytes(), key)
+}
+
+fn order(reference: &str) -> Value {
+    json!({
+        "amount": "12.34",
+        "currency": "eur",
+        "source": "acct_1",
+        "destination": "rcp_3",
+        "reference": reference,
+    })
+}
+
+#[test]
+fn cursorpay_creates_payouts_and_transfers_with_their_transactions() {
+    let cp = Cursorpay::start(21, TOKEN);
+    cp.seed_accounts(3);
+    cp.seed_transactions(5, 2);
+    let now = cp.now() + 60;
+    cp.set_now(now);
+
+    let mut body = order("inv-1");
+    body["description"] = json!("March payroll");
+    body["metadata"] = json!({"batch": "7", "nested": {"a": 1}});
+    let reply = cp_post_json(&cp, "/v1/payouts", &body, None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    let payout = json_of(&reply);
+    assert_eq!(
+        payout,
+        json!({
+            "id": "po_1",
+            "object": "payout",
+            "amount": "12.34",
+            "currency": "eur",
+            "source": "acct_1",
+            "destination": "rcp_3",
+            "reference": "inv-1",
+            "description": "March payroll",
+            "metadata": {"batch": "7", "nested": {"a": 1}},
+            "status": "pending",
+            "created": now,
+        })
+    );
+
+    let mut body = order("inv-2");
+    body["destination"] = json!("acct_2");
+    let reply = cp_post_json(&cp, "/v1/transfers", &body, None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let transfer = json_of(&reply);
+    assert_eq!(transfer["id"], "tr_1");
+    assert_eq!(transfer["object"], "transfer");
+    assert_eq!(transfer["destination"], "acct_2");
+    assert_eq!(transfer["description"], Value::Null);
+    assert_eq!(transfer["metadata"], json!({}));
+
+    let body = json!({"amount": "1500", "currency": "jpy", "source": "acct_2",
+        "destination": "rcp_1", "reference": "inv-1", "description": null, "metadata": null});
+    let reply = cp_post_json(&cp, "/v1/payouts", &body, None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(json_of(&reply)["id"], "po_2");
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("inv-3"), None);
+    assert_eq!(json_of(&reply)["id"], "tr_2");
+
+    // Ground truth and counters.
+    assert_eq!(cp.accepted(), 4);
+    assert_eq!(cp.initiation_posts(), 4);
+    let payouts = cp.payouts();
+    assert_eq!(ids(&payouts, "id"), ["po_1", "po_2"]);
+    assert_eq!(payouts[0], payout);
+    assert_eq!(ids(&cp.transfers(), "id"), ["tr_1", "tr_2"]);
+    assert_eq!(cp.transfers()[0], transfer);
+    assert_eq!(cp.payments_for_reference("inv-1"), 2);
+    assert_eq!(cp.payments_for_reference("inv-2"), 1);
+    assert_eq!(cp.payments_for_reference("nothing"), 0);
+    assert_eq!(cp.duplicate_references(), ["inv-1"]);
+
+    // Each one added a transaction, money out, with its origin; the others have a null origin.
+    let walked = cp_walk(&cp, "/v1/transactions", 100, None);
+    assert_eq!(walked.len(), 9);
+    let by_origin: BTreeMap<String, &Value> = walked
+        .iter()
+        .filter(|t| !t["origin"].is_null())
+        .map(|t| (t["origin"].as_str().unwrap().to_owned(), t))
+        .collect();
+    assert_eq!(
+        by_origin.keys().collect::<Vec<_>>(),
+        ["po_1", "po_2", "tr_1", "tr_2"]
+    );
+    assert!(walked.iter().all(|t| t.get("origin").is_some()));
+    let txn = by_origin["po_1"];
+    assert_eq!(
+        *txn,
+        json!({
+            "id": "txn_6",
+            "created": now,
+            "updated": now,
+            "amount": "-12.34",
+            "currency": "eur",
+            "type": "payout",
+            "status": "pending",
+            "source": "acct_1",
+            "destination": "rcp_3",
+            "description": "March payroll",
+            "origin": "po_1",
+        })
+    );
+    assert_eq!(by_origin["tr_1"]["type"], "transfer");
+    assert_eq!(by_origin["tr_1"]["destination"], "acct_2");
+    assert_eq!(by_origin["tr_1"]["description"], "transfer tr_1");
+    assert_eq!(by_origin["po_2"]["amount"], "-1500");
+    assert_eq!(
+        cp.transaction("txn_7").unwrap().origin.as_deref(),
+        Some("tr_1")
+    );
+    assert_eq!(cp.transaction("txn_1").unwrap().origin, None);
+    // The newest-first list puts them on top (same second: id descending).
+    assert_eq!(
+        ids(&walked[..4], "id"),
+        ["txn_9", "txn_8", "txn_7", "txn_6"]
+    );
+
+    // Lookup by id.
+    let reply = get(&format!("{}/v1/payouts/po_1", cp.url()), Some(TOKEN));
+    assert_eq!(reply.status, 200);
+    assert_eq!(json_of(&reply), payout);
+    let reply = get(&format!("{}/v1/transfers/tr_1", cp.url()), Some(TOKEN));
+    assert_eq!(json_of(&reply), transfer);
+    for path in [
+        "/v1/payouts/po_3",
+        "/v1/payouts/po_0",
+        "/v1/payouts/po_01",
+        "/v1/payouts/tr_1",
+        "/v1/transfers/po_1",
+        "/v1/payouts/x",
+    ] {
+        let reply = get(&format!("{}{path}", cp.url()), Some(TOKEN));
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(json_of(&reply)["error"]["param"], "id", "{path}");
+    }
+    assert_eq!(
+        get(&format!("{}/v1/payouts/po_1", cp.url()), None).status,
+        401
+    );
+
+    // Lookup by reference: oldest first; without a reference, everything.
+    let list = json_of(&get(
+        &format!("{}/v1/payouts?reference=inv-1", cp.url()),
+        Some(TOKEN),
+    ));
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["url"], "/v1/payouts");
+    assert_eq!(list["has_more"], false);
+    assert_eq!(
+        ids(list["data"].as_array().unwrap(), "id"),
+        ["po_1", "po_2"]
+    );
+    let list = json_of(&get(
+        &format!("{}/v1/transfers?reference=inv-1", cp.url()),
+        Some(TOKEN),
+    ));
+    assert_eq!(list["url"], "/v1/transfers");
+    assert_eq!(list["data"], json!([]));
+    let list = json_of(&get(&format!("{}/v1/transfers", cp.url()), Some(TOKEN)));
+    assert_eq!(
+        ids(list["data"].as_array().unwrap(), "id"),
+        ["tr_1", "tr_2"]
+    );
+    for (query, param) in [
+        ("limit=5", "limit"),
+        ("reference=a&reference=b", "reference"),
+    ] {
+        let reply = get(&format!("{}/v1/payouts?{query}", cp.url()), Some(TOKEN));
+        assert_eq!(reply.status, 400, "{query}");
+        assert_eq!(json_of(&reply)["error"]["param"], param, "{query}");
+    }
+}
+
+#[test]
+fn cursorpay_idempotency_keys_replay_and_reject_other_bodies() {
+    let cp = Cursorpay::start(22, TOKEN);
+    let first = cp_post_json(&cp, "/v1/payouts", &order("r1"), Some("k1"));
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let created = json_of(&first);
+    assert_eq!(created["id"], "po_1");
+
+    // The same body (other key order and spacing) replays the remembered answer.
+    cp.advance(30);
+    let same = br#"{ "reference":"r1","destination":"rcp_3","source":"acct_1","currency":"eur","amount":"12.34" }"#;
+    let replay = cp_post(&cp, "/v1/payouts", same, Some("k1"));
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(json_of(&replay), created);
+    assert_eq!(cp.accepted(), 1);
+    assert_eq!(cp.transactions().len(), 1);
+
+    // Another body under that key is refused, and creates nothing.
+    let mut other = order("r1");
+    other["amount"] = json!("12.35");
+    let reply = cp_post_json(&cp, "/v1/payouts", &other, Some("k1"));
+    assert_eq!(reply.status, 400);
+    let error = json_of(&reply)["error"].clone();
+    assert_eq!(error["type"], "idempotency_error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Keys for idempotent requests can only be used with the same parameters")
+    );
+    let reply = cp_post(&cp, "/v1/payouts", b"not json", Some("k1"));
+    assert_eq!(json_of(&reply)["error"]["type"], "idempotency_error");
+    assert_eq!(cp.accepted(), 1);
+
+    // Keys are per kind.
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("r1"), Some("k1"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    assert_eq!(json_of(&reply)["id"], "tr_1");
+
+    // A rejected request is not remembered: the key stays free.
+    let mut bad = order("r2");
+    bad["currency"] = json!("EUR");
+    let reply = cp_post_json(&cp, "/v1/payouts", &bad, Some("k2"));
+    assert_eq!(reply.status, 400);
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("r2"), Some("k2"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    assert_eq!(json_of(&reply)["id"], "po_2");
+
+    // Without a key, the same body creates another payment.
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("r2"), None);
+    assert_eq!(json_of(&reply)["id"], "po_3");
+    assert_eq!(cp.duplicate_references(), ["r1", "r2"]);
+
+    // Concurrent requests with one key create one payment.
+    let replies: Vec<HttpReply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| cp_post_json(&cp, "/v1/transfers", &order("r3"), Some("k3"))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert!(replies.iter().all(|r| json_of(r)["id"] == "tr_2"));
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.header("idempotent-replayed").is_none())
+            .count(),
+        1
+    );
+    assert_eq!(cp.payments_for_reference("r3"), 1);
+    assert_eq!(cp.accepted(), 5);
+    assert_eq!(cp.initiation_posts(), 16);
+}
+
+#[test]
+fn cursorpay_initiation_faults_fail_before_or_after_accepting() {
+    let cp = Cursorpay::start(23, TOKEN);
+
+    // Before: nothing is created, and the key is not remembered.
+    cp.set_initiation_faults(1000, 0);
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("b1"), Some("kb"));
+    assert_eq!(reply.status, 500);
+    assert_eq!(json_of(&reply)["error"]["type"], "api_error");
+    assert_eq!(cp.accepted(), 0);
+    assert!(cp.payouts().is_empty());
+    assert!(cp.transactions().is_empty());
+    // Validation comes first: a bad request is still a 400.
+    let reply = cp_post_json(&cp, "/v1/payouts", &json!({}), Some("kb"));
+    assert_eq!(reply.status, 400);
+    cp.set_initiation_faults(0, 0);
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("b1"), Some("kb"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    assert_eq!(json_of(&reply)["id"], "po_1");
+
+    // After: the payment exists; the key replays the success.
+    cp.set_initiation_faults(0, 1000);
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("a1"), Some("ka"));
+    assert_eq!(reply.status, 500);
+    assert_eq!(json_of(&reply)["error"]["type"], "api_error");
+    assert_eq!(cp.accepted(), 2);
+    assert_eq!(cp.transfers()[0]["reference"], "a1");
+    assert_eq!(cp.transactions()[1].origin.as_deref(), Some("tr_1"));
+    // A replay is not a new request: no fault drawn.
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("a1"), Some("ka"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("idempotent-replayed"), Some("true"));
+    assert_eq!(json_of(&reply), cp.transfers()[0]);
+    // Without a key, a retry duplicates the payment.
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("a2"), None);
+    assert_eq!(reply.status, 500);
+    cp.set_initiation_faults(0, 0);
+    let reply = cp_post_json(&cp, "/v1/transfers", &order("a2"), None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(cp.duplicate_references(), ["a2"]);
+
+    // Mixed rates: deterministic from the seed.
+    let outcomes = |seed: u64| -> (Vec<u16>, usize) {
+        let cp = Cursorpay::start(seed, TOKEN);
+        cp.set_initiation_faults(250, 250);
+        let statuses = (0..40)
+            .map(|i| cp_post_json(&cp, "/v1/payouts", &order(&format!("m{i}")), None).status)
+            .collect();
+        (statuses, cp.accepted())
+    };
+    let (statuses, accepted) = outcomes(5);
+    assert_eq!(outcomes(5), (statuses.clone(), accepted));
+    assert_ne!(outcomes(6).0, statuses);
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 500));
+    assert!(ok > 0 && accepted > ok && accepted < 40, "{ok} {accepted}");
+
+    // Injected faults of the control count as initiation POSTs too.
+    let before = cp.initiation_posts();
+    cp.fail_next(1, 503, None);
+    assert_eq!(
+        cp_post_json(&cp, "/v1/payouts", &order("c1"), None).status,
+        503
+    );
+    assert_eq!(cp.initiation_posts(), before + 1);
+    cp.clear_faults();
+
+    // Latency.
+    cp.set_initiation_latency(Duration::from_millis(150));
+    let started = Instant::now();
+    assert_eq!(
+        cp_post_json(&cp, "/v1/payouts", &order("l1"), None).status,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    cp.set_initiation_latency(Duration::ZERO);
+}
+
+#[test]
+fn cursorpay_hold_keeps_responses_until_released() {
+    let cp = Cursorpay::start(24, TOKEN);
+    assert!(!cp.wait_accepted(1, Duration::from_millis(50)));
+    cp.hold_initiations(true);
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| cp_post_json(&cp, "/v1/payouts", &order("h1"), Some("kh")));
+        assert!(cp.wait_accepted(1, TIMEOUT));
+        // Created, answered later; the server keeps serving.
+        assert_eq!(cp.payments_for_reference("h1"), 1);
+        let reply = get(&format!("{}/v1/payouts/po_1", cp.url()), Some(TOKEN));
+        assert_eq!(reply.status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!held.is_finished());
+        // The same key while its request is in flight: 409; another body: 400.
+        let reply = cp_post_json(&cp, "/v1/payouts", &order("h1"), Some("kh"));
+        assert_eq!(reply.status, 409);
+        assert_eq!(json_of(&reply)["error"]["type"], "idempotency_error");
+        let reply = cp_post_json(&cp, "/v1/payouts", &order("h2"), Some("kh"));
+        assert_eq!(reply.status, 400);
+        // Rejections are answered at once; so are requests that are not accepted.
+        assert_eq!(
+            cp_post_json(&cp, "/v1/payouts", &json!({}), None).status,
+            400
+        );
+        assert!(!cp.wait_accepted(2, Duration::from_millis(50)));
+        // A second accepted request is held too.
+        let second = scope.spawn(|| cp_post_json(&cp, "/v1/transfers", &order("h3"), None));
+        assert!(cp.wait_accepted(2, TIMEOUT));
+        assert!(!held.is_finished() && !second.is_finished());
+
+        cp.hold_initiations(false);
+        let reply = held.join().unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(json_of(&reply)["id"], "po_1");
+        assert_eq!(json_of(&second.join().unwrap())["id"], "tr_1");
+    });
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("h1"), Some("kh"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("idempotent-replayed"), Some("true"));
+    assert_eq!(cp.accepted(), 2);
+    assert_eq!(cp.initiation_posts(), 6);
+
+    // Dropping the mock releases a held response.
+    let cp = Cursorpay::start(25, TOKEN);
+    cp.hold_initiations(true);
+    let url = cp.url();
+    let held = std::thread::spawn(move || {
+        cp_post_to(
+            &url,
+            "/v1/payouts",
+            order("d1").to_string().as_bytes(),
+            None,
+        )
+    });
+    assert!(cp.wait_accepted(1, TIMEOUT));
+    let started = Instant::now();
+    drop(cp);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(held.join().unwrap().status, 200);
+}
+
+#[test]
+fn cursorpay_initiation_validates_bodies_methods_and_auth() {
+    let cp = Cursorpay::start(26, TOKEN);
+    let with = |key: &str, value: Value| {
+        let mut body = order("v");
+        body[key] = value;
+        body
+    };
+    let without = |key: &str| {
+        let mut body = order("v");
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    let cases = [
+        (with("amount", json!("12.3")), "amount"),
+        (with("amount", json!("12.345")), "amount"),
+        (with("amount", json!("12")), "amount"),
+        (with("amount", json!("-12.34")), "amount"),
+        (with("amount", json!("+12.34")), "amount"),
+        (with("amount", json!("0.00")), "amount"),
+        (with("amount", json!("012.34")), "amount"),
+        (with("amount", json!("1e3")), "amount"),
+        (with("amount", json!(12.34)), "amount"),
+        (with("amount", json!("")), "amount"),
+        (without("amount"), "amount"),
+        (
+            json!({"amount": "1500.00", "currency": "jpy", "source": "a", "destination": "b",
+                "reference": "v"}),
+            "amount",
+        ),
+        (
+            json!({"amount": "1.25", "currency": "kwd", "source": "a", "destination": "b",
+                "reference": "v"}),
+            "amount",
+        ),
+        (with("currency", json!("EUR")), "currency"),
+        (with("currency", json!("xyz")), "currency"),
+        (with("currency", json!(978)), "currency"),
+        (without("currency"), "currency"),
+        (with("source", json!("")), "source"),
+        (without("source"), "source"),
+        (with("destination", json!(null)), "destination"),
+        (with("destination", json!(["rcp_3"])), "destination"),
+        (with("reference", json!(7)), "reference"),
+        (with("reference", json!("")), "reference"),
+        (without("reference"), "reference"),
+        (with("description", json!(5)), "description"),
+        (with("metadata", json!("x")), "metadata"),
+        (
+            with("statement_descriptor", json!("x")),
+            "statement_descriptor",
+        ),
+    ];
+    let mut posts = 0;
+    for (body, param) in &cases {
+        for path in ["/v1/payouts", "/v1/transfers"] {
+            let reply = cp_post_json(&cp, path, body, None);
+            posts += 1;
+            assert_eq!(reply.status, 400, "{path} {body}: {}", reply.text());
+            let error = &json_of(&reply)["error"];
+            assert_eq!(error["type"], "invalid_request_error", "{body}");
+            assert_eq!(error["param"], *param, "{body}");
+        }
+    }
+    for raw in [&b"[1]"[..], b"amount=12.34", b""] {
+        let reply = cp_post(&cp, "/v1/payouts", raw, None);
+        posts += 1;
+        assert_eq!(reply.status, 400);
+        assert_eq!(json_of(&reply)["error"]["type"], "invalid_request_error");
+    }
+    let reply = cp_post_json(&cp, "/v1/payouts", &order("v"), Some(""));
+    posts += 1;
+    assert_eq!(reply.status, 400);
+
+    // Auth comes first.
+    for token in [None, Some("wrong")] {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let reply = http_request(
+            "POST",
+            &format!("{}/v1/payouts", cp.url()),
+            &headers,
+            Some(order("v").to_string().as_bytes()),
+            TIMEOUT,
+        )
+        .unwrap();
+        posts += 1;
+        assert_eq!(reply.status, 401);
+    }
+    assert_eq!(cp.accepted(), 0);
+    assert!(cp.transactions().is_empty());
+
+    // Other methods and paths.
+    for (method, path) in [
+        ("PUT", "/v1/payouts"),
+        ("DELETE", "/v1/transfers/tr_1"),
+        ("POST", "/v1/payouts/po_1"),
+        ("POST", "/v1/refunds"),
+    ] {
+        let reply = http_request(
+            method,
+            &format!("{}{path}", cp.url()),
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            Some(b"{}"),
+            TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(reply.status, 405, "{method} {path}");
+    }
+    assert_eq!(cp.initiation_posts(), posts);
+
+    // The edges of what is valid.
+    for (amount, currency) in [
+        ("0.01", "eur"),
+        ("1500", "jpy"),
+        ("1.250", "kwd"),
+        ("10.00", "usd"),
+    ] {
+        let body = json!({"amount": amount, "currency": currency, "source": "s",
+            "destination": "d", "reference": amount, "description": null, "metadata": null});
+        let reply = cp_post_json(&cp, "/v1/payouts", &body, None);
+        assert_eq!(reply.status, 200, "{amount} {currency}: {}", reply.text());
+        assert_eq!(json_of(&reply)["amount"], amount);
+    }
+    assert_eq!(cp.accepted(), 4);
+}
+
 // =============================================================================================
 // Pageworks
 // =============================================================================================

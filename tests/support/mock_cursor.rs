@@ -6,17 +6,24 @@
 //!   `"1500"` jpy, `"1.250"` kwd, `"-12.34"` = money out); currencies are lower-case ISO codes.
 //! - Lists are NEWEST FIRST: by the list's time field descending, ties by `id` descending
 //!   (byte-wise string order, so `txn_9` comes before `txn_10`), cursor-paginated with
-//!   `starting_after=<id of the last record of the previous page>`.
+//!   `starting_after=<id of the last record of the previous page>`. Payouts and transfers are
+//!   the exception: one page, OLDEST FIRST.
 //! - Auth: `Authorization: Bearer <token>`.
 //!
-//! HTTP API (every path is GET; anything else is 405; unknown paths 404):
+//! HTTP API (GET, except the two POSTs below; any other method is 405; unknown paths 404):
 //!
-//! | path | query | answer |
+//! | method and path | query or body | answer |
 //! |---|---|---|
-//! | `/v1/accounts` | `limit`, `starting_after`, `created[gte]` | list of accounts |
-//! | `/v1/accounts/{id}/balance` | none | balance |
-//! | `/v1/recipients` | `limit`, `starting_after`, `created[gte]` | list of recipients |
-//! | `/v1/transactions` | `limit`, `starting_after`, `updated[gte]` | list of transactions |
+//! | `GET /v1/accounts` | `limit`, `starting_after`, `created[gte]` | list of accounts |
+//! | `GET /v1/accounts/{id}/balance` | none | balance |
+//! | `GET /v1/recipients` | `limit`, `starting_after`, `created[gte]` | list of recipients |
+//! | `GET /v1/transactions` | `limit`, `starting_after`, `updated[gte]` | list of transactions |
+//! | `POST /v1/payouts` | JSON initiation body, `Idempotency-Key` header | the created payout |
+//! | `GET /v1/payouts` | `reference` | list of payouts (all of them, oldest first) |
+//! | `GET /v1/payouts/{id}` | none | payout; unknown id 404 |
+//! | `POST /v1/transfers` | JSON initiation body, `Idempotency-Key` header | the created transfer |
+//! | `GET /v1/transfers` | `reference` | list of transfers (all of them, oldest first) |
+//! | `GET /v1/transfers/{id}` | none | transfer; unknown id 404 |
 //!
 //! - List envelope: `{"object":"list","url":"/v1/accounts","has_more":bool,"data":[...]}`.
 //! - `limit`: integer 1..=100, default 10 (else 400). `starting_after`: an existing id of that
@@ -32,26 +39,59 @@
 //! - transaction: `{"id":"txn_1","created":..,"updated":..,"amount":"-12.34","currency":"eur",
 //!   "type":"payment|payout|transfer|refund|adjustment","status":"succeeded|pending|failed|
 //!   canceled|requires_action","source":"acct_1"|null,"destination":"acct_2"|null,
-//!   "description":"..."}`. Signs: payment +, payout -, transfer - (from `source` to
-//!   `destination`), refund -, adjustment either.
+//!   "description":"...","origin":"po_1"|"tr_1"|null}`. Signs: payment +, payout -, transfer -
+//!   (from `source` to `destination`), refund -, adjustment either. `origin` is the payout or
+//!   transfer that created the transaction, null for every other one.
 //! - Errors: `{"error":{"type":"invalid_request_error","message":"...","param":"..."}}` (400,
 //!   404), 401 `{"error":{"type":"invalid_request_error","message":"Invalid API Key"}}`,
 //!   injected faults: 429 `{"error":{"type":"rate_limit_error",...}}` or 5xx
 //!   `{"error":{"type":"api_error",...}}` with `Retry-After` when configured.
+//!
+//! Payment initiation (`POST /v1/payouts`, `POST /v1/transfers`):
+//!
+//! - Body: `{"amount":"12.34","currency":"eur","source":"acct_1","destination":"rcp_3",
+//!   "reference":"...","description":"..."?,"metadata":{...}?}`. `amount`: a positive decimal
+//!   string in canonical form with exactly the currency's exponent digits (`"12.34"` eur,
+//!   `"1500"` jpy, `"1.250"` kwd); `currency`: one of [`CP_CURRENCIES`] (lower-case);
+//!   `source`, `destination`, `reference`: non-empty strings; `description`: string or null;
+//!   `metadata`: object or null. A body that is not a JSON object is 400 without `param`; a
+//!   missing, mistyped or invalid field, or an unknown key, is 400 with that `param`.
+//! - 200 with the created object: `{"id":"po_1","object":"payout","amount":"12.34",
+//!   "currency":"eur","source":"acct_1","destination":"rcp_3","reference":"...",
+//!   "description":"..."|null,"metadata":{...},"status":"pending","created":<now>}`; a transfer
+//!   is the same with `"id":"tr_1","object":"transfer"`. Ids count from 1 per kind. Each one
+//!   also adds a transaction (`txn_<n>`, `type` payout/transfer, the amount negated, status
+//!   pending, created = updated = now, `origin` its id, description the given one or
+//!   `"payout po_1"`).
+//! - `Idempotency-Key` (per kind): the first request with a key that creates a payment is
+//!   remembered (status and body); the same key with the same body (compared as JSON) gets that
+//!   response again with `Idempotent-Replayed: true` and creates nothing; with another body it
+//!   is 400 `idempotency_error`; while the first one's response is held (see
+//!   [`Cursorpay::hold_initiations`]) it is 409 `idempotency_error`. Requests that fail
+//!   validation or fail before acceptance are not remembered (as Stripe does).
+//! - Faults ([`Cursorpay::set_initiation_faults`]), drawn from the seed for each request that
+//!   passed validation and is not a replay: 500 `api_error` before anything is created, or
+//!   after the payment was created (a remembered key then replays the success).
+//! - `GET` lists take only `reference` (others are 400) and are never paged: `has_more` false.
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::mock_http::{Call, Control, MockServer, Prng, Request, Response, lock};
+use super::mock_http::{Call, Control, Handler, MockServer, Prng, Request, Response, lock};
 
 /// 2026-03-01T12:00:00Z, the default "now".
 pub const CURSORPAY_EPOCH: i64 = 1_772_366_400;
 pub const CURSORPAY_MAX_LIMIT: usize = 100;
 pub const CURSORPAY_DEFAULT_LIMIT: usize = 10;
+/// Mixed into the seed for the initiation faults' own random stream.
+const FAULT_STREAM: u64 = 0x6661_756c_7473_0001;
 
 pub const CP_TYPES: [&str; 5] = ["payment", "payout", "transfer", "refund", "adjustment"];
 pub const CP_STATUSES: [&str; 5] = [
@@ -60,6 +100,13 @@ pub const CP_STATUSES: [&str; 5] = [
     "failed",
     "canceled",
     "requires_action",
+];
+
+/// The currency codes payouts and transfers accept (lower-case, as served).
+pub const CP_CURRENCIES: [&str; 32] = [
+    "eur", "usd", "gbp", "chf", "cad", "aud", "nzd", "sek", "nok", "dkk", "pln", "czk", "huf",
+    "ron", "mxn", "brl", "inr", "cny", "hkd", "sgd", "zar", "jpy", "krw", "clp", "vnd", "isk",
+    "kwd", "bhd", "omr", "jod", "tnd", "iqd",
 ];
 
 /// Decimal digits of a currency's major unit (ISO 4217), for the codes the mocks use.
@@ -202,6 +249,8 @@ pub struct CpTransaction {
     pub source: Option<String>,
     pub destination: Option<String>,
     pub description: String,
+    /// The payout or transfer (`po_1`, `tr_1`) that created it; None for the others.
+    pub origin: Option<String>,
 }
 
 impl CpTransaction {
@@ -217,6 +266,7 @@ impl CpTransaction {
             "source": self.source,
             "destination": self.destination,
             "description": self.description,
+            "origin": self.origin,
         })
     }
 
@@ -238,6 +288,7 @@ pub struct CpNewTransaction {
     pub description: String,
     pub created: Option<i64>,
     pub updated: Option<i64>,
+    pub origin: Option<String>,
 }
 
 impl Default for CpNewTransaction {
@@ -252,6 +303,7 @@ impl Default for CpNewTransaction {
             description: "test transaction".to_owned(),
             created: None,
             updated: None,
+            origin: None,
         }
     }
 }
@@ -268,6 +320,17 @@ struct CpState {
     accounts: Vec<CpAccount>,
     recipients: Vec<CpRecipient>,
     transactions: Vec<CpTransaction>,
+    payouts: Book,
+    transfers: Book,
+    /// Payouts and transfers per reference, both kinds together.
+    references: HashMap<String, usize>,
+    /// Draws the initiation faults (its own stream, so faults do not change seeded data).
+    fault_rng: Prng,
+    before_accept_per_mille: u32,
+    after_accept_per_mille: u32,
+    hold: bool,
+    /// How many times the hold was released: a held response waits for this to change.
+    hold_releases: u64,
 }
 
 impl CpState {
@@ -292,11 +355,458 @@ impl CpState {
         let minor = if self.rng.chance(1, 8) { -minor } else { minor };
         CpMoney::new(&format_decimal(minor, exponent), currency)
     }
+
+    fn book(&self, kind: Kind) -> &Book {
+        match kind {
+            Kind::Payout => &self.payouts,
+            Kind::Transfer => &self.transfers,
+        }
+    }
+
+    fn book_mut(&mut self, kind: Kind) -> &mut Book {
+        match kind {
+            Kind::Payout => &mut self.payouts,
+            Kind::Transfer => &mut self.transfers,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.payouts.objects.len() + self.transfers.objects.len()
+    }
+
+    /// One draw per request that would create a payment, when any fault is configured.
+    fn roll_fault(&mut self) -> Option<Fault> {
+        let (before, after) = (self.before_accept_per_mille, self.after_accept_per_mille);
+        if before == 0 && after == 0 {
+            return None;
+        }
+        let roll = self.fault_rng.below(1000) as u32;
+        if roll < before {
+            Some(Fault::BeforeAccept)
+        } else if roll < before + after {
+            Some(Fault::AfterAccept)
+        } else {
+            None
+        }
+    }
+
+    /// Creates the payment and its transaction; returns the payment's JSON.
+    fn create(&mut self, kind: Kind, order: Initiation) -> Value {
+        let now = self.now;
+        let exponent = currency_exponent(&order.currency);
+        let book = self.book_mut(kind);
+        let index = book.objects.len();
+        let id = format!("{}_{}", kind.prefix(), index + 1);
+        let payment = CpPayment {
+            id: id.clone(),
+            kind,
+            amount: order.amount,
+            currency: order.currency,
+            source: order.source,
+            destination: order.destination,
+            reference: order.reference,
+            description: order.description,
+            metadata: order.metadata,
+            status: "pending".to_owned(),
+            created: now,
+        };
+        let body = payment.to_json();
+        book.by_reference
+            .entry(payment.reference.clone())
+            .or_default()
+            .push(index);
+        let transaction = CpNewTransaction {
+            amount: format_decimal(-order.minor, exponent),
+            currency: payment.currency.clone(),
+            kind: kind.object().to_owned(),
+            status: payment.status.clone(),
+            source: Some(payment.source.clone()),
+            destination: Some(payment.destination.clone()),
+            description: payment
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} {id}", kind.object())),
+            created: Some(now),
+            updated: Some(now),
+            origin: Some(id),
+        };
+        *self
+            .references
+            .entry(payment.reference.clone())
+            .or_default() += 1;
+        self.book_mut(kind).objects.push(payment);
+        push_transaction(self, transaction);
+        body
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payment initiation
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Payout,
+    Transfer,
+}
+
+impl Kind {
+    fn object(self) -> &'static str {
+        match self {
+            Kind::Payout => "payout",
+            Kind::Transfer => "transfer",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Payout => "po",
+            Kind::Transfer => "tr",
+        }
+    }
+
+    fn url(self) -> &'static str {
+        match self {
+            Kind::Payout => "/v1/payouts",
+            Kind::Transfer => "/v1/transfers",
+        }
+    }
+
+    fn of_segment(segment: &str) -> Option<Kind> {
+        match segment {
+            "payouts" => Some(Kind::Payout),
+            "transfers" => Some(Kind::Transfer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// 500, nothing created.
+    BeforeAccept,
+    /// 500, the payment exists.
+    AfterAccept,
+}
+
+/// A payout or a transfer.
+#[derive(Clone, Debug)]
+struct CpPayment {
+    id: String,
+    kind: Kind,
+    amount: String,
+    currency: String,
+    source: String,
+    destination: String,
+    reference: String,
+    description: Option<String>,
+    /// Always an object.
+    metadata: Value,
+    status: String,
+    created: i64,
+}
+
+impl CpPayment {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.kind.object(),
+            "amount": self.amount,
+            "currency": self.currency,
+            "source": self.source,
+            "destination": self.destination,
+            "reference": self.reference,
+            "description": self.description,
+            "metadata": self.metadata,
+            "status": self.status,
+            "created": self.created,
+        })
+    }
+}
+
+/// A validated initiation body.
+struct Initiation {
+    amount: String,
+    minor: i64,
+    currency: String,
+    source: String,
+    destination: String,
+    reference: String,
+    description: Option<String>,
+    metadata: Value,
+}
+
+/// What an idempotency key stands for.
+struct Remembered {
+    /// The first request's body, compared as JSON.
+    body: Value,
+    response: Response,
+    /// The first request's response is still held.
+    in_progress: bool,
+}
+
+/// The payouts or the transfers, with their indexes.
+#[derive(Default)]
+struct Book {
+    /// Creation order; `po_<n>` is at `n - 1`.
+    objects: Vec<CpPayment>,
+    /// Positions in `objects` per reference, oldest first.
+    by_reference: HashMap<String, Vec<usize>>,
+    keys: HashMap<String, Remembered>,
+}
+
+impl Book {
+    fn find(&self, kind: Kind, id: &str) -> Option<&CpPayment> {
+        let n: usize = id
+            .strip_prefix(kind.prefix())?
+            .strip_prefix('_')?
+            .parse()
+            .ok()?;
+        self.objects
+            .get(n.checked_sub(1)?)
+            .filter(|payment| payment.id == id)
+    }
+
+    fn list(&self, kind: Kind, request: &Request) -> Response {
+        let mut reference: Option<&str> = None;
+        for (index, (key, value)) in request.query.iter().enumerate() {
+            if request.query[..index].iter().any(|(k, _)| k == key) {
+                return invalid(&format!("Received repeated parameter: {key}"), key);
+            }
+            if key != "reference" {
+                return invalid(&format!("Received unknown parameter: {key}"), key);
+            }
+            reference = Some(value);
+        }
+        let data: Vec<Value> = match reference {
+            None => self.objects.iter().map(CpPayment::to_json).collect(),
+            Some(reference) => self
+                .by_reference
+                .get(reference)
+                .map(|positions| {
+                    positions
+                        .iter()
+                        .map(|&i| self.objects[i].to_json())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        Response::json(
+            200,
+            &json!({"object": "list", "url": kind.url(), "has_more": false, "data": data}),
+        )
+    }
+}
+
+const INITIATION_KEYS: [&str; 7] = [
+    "amount",
+    "currency",
+    "source",
+    "destination",
+    "reference",
+    "description",
+    "metadata",
+];
+
+/// A required non-empty string field.
+fn required_string(body: &Map<String, Value>, key: &str) -> Result<String, Response> {
+    match body.get(key) {
+        None | Some(Value::Null) => Err(invalid(&format!("Missing required param: {key}."), key)),
+        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        Some(_) => Err(invalid(
+            &format!("Invalid {key}: must be a non-empty string"),
+            key,
+        )),
+    }
+}
+
+fn validate(body: Option<&Value>) -> Result<Initiation, Response> {
+    let Some(Value::Object(body)) = body else {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "The request body must be a JSON object",
+            None,
+        ));
+    };
+    if let Some(key) = body.keys().find(|k| !INITIATION_KEYS.contains(&k.as_str())) {
+        return Err(invalid(&format!("Received unknown parameter: {key}"), key));
+    }
+    let amount = required_string(body, "amount")?;
+    let currency = required_string(body, "currency")?;
+    if !CP_CURRENCIES.contains(&currency.as_str()) {
+        return Err(invalid(
+            &format!("Invalid currency: {currency} (a lower-case ISO code is expected)"),
+            "currency",
+        ));
+    }
+    let exponent = currency_exponent(&currency);
+    let minor = parse_decimal(&amount, exponent)
+        .filter(|minor| *minor > 0 && format_decimal(*minor, exponent) == amount)
+        .ok_or_else(|| {
+            invalid(
+                &format!(
+                    "Invalid amount: {amount:?} (a positive decimal string with {exponent} \
+                     decimals is expected for {currency})"
+                ),
+                "amount",
+            )
+        })?;
+    let source = required_string(body, "source")?;
+    let destination = required_string(body, "destination")?;
+    let reference = required_string(body, "reference")?;
+    let description = match body.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "Invalid description: must be a string",
+                "description",
+            ));
+        }
+    };
+    let metadata = match body.get("metadata") {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(map)) => Value::Object(map.clone()),
+        Some(_) => return Err(invalid("Invalid metadata: must be an object", "metadata")),
+    };
+    Ok(Initiation {
+        amount,
+        minor,
+        currency,
+        source,
+        destination,
+        reference,
+        description,
+        metadata,
+    })
+}
+
+/// What the server shares with the handler.
+struct CpShared {
+    state: Mutex<CpState>,
+    /// Notified when a payment is created and when the hold is released.
+    changed: Condvar,
+    /// Initiation POSTs received (injected faults and rejections included).
+    posts: AtomicUsize,
+    /// Extra latency of initiation POSTs, in microseconds.
+    latency_micros: AtomicU64,
+}
+
+impl CpShared {
+    fn wait<'a>(&self, guard: MutexGuard<'a, CpState>) -> MutexGuard<'a, CpState> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `POST /v1/payouts` or `POST /v1/transfers`. Everything up to the response is atomic under
+/// the state mutex; a held response waits on the condition variable, which releases it.
+fn initiate(shared: &CpShared, request: &Request, kind: Kind) -> Response {
+    let latency = shared.latency_micros.load(Ordering::Relaxed);
+    if latency > 0 {
+        thread::sleep(Duration::from_micros(latency));
+    }
+    let mut state = lock(&shared.state);
+    if request.bearer() != Some(state.token.as_str()) {
+        return error(401, "invalid_request_error", "Invalid API Key", None);
+    }
+    let body = request.json();
+    let key = request.header("idempotency-key").map(str::to_owned);
+    if let Some(key) = &key {
+        if key.is_empty() {
+            return invalid(
+                "Invalid Idempotency-Key: must not be empty",
+                "Idempotency-Key",
+            );
+        }
+        if let Some(remembered) = state.book(kind).keys.get(key) {
+            if body.as_ref() != Some(&remembered.body) {
+                return error(
+                    400,
+                    "idempotency_error",
+                    &format!(
+                        "Keys for idempotent requests can only be used with the same parameters \
+                         they were first used with. Try using a key other than '{key}' if you \
+                         meant to execute a different request."
+                    ),
+                    None,
+                );
+            }
+            if remembered.in_progress {
+                return error(
+                    409,
+                    "idempotency_error",
+                    "Conflict: a request with this key is in progress",
+                    None,
+                );
+            }
+            return remembered
+                .response
+                .clone()
+                .with_header("Idempotent-Replayed", "true");
+        }
+    }
+    let order = match validate(body.as_ref()) {
+        Ok(order) => order,
+        Err(response) => return response,
+    };
+    let fault = state.roll_fault();
+    if fault == Some(Fault::BeforeAccept) {
+        return internal_error();
+    }
+    let created = Response::json(200, &state.create(kind, order));
+    let hold = state.hold;
+    if let (Some(key), Some(body)) = (&key, body) {
+        let remembered = Remembered {
+            body,
+            response: created.clone(),
+            in_progress: hold,
+        };
+        state.book_mut(kind).keys.insert(key.clone(), remembered);
+    }
+    shared.changed.notify_all();
+    if hold {
+        let release = state.hold_releases;
+        while state.hold_releases == release {
+            state = shared.wait(state);
+        }
+        if let Some(key) = &key
+            && let Some(remembered) = state.book_mut(kind).keys.get_mut(key)
+        {
+            remembered.in_progress = false;
+        }
+    }
+    match fault {
+        Some(Fault::AfterAccept) => internal_error(),
+        _ => created,
+    }
+}
+
+fn internal_error() -> Response {
+    error(
+        500,
+        "api_error",
+        "An unexpected error occurred while processing the request.",
+        None,
+    )
+}
+
+/// The kind of `POST /v1/payouts` and `POST /v1/transfers`, None for any other request.
+fn initiation_kind(request: &Request) -> Option<Kind> {
+    if request.method != "POST" {
+        return None;
+    }
+    match request.segments().as_slice() {
+        [v1, kind] if v1 == "v1" => Kind::of_segment(kind),
+        _ => None,
+    }
 }
 
 pub struct Cursorpay {
     server: MockServer,
-    state: Arc<Mutex<CpState>>,
+    shared: Arc<CpShared>,
     control: Arc<Control>,
 }
 
@@ -416,7 +926,10 @@ fn list_page<T>(
     )
 }
 
-fn route(state: &Mutex<CpState>, request: &Request) -> Response {
+fn route(shared: &CpShared, request: &Request) -> Response {
+    if let Some(kind) = initiation_kind(request) {
+        return initiate(shared, request, kind);
+    }
     if request.method != "GET" {
         return error(
             405,
@@ -425,7 +938,7 @@ fn route(state: &Mutex<CpState>, request: &Request) -> Response {
             None,
         );
     }
-    let state = lock(state);
+    let state = lock(&shared.state);
     if request.bearer() != Some(state.token.as_str()) {
         return error(401, "invalid_request_error", "Invalid API Key", None);
     }
@@ -467,6 +980,21 @@ fn route(state: &Mutex<CpState>, request: &Request) -> Response {
             |t| &t.id,
             CpTransaction::to_json,
         ),
+        ["v1", kind] if Kind::of_segment(kind).is_some() => {
+            let kind = Kind::of_segment(kind).unwrap();
+            state.book(kind).list(kind, request)
+        }
+        ["v1", kind, id] if Kind::of_segment(kind).is_some() => {
+            let kind = Kind::of_segment(kind).unwrap();
+            match state.book(kind).find(kind, id) {
+                Some(payment) => Response::json(200, &payment.to_json()),
+                None => {
+                    let mut response = invalid(&format!("No such {}: '{id}'", kind.object()), "id");
+                    response.status = 404;
+                    response
+                }
+            }
+        }
         _ => error(
             404,
             "invalid_request_error",
@@ -512,7 +1040,7 @@ const CURRENCIES: [&str; 4] = ["eur", "usd", "jpy", "kwd"];
 impl Cursorpay {
     /// A Cursorpay with no data, the clock at [`CURSORPAY_EPOCH`], accepting `Bearer <token>`.
     pub fn start(seed: u64, token: &str) -> Cursorpay {
-        let state = Arc::new(Mutex::new(CpState {
+        let state = CpState {
             token: token.to_owned(),
             now: CURSORPAY_EPOCH,
             seed_time: CURSORPAY_EPOCH - 30 * 86_400,
@@ -523,15 +1051,41 @@ impl Cursorpay {
             accounts: Vec::new(),
             recipients: Vec::new(),
             transactions: Vec::new(),
-        }));
+            payouts: Book::default(),
+            transfers: Book::default(),
+            references: HashMap::new(),
+            fault_rng: Prng::new(seed ^ FAULT_STREAM),
+            before_accept_per_mille: 0,
+            after_accept_per_mille: 0,
+            hold: false,
+            hold_releases: 0,
+        };
+        let shared = Arc::new(CpShared {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            posts: AtomicUsize::new(0),
+            latency_micros: AtomicU64::new(0),
+        });
         let control = Arc::new(Control::new());
-        let route_state = Arc::clone(&state);
-        let handler = control.wrap(fault_response, move |request| route(&route_state, request));
+        let route_shared = Arc::clone(&shared);
+        let routed = control.wrap(fault_response, move |request| route(&route_shared, request));
+        // Counted before the control, so that requests answered by an injected fault count too.
+        let count_shared = Arc::clone(&shared);
+        let handler: Handler = Arc::new(move |request: &Request| {
+            if initiation_kind(request).is_some() {
+                count_shared.posts.fetch_add(1, Ordering::SeqCst);
+            }
+            routed(request)
+        });
         Cursorpay {
             server: MockServer::start(handler),
-            state,
+            shared,
             control,
         }
+    }
+
+    fn state(&self) -> MutexGuard<'_, CpState> {
+        lock(&self.shared.state)
     }
 
     /// `http://127.0.0.1:PORT` (the API lives under `/v1`).
@@ -544,22 +1098,22 @@ impl Cursorpay {
     }
 
     pub fn token(&self) -> String {
-        lock(&self.state).token.clone()
+        self.state().token.clone()
     }
 
     // ---- clock ----
 
     /// "Now", in unix seconds: what records added without a time get.
     pub fn now(&self) -> i64 {
-        lock(&self.state).now
+        self.state().now
     }
 
     pub fn set_now(&self, unix: i64) {
-        lock(&self.state).now = unix;
+        self.state().now = unix;
     }
 
     pub fn advance(&self, secs: i64) {
-        lock(&self.state).now += secs;
+        self.state().now += secs;
     }
 
     // ---- seeding and changes ----
@@ -567,7 +1121,7 @@ impl Cursorpay {
     /// Adds `n` accounts with increasing `created` times (a third of them tie with the
     /// previous one), each with 1 to 3 balances. Returns their ids.
     pub fn seed_accounts(&self, n: usize) -> Vec<String> {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
             let created = state.seed_step(120);
@@ -593,7 +1147,7 @@ impl Cursorpay {
 
     /// Adds `n` recipients with increasing `created` times (a third tie). Returns their ids.
     pub fn seed_recipients(&self, n: usize) -> Vec<String> {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         (0..n)
             .map(|_| {
                 let created = state.seed_step(120);
@@ -613,7 +1167,7 @@ impl Cursorpay {
     /// statuses, currencies; source/destination drawn from the existing accounts.
     pub fn seed_transactions(&self, n: usize, burst: usize) -> Vec<String> {
         let burst = burst.max(1);
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             if i % burst == 0 {
@@ -670,6 +1224,7 @@ impl Cursorpay {
                     description: String::new(),
                     created: Some(created),
                     updated: Some(updated),
+                    origin: None,
                 },
             );
             let description = format!("{kind} {id}");
@@ -682,14 +1237,14 @@ impl Cursorpay {
     /// Adds an account created at `created` (default: now), country FR, currency eur, no
     /// balances. Returns its id.
     pub fn add_account(&self, name: &str, created: Option<i64>) -> String {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         let created = created.unwrap_or(state.now);
         push_account(&mut state, name, created)
     }
 
     /// Replaces an account's balances, given as `(amount, currency)`. False if unknown.
     pub fn set_balance(&self, id: &str, balances: &[(&str, &str)]) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         match state.accounts.iter_mut().find(|a| a.id == id) {
             Some(account) => {
                 account.balances = balances
@@ -703,20 +1258,20 @@ impl Cursorpay {
     }
 
     pub fn add_recipient(&self, name: &str, email: &str, created: Option<i64>) -> String {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         let created = created.unwrap_or(state.now);
         push_recipient(&mut state, name, email, created)
     }
 
     /// Adds a transaction (times default to now). Returns its id.
     pub fn add_transaction(&self, spec: CpNewTransaction) -> String {
-        push_transaction(&mut lock(&self.state), spec)
+        push_transaction(&mut self.state(), spec)
     }
 
     /// Sets a transaction's `updated` to `at` (default: now) and, if given, its status.
     /// False if unknown.
     pub fn update_transaction(&self, id: &str, status: Option<&str>, at: Option<i64>) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = self.state();
         let now = state.now;
         match state.transactions.iter_mut().find(|t| t.id == id) {
             Some(transaction) => {
@@ -734,19 +1289,19 @@ impl Cursorpay {
 
     /// Every account, in creation order.
     pub fn accounts(&self) -> Vec<CpAccount> {
-        lock(&self.state).accounts.clone()
+        self.state().accounts.clone()
     }
 
     pub fn recipients(&self) -> Vec<CpRecipient> {
-        lock(&self.state).recipients.clone()
+        self.state().recipients.clone()
     }
 
     pub fn transactions(&self) -> Vec<CpTransaction> {
-        lock(&self.state).transactions.clone()
+        self.state().transactions.clone()
     }
 
     pub fn transaction(&self, id: &str) -> Option<CpTransaction> {
-        lock(&self.state)
+        self.state()
             .transactions
             .iter()
             .find(|t| t.id == id)
@@ -755,7 +1310,7 @@ impl Cursorpay {
 
     /// The account's balances as served, None if unknown.
     pub fn balance(&self, id: &str) -> Option<Vec<CpMoney>> {
-        lock(&self.state)
+        self.state()
             .accounts
             .iter()
             .find(|a| a.id == id)
@@ -798,6 +1353,119 @@ impl Cursorpay {
 
     pub fn control(&self) -> &Arc<Control> {
         &self.control
+    }
+
+    // ---- payment initiation ----
+
+    /// Initiation POSTs that pass validation and are not replays fail with 500 `api_error`:
+    /// `before_accept_per_mille` of them before anything is created, `after_accept_per_mille`
+    /// of them after the payment was created (an `Idempotency-Key` then remembers the success).
+    /// Drawn from the mock's seed, one draw per such request. `(0, 0)` disables.
+    pub fn set_initiation_faults(&self, before_accept_per_mille: u32, after_accept_per_mille: u32) {
+        assert!(
+            before_accept_per_mille + after_accept_per_mille <= 1000,
+            "initiation faults above 1000 per mille"
+        );
+        let mut state = self.state();
+        state.before_accept_per_mille = before_accept_per_mille;
+        state.after_accept_per_mille = after_accept_per_mille;
+    }
+
+    /// Every initiation POST waits this long before it is processed (on top of
+    /// [`Cursorpay::set_latency`]).
+    pub fn set_initiation_latency(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared.latency_micros.store(micros, Ordering::Relaxed);
+    }
+
+    /// While on, an accepted POST creates its payment, then holds its response until the hold
+    /// is turned off (other requests are served meanwhile; a POST with the same
+    /// `Idempotency-Key` is answered 409). Turning it off releases every held response; so does
+    /// dropping the mock.
+    pub fn hold_initiations(&self, on: bool) {
+        let mut state = self.state();
+        state.hold = on;
+        if !on {
+            state.hold_releases += 1;
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// Payouts and transfers created so far.
+    pub fn accepted(&self) -> usize {
+        self.state().accepted()
+    }
+
+    /// Waits until at least `n` payouts and transfers exist; false after `timeout`.
+    pub fn wait_accepted(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state();
+        loop {
+            if state.accepted() >= n {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Every payout as served, in creation order.
+    pub fn payouts(&self) -> Vec<Value> {
+        self.state()
+            .payouts
+            .objects
+            .iter()
+            .map(CpPayment::to_json)
+            .collect()
+    }
+
+    /// Every transfer as served, in creation order.
+    pub fn transfers(&self) -> Vec<Value> {
+        self.state()
+            .transfers
+            .objects
+            .iter()
+            .map(CpPayment::to_json)
+            .collect()
+    }
+
+    /// Payouts plus transfers with that reference.
+    pub fn payments_for_reference(&self, reference: &str) -> usize {
+        self.state().references.get(reference).copied().unwrap_or(0)
+    }
+
+    /// The references of more than one payout or transfer, sorted.
+    pub fn duplicate_references(&self) -> Vec<String> {
+        let mut duplicates: Vec<String> = self
+            .state()
+            .references
+            .iter()
+            .filter(|(_, count)| **count > 1)
+            .map(|(reference, _)| reference.clone())
+            .collect();
+        duplicates.sort();
+        duplicates
+    }
+
+    /// `POST /v1/payouts` and `POST /v1/transfers` received, whatever their outcome.
+    pub fn initiation_posts(&self) -> usize {
+        self.shared.posts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Cursorpay {
+    /// Releases held responses, so that the server's threads can be joined.
+    fn drop(&mut self) {
+        self.hold_initiations(false);
     }
 }
 
@@ -850,6 +1518,7 @@ fn push_transaction(state: &mut CpState, spec: CpNewTransaction) -> String {
         source: spec.source,
         destination: spec.destination,
         description: spec.description,
+        origin: spec.origin,
     });
     id
 }
