@@ -52,7 +52,7 @@ pub fn generate(
             return Err(diagnostics);
         }
     };
-    let plan = plan::plan(&mapping);
+    let plan = plan::plan(&protocol, &mapping);
     let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
     Ok(Generated {
         protocol,

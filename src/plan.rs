@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ir::Protocol;
 use crate::mapping::{Auth, KeyLocation, Mapping, OperationMapping, Setting, Upstream};
 use crate::names;
 
@@ -15,6 +16,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the mapping fills this list's `relatedTransactionID` with the provider's
+    /// reference of the initiating payment (`initiation:`), which is meaningless to Formance
+    /// unless the store turns it into an idempotency key.
+    pub fn links_by_provider_reference(&self, operation_id: &str) -> bool {
+        let Some(mapping) = self
+            .mapped
+            .as_ref()
+            .and_then(|m| m.operations.get(operation_id))
+        else {
+            return false;
+        };
+        mapping
+            .fields
+            .iter()
+            .any(|field| matches!(field.value.source, crate::mapping::Source::Initiation(_)))
+    }
+
     /// Whether the mapping answers this operation from the provider.
     pub fn maps(&self, operation_id: &str) -> bool {
         self.mapped
@@ -55,6 +73,8 @@ pub enum FileKind {
     Listing,
     Fields,
     Mapped,
+    Store,
+    Initiation,
     Runtime,
     Lib,
     Main,
@@ -82,6 +102,8 @@ pub struct Crate {
     pub dependencies: Vec<DependencyLine>,
     /// Whether the crate has a client for the provider's API.
     pub upstream: bool,
+    /// Whether the protocol initiates payments, which need the idempotency store.
+    pub initiations: bool,
     /// How `UpstreamSettings` becomes the client's authentication, when it has one.
     pub auth: Option<AuthPlan>,
     /// Headers sent with every provider request: (header name, settings field).
@@ -158,7 +180,7 @@ pub const SERVER_DEPENDENCIES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn plan(mapping: &Mapping) -> Plan {
+pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
     let generated = |path: &str, kind| PlannedFile {
         path: path.to_owned(),
         owner: Owner::Generator,
@@ -189,7 +211,15 @@ pub fn plan(mapping: &Mapping) -> Plan {
         user("src/handlers.rs", FileKind::Handlers),
         generated("src/generated/metrics.rs", FileKind::Metrics),
     ];
-    let krate = krate(mapping);
+    let initiations = protocol.initiations().next().is_some();
+    if initiations {
+        files.push(generated("src/generated/store.rs", FileKind::Store));
+        files.push(generated(
+            "src/generated/initiation.rs",
+            FileKind::Initiation,
+        ));
+    }
+    let krate = krate(mapping, initiations);
     let mapped = krate.upstream.then(|| Mapped {
         upstream: mapping.upstream.clone(),
         currencies: mapping.currencies.clone(),
@@ -214,7 +244,7 @@ fn has_client(mapping: &Mapping) -> bool {
     !mapping.operations.is_empty() || mapping.upstream.auth.is_some()
 }
 
-fn krate(mapping: &Mapping) -> Crate {
+fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     let upstream = &mapping.upstream;
     let mut settings = vec![setting(
         "base_url",
@@ -252,6 +282,12 @@ fn krate(mapping: &Mapping) -> Crate {
             spec: REQWEST.to_owned(),
         });
     }
+    if initiations {
+        dependencies.push(DependencyLine {
+            name: "sqlx".to_owned(),
+            spec: SQLX.to_owned(),
+        });
+    }
     for (name, dependency) in &mapping.dependencies {
         let mut parts = vec![format!("version = {}", toml_string(&dependency.version))];
         if !dependency.default_features {
@@ -279,12 +315,17 @@ fn krate(mapping: &Mapping) -> Crate {
         settings,
         dependencies,
         upstream: has_client,
+        initiations,
         auth,
         headers,
         timeout_ms: upstream.timeout_ms,
         retry: upstream.retry.clone(),
     }
 }
+
+/// The initiation store: SQLite (bundled, nothing to install) and PostgreSQL behind one `Any`
+/// pool, rustls with ring as reqwest uses, no macros (no build-time database).
+const SQLX: &str = r#"{ version = "0.8", default-features = false, features = ["any", "postgres", "runtime-tokio", "sqlite", "tls-rustls-ring-webpki"] }"#;
 
 /// rustls with ring: TLS without a system OpenSSL, and quick to build.
 const REQWEST: &str =

@@ -450,20 +450,126 @@ fn a_required_field_never_set_names_the_operation_and_the_field() {
         .expect_help("add `currency: ...` under `fields`");
 }
 
+// ---- payment initiations ----------------------------------------------------------------------
+
+/// A payout mapping that passes; the tests below break one thing in it.
+const PAYOUT: &str = r#"
+  createPayout:
+    request:
+      path: /v1/payouts
+    idempotency_key: { header: Idempotency-Key }
+    body:
+      amount: { path: amount, amount: { currency: currency, format: decimal } }
+      currency: { path: currency, currency: lower }
+      reference: idempotencyKey
+    fields:
+      id: id
+      status: { const: PENDING }
+      createdAt: { path: created, time: unix_seconds }
+    lookup:
+      request:
+        path: /v1/payouts
+        query: { reference: "{idempotencyKey}" }
+      records: data
+"#;
+
+fn with_payout(from: &str, to: &str) -> String {
+    format!("{BASE}{}", replace_once(PAYOUT, from, to))
+}
+
 #[test]
-fn an_operation_with_a_request_body_is_not_supported_yet() {
+fn a_payout_mapping_with_a_key_and_a_lookup_passes() {
+    let run = check(&format!("{BASE}{PAYOUT}"));
+    run.expect_code(0);
+    assert!(
+        run.diagnostics().iter().all(|d| !d.message.contains("createPayout")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_initiation_without_a_body_says_how_to_build_one() {
     let text = format!(
         "{BASE}\n  createPayout:\n    request:\n      method: POST\n      path: /v1/payouts\n    fields:\n      id: id\n"
     );
     check(&text)
         .only_error()
         .expect_message(
-            "`createPayout` takes a request body; mapping it declaratively is not supported yet",
+            "`createPayout` initiates a payment: say how the provider's request body is built",
         )
         .expect_at(pos(&text, "createPayout:"))
-        .expect_help(
-            "implement it in src/handlers.rs with `ctx.upstream()`, and remove it from `operations`",
-        );
+        .expect_help("add `body:` with the provider's fields, e.g. `amount: { path: amount, amount: { currency: currency, format: decimal } }`, and `idempotency_key: { header: Idempotency-Key }` if the provider takes one");
+}
+
+#[test]
+fn a_body_value_from_an_unknown_request_field_suggests_the_right_one() {
+    let text = with_payout("reference: idempotencyKey", "reference: idempotencyKy");
+    check(&text)
+        .only_error()
+        .expect_message("`PayoutRequest` has no field `idempotencyKy`")
+        .expect_at(pos(&text, "idempotencyKy"))
+        .expect_help("did you mean `idempotencyKey`?");
+}
+
+#[test]
+fn a_lookup_placeholder_must_name_a_request_field() {
+    let text = with_payout("\"{idempotencyKey}\"", "\"{key}\"");
+    check(&text)
+        .only_error()
+        .expect_message("`PayoutRequest` has no field `key`")
+        .expect_at(pos(&text, "{key}"));
+}
+
+#[test]
+fn an_initiation_without_key_or_lookup_is_warned_about_paying_twice() {
+    let without_key = replace_once(PAYOUT, "    idempotency_key: { header: Idempotency-Key }\n", "");
+    let cut = without_key.find("    lookup:").unwrap();
+    let text = format!("{BASE}{}", &without_key[..cut]);
+    let run = check(&text);
+    run.expect_code(0);
+    run.warning("can pay twice")
+        .expect_message("`createPayout` can pay twice: the provider is given no idempotency key and there is no `lookup`")
+        .expect_at(pos(&text, "body:"));
+}
+
+#[test]
+fn the_echoed_key_cannot_be_mapped() {
+    let text = with_payout("      id: id\n", "      id: id\n      idempotencyKey: reference\n");
+    check(&text)
+        .only_error()
+        .expect_message("`idempotencyKey` is the request's own key, echoed exactly; it cannot be mapped")
+        .expect_at(pos(&text, "idempotencyKey: reference"));
+}
+
+#[test]
+fn an_initiation_must_map_what_the_request_cannot_echo() {
+    let text = with_payout("      status: { const: PENDING }\n", "");
+    check(&text)
+        .only_error()
+        .expect_message("`createPayout` never sets `status`, which the protocol requires");
+}
+
+#[test]
+fn a_body_on_an_operation_that_pays_nothing_is_an_error() {
+    let text = edit_in(
+        "getAccounts:",
+        "      path: /v1/accounts\n",
+        "      path: /v1/accounts\n    body:\n      a: b\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`getAccounts` does not initiate a payment: `body`, `idempotency_key` and `lookup` do not apply")
+        .expect_at(pos(&text, "body:"));
+}
+
+#[test]
+fn initiation_sources_only_fill_the_related_transaction() {
+    let text = edit_in("getTransactions:", "      id: id\n", "      id: { initiation: id }\n");
+    check(&text)
+        .only_error()
+        .expect_message("`initiation` does not apply to `id` of `getTransactions`")
+        .expect_help("use it as `relatedTransactionID: { initiation: PATH }` in `getTransactions`");
 }
 
 // ---- request ----------------------------------------------------------------------------------
@@ -913,7 +1019,7 @@ fn misspelt_amount_words_suggest_the_right_ones() {
         .only_error()
         .expect_message("unknown amount format `decimals`")
         .expect_at(pos(&text, "decimals"))
-        .expect_label("expected one of: decimal, minor_units")
+        .expect_label("expected one of: decimal, minor_units, decimal_number, minor_units_number")
         .expect_help("did you mean `decimal`?");
 
     let text = edit(
@@ -995,7 +1101,9 @@ fn a_field_mapping_without_a_source() {
         .only_error()
         .expect_message("a field mapping needs a source")
         .expect_at(pos(&text, "{ time: unix_seconds }"))
-        .expect_help("sources: path, const, template, first_of, param, now, each, metadata, rust");
+        .expect_help(
+            "sources: path, const, template, first_of, param, now, each, metadata, rust, initiation",
+        );
 }
 
 #[test]

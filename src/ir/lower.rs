@@ -53,12 +53,15 @@ pub fn lower(doc: &OpenAPI) -> Result<Protocol, Vec<Diagnostic>> {
         first
     });
     if lowering.diagnostics.is_empty() {
-        Ok(Protocol {
+        let mut protocol = Protocol {
             title: doc.info.title.clone(),
             version: doc.info.version.clone(),
             operations,
             types: lowering.types,
-        })
+            link: None,
+        };
+        super::initiation::mark(&mut protocol);
+        Ok(protocol)
     } else {
         Err(lowering.diagnostics)
     }
@@ -174,6 +177,7 @@ impl<'a> Lowering<'a> {
             body,
             success,
             pointer: pointer.to_owned(),
+            initiation: None,
         })
     }
 

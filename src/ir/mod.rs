@@ -1,6 +1,7 @@
 //! The protocol model: every operation and type of the spec as plain values. Later stages read
 //! only this, never `openapiv3` types, so what the generator supports is exactly what is here.
 
+mod initiation;
 mod lower;
 
 use std::collections::BTreeMap;
@@ -15,11 +16,19 @@ pub struct Protocol {
     pub operations: Vec<Operation>,
     /// Keyed by the schema's name in the spec (or a name made from where an inline schema sits).
     pub types: BTreeMap<String, TypeDef>,
+    /// Where initiated payments show up again, when the spec has initiations and such a list.
+    pub link: Option<LinkTarget>,
 }
 
 impl Protocol {
     pub fn operation(&self, id: &str) -> Option<&Operation> {
         self.operations.iter().find(|op| op.id == id)
+    }
+
+    pub fn initiations(&self) -> impl Iterator<Item = (&Operation, &Initiation)> {
+        self.operations
+            .iter()
+            .filter_map(|op| op.initiation.as_ref().map(|initiation| (op, initiation)))
     }
 
     /// The shape behind any aliases (`Metadata` -> a string map).
@@ -80,6 +89,34 @@ pub struct Operation {
     pub success: Success,
     /// JSON pointer of the operation in the spec, for diagnostics.
     pub pointer: String,
+    /// Set when the operation initiates a payment that must happen at most once per key.
+    pub initiation: Option<Initiation>,
+}
+
+/// A payment initiation: a POST whose JSON body carries an idempotency key and whose answer
+/// is the created object. Retries with the same key must not move money twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Initiation {
+    /// The body field with the caller's key (`idempotencyKey`).
+    pub key_field: String,
+    /// The body's amount and currency fields (`amount`, `currency`), checked as protocol money
+    /// before anything else happens.
+    pub money: Option<(String, String)>,
+    /// The created object's field with the provider's reference (`id`).
+    pub id_field: String,
+    /// The transaction type a provider transaction resulting from it carries (`PAYOUT`).
+    pub transaction_type: Option<String>,
+}
+
+/// The list whose items name the initiation they resulted from: `relatedTransactionID` and
+/// `type` on transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTarget {
+    pub operation: String,
+    pub related_field: String,
+    pub type_field: String,
+    /// The enum of `type_field`.
+    pub type_enum: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

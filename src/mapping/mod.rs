@@ -118,6 +118,47 @@ pub struct OperationMapping {
     /// when empty).
     pub record: Path,
     pub fields: Vec<FieldMapping>,
+    /// For payment initiations: the provider request's body, the key, the look-up.
+    pub initiation: Option<InitiationMapping>,
+}
+
+/// How a payout or transfer is sent to the provider, and found again after a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitiationMapping {
+    /// The `body` key.
+    pub span: Span,
+    /// The provider's JSON body, one entry per (dotted) key, computed from the protocol request.
+    pub body: Vec<BodyField>,
+    /// Where the provider takes an idempotency key, if it does.
+    pub idempotency_key: Option<KeyForwarding>,
+    /// How to find a payment an earlier attempt may have made.
+    pub lookup: Option<Lookup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyField {
+    /// `amount.value` -> `["amount", "value"]`.
+    pub key: Vec<String>,
+    pub span: Span,
+    pub value: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyForwarding {
+    /// `Idempotency-Key: <key>`.
+    Header(String),
+    /// A field of the provider's body (dotted).
+    Body(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub span: Span,
+    pub request: RequestTemplate,
+    /// A list whose first record is the payment (none found when empty).
+    pub records: Option<Path>,
+    /// Otherwise, where the payment is in the answer; a 404 means none.
+    pub record: Path,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +301,9 @@ pub enum Source {
     },
     /// A Rust function of the user's: `fn(&serde_json::Value) -> Result<T, ConversionError>`.
     Rust(String),
+    /// The provider's reference (at this path) of the payment a transaction resulted from;
+    /// the server turns it into the initiation's idempotency key.
+    Initiation(Path),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,7 +314,10 @@ pub enum Conversion {
         format: AmountFormat,
         sign: Sign,
     },
-    Currency,
+    /// Provider code <-> UMN; `lower` writes lower-case codes to the provider.
+    Currency {
+        lower: bool,
+    },
     Enum {
         map: Vec<(String, String)>,
         fallback: Option<String>,
@@ -285,6 +332,10 @@ pub enum Conversion {
 pub enum AmountFormat {
     Decimal,
     MinorUnits,
+    /// Like `Decimal`, written to the provider as a JSON number.
+    DecimalNumber,
+    /// Like `MinorUnits`, written to the provider as a JSON number.
+    MinorUnitsNumber,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use super::load::quoted_list;
 use super::reader::{Entries, Reader, has_unknown_keys, json};
 use super::{
-    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ListMapping, OperationMapping,
-    Order, PageSize, Paging, Path, RequestTemplate, Sign, Since, Source, Step, Template,
-    TemplatePart, TimeFormat,
+    AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping,
+    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, PageSize, Paging, Path,
+    RequestTemplate, Sign, Since, Source, Step, Template, TemplatePart, TimeFormat,
 };
 use crate::diagnostics::did_you_mean;
 use crate::yaml::{Node, Value};
@@ -23,7 +23,13 @@ const OPERATION_KEYS: &[&str] = &[
     "order",
     "since",
     "fields",
+    "body",
+    "idempotency_key",
+    "lookup",
 ];
+const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup"];
+const KEY_FORWARDING_KINDS: &[&str] = &["header", "body"];
+const LOOKUP_KEYS: &[&str] = &["request", "records", "record"];
 const REQUEST_KEYS: &[&str] = &["method", "path", "query", "headers"];
 const PAGING_KINDS: &[&str] = &[
     "none",
@@ -40,7 +46,16 @@ const PAGE_SIZE_KEYS: &[&str] = &["param", "value"];
 const SINCE_KEYS: &[&str] = &["param", "format", "inclusive"];
 const ORDERS: &[&str] = &["oldest_first", "newest_first", "unordered"];
 const SOURCES: &[&str] = &[
-    "path", "const", "template", "first_of", "param", "now", "each", "metadata", "rust",
+    "path",
+    "const",
+    "template",
+    "first_of",
+    "param",
+    "now",
+    "each",
+    "metadata",
+    "rust",
+    "initiation",
 ];
 const MODIFIERS: &[&str] = &["default", "time", "amount", "currency", "enum", "fields"];
 const CONVERSIONS: &[&str] = &["time", "amount", "currency", "enum"];
@@ -94,7 +109,9 @@ fn read_operation(
         "request",
         "the provider request: `request: { path: /v1/... }`",
     );
-    let request = request.and_then(|n| request_template(reader, n));
+    // A payment initiation (it has a `body`) is sent with POST unless the file says otherwise.
+    let method = if entries.has("body") { "POST" } else { "GET" };
+    let request = request.and_then(|n| request_template(reader, n, method));
     let list = list(reader, &entries);
     let record = match entries.get("record") {
         Some(n) => path_of(reader, n, "`record`")?,
@@ -107,16 +124,22 @@ fn read_operation(
         Some(n) => fields(reader, n)?,
         None => Vec::new(),
     };
+    let initiation = initiation(reader, &entries)?;
     Some(OperationMapping {
         span,
         request: request?,
         list: list?,
         record,
         fields,
+        initiation,
     })
 }
 
-fn request_template(reader: &mut Reader, node: &Node) -> Option<RequestTemplate> {
+fn request_template(
+    reader: &mut Reader,
+    node: &Node,
+    default_method: &str,
+) -> Option<RequestTemplate> {
     let entries = reader.entries(node, "`request`", REQUEST_KEYS)?;
     let method = match entries.get("method") {
         Some(n) => {
@@ -130,7 +153,7 @@ fn request_template(reader: &mut Reader, node: &Node) -> Option<RequestTemplate>
             }
             method
         }
-        None => "GET".to_owned(),
+        None => default_method.to_owned(),
     };
     let path_node = reader.required(&entries, "path", "the request path, e.g. `/v1/accounts`")?;
     let path = request_text(reader, path_node, "`request.path`")?;
@@ -180,6 +203,139 @@ fn request_text(reader: &mut Reader, node: &Node, what: &str) -> Option<Template
         .map_err(|e| reader.fail(node, format!("{what}: {e}")))
         .ok()?;
     Some(template)
+}
+
+// ---- initiations -----------------------------------------------------------------------------
+
+/// `body`, `idempotency_key` and `lookup`, which only payment initiations have.
+fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<InitiationMapping>> {
+    let given = entries.among(INITIATION_KEYS);
+    let Some(first) = given.first() else {
+        return Some(None);
+    };
+    let Some(body_node) = entries.get("body") else {
+        let diagnostic = reader
+            .at(
+                entries.key_span(first),
+                format!("`{first}` is for payment initiations, which need `body`"),
+            )
+            .with_help("add `body:` with the provider's fields, e.g. `amount: { path: amount, amount: { currency: currency, format: decimal } }`");
+        reader.push(diagnostic);
+        return None;
+    };
+    let body = body(reader, body_node);
+    let idempotency_key = match entries.get("idempotency_key") {
+        Some(n) => key_forwarding(reader, n).map(Some),
+        None => Some(None),
+    };
+    let lookup = match entries.get("lookup") {
+        Some(n) => lookup(reader, n, entries.key_span("lookup")).map(Some),
+        None => Some(None),
+    };
+    Some(Some(InitiationMapping {
+        span: entries.key_span("body"),
+        body: body?,
+        idempotency_key: idempotency_key?,
+        lookup: lookup?,
+    }))
+}
+
+/// The provider's body: dotted keys (`amount.value`) to expressions over the protocol request.
+fn body(reader: &mut Reader, node: &Node) -> Option<Vec<BodyField>> {
+    let pairs = reader.pairs(node, "`body`")?;
+    let before = reader.diagnostics.len();
+    let fields: Vec<BodyField> = pairs
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let text = key.as_str()?;
+            let dotted = dotted_key(reader, key, text)?;
+            Some(BodyField {
+                key: dotted,
+                span: key.span.clone(),
+                value: expr(reader, value)?,
+            })
+        })
+        .collect();
+    (reader.diagnostics.len() == before).then_some(fields)
+}
+
+fn dotted_key(reader: &mut Reader, node: &Node, text: &str) -> Option<Vec<String>> {
+    let parts: Vec<String> = text.split('.').map(str::to_owned).collect();
+    if parts.iter().any(String::is_empty) {
+        reader.fail(
+            node,
+            format!(
+                "`{text}` is not a body key: write names separated by dots, like `amount.value`"
+            ),
+        );
+        return None;
+    }
+    Some(parts)
+}
+
+fn key_forwarding(reader: &mut Reader, node: &Node) -> Option<KeyForwarding> {
+    let entries = reader.entries(node, "`idempotency_key`", KEY_FORWARDING_KINDS)?;
+    let kind = reader.one_kind(
+        &entries,
+        KEY_FORWARDING_KINDS,
+        "`idempotency_key`",
+        "the provider takes the key in one place: a header or a body field",
+    )?;
+    let value = entries.get(kind)?;
+    let text = reader.string(value, &format!("`idempotency_key.{kind}`"))?;
+    match kind {
+        "header" => {
+            let valid = !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                reader.fail(
+                    value,
+                    "`idempotency_key.header` must be a header name, like `Idempotency-Key`",
+                );
+                return None;
+            }
+            Some(KeyForwarding::Header(text))
+        }
+        _ => dotted_key(reader, value, &text).map(KeyForwarding::Body),
+    }
+}
+
+fn lookup(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Lookup> {
+    let entries = reader.entries(node, "`lookup`", LOOKUP_KEYS)?;
+    let request = reader.required(
+        &entries,
+        "request",
+        "the provider request that finds the payment, e.g. `request: { path: /v1/payouts, query: { reference: \"{idempotencyKey}\" } }`",
+    );
+    let request = request.and_then(|n| request_template(reader, n, "GET"));
+    let records = match entries.get("records") {
+        Some(n) => records_path(reader, n).map(Some),
+        None => Some(None),
+    };
+    let record = match entries.get("record") {
+        Some(n) => path_of(reader, n, "`lookup.record`"),
+        None => Some(Path {
+            text: ".".into(),
+            steps: Vec::new(),
+        }),
+    };
+    if entries.has("records") && entries.has("record") {
+        reader.conflict(
+            &entries,
+            &["records", "record"],
+            "`lookup` takes `records` (a list whose first record is the payment) or `record`, not both".to_owned(),
+            "keep one",
+        );
+        return None;
+    }
+    Some(Lookup {
+        span,
+        request: request?,
+        records: records?,
+        record: record?,
+    })
 }
 
 // ---- lists ------------------------------------------------------------------------------------
@@ -628,6 +784,7 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
             }
         }
         "metadata" => metadata(reader, value)?,
+        "initiation" => Source::Initiation(path_of(reader, value, "`initiation`")?),
         _ => {
             let function = reader.string(value, "`rust`")?;
             let valid = !function.is_empty()
@@ -669,6 +826,9 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
     let conversion = match kind {
         "time" => Conversion::Time(time_format(reader, value)?),
         "currency" => {
+            if value.as_str() == Some("lower") {
+                return Some(Some(Conversion::Currency { lower: true }));
+            }
             if !reader.boolean(value, "`currency`")? {
                 let diagnostic = reader
                     .at(value.span.clone(), "`currency: false` converts nothing")
@@ -676,7 +836,7 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
                 reader.push(diagnostic);
                 return None;
             }
-            Conversion::Currency
+            Conversion::Currency { lower: false }
         }
         "amount" => {
             let fields = reader.entries(value, "`amount`", AMOUNT_KEYS)?;
@@ -696,6 +856,8 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
                         &[
                             ("decimal", AmountFormat::Decimal),
                             ("minor_units", AmountFormat::MinorUnits),
+                            ("decimal_number", AmountFormat::DecimalNumber),
+                            ("minor_units_number", AmountFormat::MinorUnitsNumber),
                         ],
                     )
                 });

@@ -84,6 +84,17 @@ impl<'a> Checker<'a> {
             self.push_with_suggestion(diagnostic, id, ids);
             return;
         };
+        if operation.initiation.is_some() {
+            self.initiation(id, operation, mapping);
+            return;
+        }
+        if let Some(initiation) = &mapping.initiation {
+            let diagnostic = self
+                .error(&initiation.span, format!("`{id}` does not initiate a payment: `body`, `idempotency_key` and `lookup` do not apply"))
+                .with_help("remove them; they are for payouts and transfers");
+            self.found.push(diagnostic);
+            return;
+        }
         if operation.body.is_some() {
             let diagnostic = self
                 .error(&mapping.span, format!("`{id}` takes a request body; mapping it declaratively is not supported yet"))
@@ -91,6 +102,7 @@ impl<'a> Checker<'a> {
             self.found.push(diagnostic);
             return;
         }
+        self.initiation_sources(id, operation, mapping);
         let scope = Scope { operation };
         self.request_params(mapping, &scope);
         let (target, is_list) = match &operation.success.shape {
@@ -139,7 +151,185 @@ impl<'a> Checker<'a> {
             }
             (None, false) => {}
         }
-        self.fields(&mapping.span, &mapping.fields, target, &scope, id);
+        self.fields(&mapping.span, &mapping.fields, target, &scope, id, &[]);
+    }
+
+    /// A payout or transfer: the provider body from the request's fields, the answer mapped
+    /// onto the created object, and a way to recover a crashed attempt without paying twice.
+    fn initiation(&mut self, id: &str, operation: &Operation, mapping: &OperationMapping) {
+        let Some(initiation) = &mapping.initiation else {
+            let diagnostic = self
+                .error(&mapping.span, format!("`{id}` initiates a payment: say how the provider's request body is built"))
+                .with_help("add `body:` with the provider's fields, e.g. `amount: { path: amount, amount: { currency: currency, format: decimal } }`, and `idempotency_key: { header: Idempotency-Key }` if the provider takes one");
+            self.found.push(diagnostic);
+            return;
+        };
+        let Some((request_name, request)) = operation
+            .body
+            .as_ref()
+            .and_then(|b| self.protocol.object(&b.shape))
+        else {
+            return;
+        };
+        if let Some(list) = &mapping.list {
+            let diagnostic = self.error(&list.span, format!("`{id}` answers a single object: `records`, `paging`, `order` and `since` do not apply"));
+            self.found.push(diagnostic);
+        }
+        let request_fields: Vec<&str> = request.fields.iter().map(|f| f.name.as_str()).collect();
+        let lookup_templates = initiation.lookup.iter().flat_map(|lookup| {
+            std::iter::once(&lookup.request.path)
+                .chain(lookup.request.query.iter().map(|(_, t)| t))
+                .chain(lookup.request.headers.iter().map(|(_, t)| t))
+        });
+        let templates: Vec<&Template> = std::iter::once(&mapping.request.path)
+            .chain(mapping.request.query.iter().map(|(_, t)| t))
+            .chain(mapping.request.headers.iter().map(|(_, t)| t))
+            .chain(lookup_templates)
+            .collect();
+        for template in templates {
+            for part in &template.parts {
+                if let TemplatePart::Param(name) = part {
+                    self.request_field(
+                        &placeholder(template, name),
+                        name,
+                        request_name,
+                        &request_fields,
+                    );
+                }
+            }
+        }
+        for field in &initiation.body {
+            self.body_value(&field.value, request_name, &request_fields);
+        }
+        if let Some(Shape::Named(_)) = &operation.success.shape
+            && let Some(target) = operation
+                .success
+                .shape
+                .as_ref()
+                .and_then(|s| self.protocol.object(s))
+        {
+            let key_field = operation.initiation.as_ref().map(|i| i.key_field.as_str());
+            if let Some(mapped_key) = mapping
+                .fields
+                .iter()
+                .find(|m| Some(m.field.as_str()) == key_field)
+            {
+                let diagnostic = self
+                    .error(
+                        &mapped_key.span,
+                        format!(
+                            "`{}` is the request's own key, echoed exactly; it cannot be mapped",
+                            mapped_key.field
+                        ),
+                    )
+                    .with_help(format!("remove `{}` from `fields`", mapped_key.field));
+                self.found.push(diagnostic);
+            }
+            let scope = Scope { operation };
+            let mapped: Vec<FieldMapping> = mapping
+                .fields
+                .iter()
+                .filter(|m| Some(m.field.as_str()) != key_field)
+                .cloned()
+                .collect();
+            // Fields the request has are echoed when not mapped.
+            self.fields(&mapping.span, &mapped, target, &scope, id, &request_fields);
+        }
+        if initiation.idempotency_key.is_none() && initiation.lookup.is_none() {
+            let diagnostic = self
+                .warning(&initiation.span, format!("`{id}` can pay twice: the provider is given no idempotency key and there is no `lookup`"))
+                .with_help("if the connector stops after the provider accepted a payment and before its answer is stored, the retry cannot tell and pays again; add `idempotency_key: { header: Idempotency-Key }` (or `{ body: field }`) if the provider takes one, or `lookup:` with a request that finds the payment by the key you send it (e.g. `query: { reference: \"{idempotencyKey}\" }`)");
+            self.found.push(diagnostic);
+        }
+    }
+
+    fn request_field(&mut self, span: &Span, name: &str, request_name: &str, fields: &[&str]) {
+        if !fields.contains(&name) {
+            let diagnostic = self.error(span, format!("`{request_name}` has no field `{name}`"));
+            self.push_with_suggestion(diagnostic, name, fields.iter().copied());
+        }
+    }
+
+    /// A provider body value: read from the protocol request, written as the provider wants.
+    fn body_value(&mut self, expr: &Expr, request_name: &str, fields: &[&str]) {
+        match &expr.source {
+            Source::Path(path) => {
+                if let Some(super::Step::Key(first)) = path.steps.first() {
+                    self.request_field(&expr.value_span, first, request_name, fields);
+                }
+            }
+            Source::Template(template) => {
+                for part in &template.parts {
+                    if let TemplatePart::Value(path) = part
+                        && let Some(super::Step::Key(first)) = path.steps.first()
+                    {
+                        self.request_field(&template.span, first, request_name, fields);
+                    }
+                }
+            }
+            Source::FirstOf(options) => {
+                for option in options {
+                    self.body_value(option, request_name, fields);
+                }
+            }
+            Source::Const(_) | Source::Now => {}
+            _ => {
+                let diagnostic = self
+                    .error(&expr.source_span, "a provider body value comes from `path`, `const`, `template`, `first_of` or `now`")
+                    .with_help(format!("`path` reads a field of `{request_name}`, e.g. `path: amount`"));
+                self.found.push(diagnostic);
+            }
+        }
+        match &expr.conversion {
+            Some(Conversion::Amount { currency, .. }) => {
+                self.body_value(currency, request_name, fields)
+            }
+            Some(Conversion::Time(_) | Conversion::Enum { .. }) => {
+                let span = expr.conversion_span.as_ref().unwrap_or(&expr.span);
+                let diagnostic = self
+                    .error(
+                        span,
+                        "only `amount` and `currency` convert protocol values for the provider",
+                    )
+                    .with_help("remove the conversion");
+                self.found.push(diagnostic);
+            }
+            _ => {}
+        }
+    }
+
+    /// `initiation:` names the provider's reference of an initiated payment: only in the list
+    /// that links transactions to initiations, and only for its related field.
+    fn initiation_sources(&mut self, id: &str, operation: &Operation, mapping: &OperationMapping) {
+        let link = self
+            .protocol
+            .link
+            .as_ref()
+            .filter(|link| link.operation == operation.id);
+        for field in &mapping.fields {
+            if !matches!(field.value.source, Source::Initiation(_)) {
+                continue;
+            }
+            if link.is_some_and(|link| link.related_field == field.field) {
+                continue;
+            }
+            let help = match &self.protocol.link {
+                Some(link) => format!(
+                    "use it as `{}: {{ initiation: PATH }}` in `{}`",
+                    link.related_field, link.operation
+                ),
+                None => {
+                    "the protocol has no list that links transactions to initiations".to_owned()
+                }
+            };
+            let diagnostic = self
+                .error(
+                    &field.value.source_span,
+                    format!("`initiation` does not apply to `{}` of `{id}`", field.field),
+                )
+                .with_help(help);
+            self.found.push(diagnostic);
+        }
     }
 
     fn request_params(&mut self, mapping: &OperationMapping, scope: &Scope) {
@@ -200,6 +390,7 @@ impl<'a> Checker<'a> {
         (type_name, object): (&str, &ObjectDef),
         scope: &Scope,
         what: &str,
+        provided: &[&str],
     ) {
         let names: Vec<&str> = object.fields.iter().map(|f| f.name.as_str()).collect();
         for mapping in fields {
@@ -221,7 +412,9 @@ impl<'a> Checker<'a> {
             }
         }
         for field in object.fields.iter().filter(|f| f.required) {
-            if !fields.iter().any(|m| m.field == field.name) {
+            if !fields.iter().any(|m| m.field == field.name)
+                && !provided.contains(&field.name.as_str())
+            {
                 let diagnostic = self
                     .error(
                         span,
@@ -252,7 +445,9 @@ impl<'a> Checker<'a> {
             }
             Source::Each { fields, .. } => match shape {
                 Shape::Array(array) => match self.protocol.object(&array.items) {
-                    Some(target) => self.fields(&expr.source_span, fields, target, scope, field),
+                    Some(target) => {
+                        self.fields(&expr.source_span, fields, target, scope, field, &[])
+                    }
                     None => {
                         let diagnostic = self.error(
                             &expr.source_span,
@@ -285,7 +480,7 @@ impl<'a> Checker<'a> {
             let name = match conversion {
                 Conversion::Time(_) => "time",
                 Conversion::Amount { .. } => "amount",
-                Conversion::Currency => "currency",
+                Conversion::Currency { .. } => "currency",
                 Conversion::Enum { .. } => "enum",
             };
             let diagnostic = self
@@ -400,7 +595,7 @@ impl<'a> Checker<'a> {
                 format!("`{field}` is not an amount; `amount` does not apply"),
                 "remove `amount`",
             )),
-            (Shape::String(_), Some(Conversion::Currency)) if field != "currency" => Some((
+            (Shape::String(_), Some(Conversion::Currency { .. })) if field != "currency" => Some((
                 at_conversion,
                 format!("`{field}` is not a currency; `currency` does not apply"),
                 "remove `currency`",

@@ -11,8 +11,9 @@ use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
 use crate::mapping::{
-    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ListMapping, OperationMapping,
-    Order, Paging, Sign, Source, Step, Template, TemplatePart, TimeFormat,
+    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping, KeyForwarding,
+    ListMapping, Lookup, OperationMapping, Order, Paging, Sign, Source, Step, Template,
+    TemplatePart, TimeFormat,
 };
 use crate::names;
 use crate::plan::Mapped;
@@ -81,6 +82,9 @@ fn list_item<'p>(protocol: &'p Protocol, op: &Operation) -> Option<(&'p str, &'p
 }
 
 fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) -> TokenStream {
+    if let Some(initiation) = &mapping.initiation {
+        return initiation_operation(protocol, op, mapping, initiation);
+    }
     let name = names::snake_ident(&op.id);
     let request_fn = format_ident!("{}_request", names::snake(&op.id));
     let record_fn = format_ident!("{}_record", names::snake(&op.id));
@@ -158,6 +162,260 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             }
         }
         _ => TokenStream::new(),
+    }
+}
+
+// ---- initiations ------------------------------------------------------------------------------
+
+/// A payout or transfer: the provider request built from the protocol request, an optional
+/// look-up first when an earlier attempt may have paid, and the answer mapped back with the
+/// request's own fields echoed.
+fn initiation_operation(
+    protocol: &Protocol,
+    op: &Operation,
+    mapping: &OperationMapping,
+    initiation: &InitiationMapping,
+) -> TokenStream {
+    let (Some(body), Some((created_name, created))) = (
+        op.body.as_ref(),
+        op.success
+            .shape
+            .as_ref()
+            .and_then(|shape| protocol.object(shape)),
+    ) else {
+        return TokenStream::new();
+    };
+    let request_fields: Vec<&str> = protocol
+        .object(&body.shape)
+        .map(|(_, object)| object.fields.iter().map(|f| f.name.as_str()).collect())
+        .unwrap_or_default();
+    let id = &op.id;
+    let name = names::snake_ident(&op.id);
+    let request_fn = format_ident!("{}_request", names::snake(&op.id));
+    let lookup_fn = format_ident!("{}_lookup", names::snake(&op.id));
+    let record_fn = format_ident!("{}_record", names::snake(&op.id));
+    let body_type = rust_type(&body.shape, false);
+    let created_type = names::pascal_ident(created_name);
+    let build = initiation_literal(
+        protocol,
+        op,
+        created_name,
+        created,
+        &mapping.fields,
+        &request_fields,
+    );
+    let request = initiation_request(op, mapping, initiation, &request_fn);
+    let record_steps = steps(&mapping.record.steps);
+    let record_text = &mapping.record.text;
+    let (lookup, recover) = match &initiation.lookup {
+        Some(lookup) => (
+            initiation_lookup(
+                op,
+                lookup,
+                &lookup_fn,
+                &record_fn,
+                &body_type,
+                &created_type,
+            ),
+            quote! {
+                if ctx.initiation().is_some_and(|attempt| attempt.recovering())
+                    && let Some(found) = #lookup_fn(ctx, &body, &request).await?
+                {
+                    tracing::info!(operation = #id, id = %found.id, "found the payment of an earlier attempt; not paying again");
+                    return Ok(found);
+                }
+            },
+        ),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    quote! {
+        #[doc = concat!(" `", #id, "` at the provider, at most once per idempotency key.")]
+        pub async fn #name(ctx: &Context, body: #body_type) -> Result<models::#created_type, ConnectorError> {
+            let request = serde_json::to_value(&body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
+            #recover
+            let upstream = #request_fn(ctx, &request)?;
+            let response = ctx.upstream().send(#id, &upstream).await?;
+            let record = convert::lookup(&response.body, #record_steps).ok_or_else(|| {
+                ConnectorError::bad_gateway(format!("{}: the provider's answer has nothing at `{}`", #id, #record_text))
+            })?;
+            #record_fn(record, &body, ctx.metrics())
+        }
+
+        #request
+        #lookup
+
+        fn #record_fn(record: &Value, request: &#body_type, metrics: &Metrics) -> Result<models::#created_type, ConnectorError> {
+            let target = |field: &'static str| Target { operation: #id, field, metrics };
+            Ok(#build)
+        }
+    }
+}
+
+/// The created object: mapped fields from the provider's answer, the rest echoed from the
+/// request (the idempotency key always is).
+fn initiation_literal(
+    protocol: &Protocol,
+    op: &Operation,
+    type_name: &str,
+    object: &ObjectDef,
+    mappings: &[FieldMapping],
+    request_fields: &[&str],
+) -> TokenStream {
+    let ty = names::pascal_ident(type_name);
+    let key_field = op.initiation.as_ref().map(|i| i.key_field.as_str());
+    let fields = object.fields.iter().map(|field| {
+        let ident = names::snake_ident(&field.name);
+        let echoed = request_fields.contains(&field.name.as_str());
+        let mapped = mappings.iter().find(|m| m.field == field.name);
+        let value = match mapped {
+            Some(mapping) if Some(field.name.as_str()) != key_field => {
+                field_value(protocol, op, field, &mapping.value)
+            }
+            _ if echoed => quote!(request.#ident.clone()),
+            _ => quote!(None),
+        };
+        quote!(#ident: #value,)
+    });
+    quote!(models::#ty { #(#fields)* })
+}
+
+/// `fn x_request(ctx, request) -> UpstreamRequest`: the provider's body from connector.yaml's
+/// `body`, and the idempotency key where the provider takes it.
+fn initiation_request(
+    op: &Operation,
+    mapping: &OperationMapping,
+    initiation: &InitiationMapping,
+    name: &proc_macro2::Ident,
+) -> TokenStream {
+    let id = &op.id;
+    let template = &mapping.request;
+    let method = &template.method;
+    let path = template_text(op, &template.path, true);
+    let query = template.query.iter().map(|(key, value)| {
+        let value = template_text(op, value, false);
+        quote!((#key.to_owned(), #value))
+    });
+    let mut headers: Vec<TokenStream> = template
+        .headers
+        .iter()
+        .map(|(key, value)| {
+            let value = template_text(op, value, false);
+            quote!((#key.to_owned(), #value))
+        })
+        .collect();
+    let puts = initiation.body.iter().map(|field| {
+        let keys = &field.key;
+        let label = keys.join(".");
+        let value = provider_value(op, &field.value);
+        quote!(fields::put(&mut payload, &[#(#keys),*], fields::request_field(#label, #value)?);)
+    });
+    let key_put = match &initiation.idempotency_key {
+        Some(KeyForwarding::Header(header)) => {
+            headers.push(quote!((#header.to_owned(), key.clone())));
+            TokenStream::new()
+        }
+        Some(KeyForwarding::Body(keys)) => {
+            quote!(fields::put(&mut payload, &[#(#keys),*], Some(Value::String(key.clone())));)
+        }
+        None => TokenStream::new(),
+    };
+    let key = match &initiation.idempotency_key {
+        Some(_) => quote! {
+            let key = ctx.initiation().map(|attempt| attempt.key().to_owned()).ok_or_else(|| {
+                ConnectorError::internal(concat!(#id, " ran outside an initiation"))
+            })?;
+        },
+        None => quote!(let _ = ctx;),
+    };
+    quote! {
+        fn #name(ctx: &Context, request: &Value) -> Result<UpstreamRequest, ConnectorError> {
+            let record = request;
+            #key
+            let mut payload = Value::Object(serde_json::Map::new());
+            #(#puts)*
+            #key_put
+            Ok(UpstreamRequest {
+                method: #method.to_owned(),
+                path: #path,
+                query: vec![#(#query),*],
+                headers: vec![#(#headers),*],
+                body: Some(payload),
+                ..Default::default()
+            })
+        }
+    }
+}
+
+/// One provider body value: `Result<Option<Value>, ConversionError>`.
+fn provider_value(op: &Operation, expr: &Expr) -> TokenStream {
+    let value = source(op, expr);
+    match &expr.conversion {
+        Some(Conversion::Amount {
+            currency, format, ..
+        }) => {
+            let currency = source(op, currency);
+            let (format, as_number) = match format {
+                AmountFormat::Decimal => (quote!(AmountFormat::Decimal), false),
+                AmountFormat::DecimalNumber => (quote!(AmountFormat::Decimal), true),
+                AmountFormat::MinorUnits => (quote!(AmountFormat::MinorUnits), false),
+                AmountFormat::MinorUnitsNumber => (quote!(AmountFormat::MinorUnits), true),
+            };
+            quote!(fields::provider_amount(#value, #currency, #format, #as_number, CURRENCIES))
+        }
+        Some(Conversion::Currency { lower }) => {
+            quote!(fields::provider_currency(#value, #lower, CURRENCIES))
+        }
+        _ => quote!(Ok::<_, convert::ConversionError>(#value)),
+    }
+}
+
+/// `async fn x_lookup(...)`: the payment an earlier attempt made, if the provider has it.
+fn initiation_lookup(
+    op: &Operation,
+    lookup: &Lookup,
+    name: &proc_macro2::Ident,
+    record_fn: &proc_macro2::Ident,
+    body_type: &TokenStream,
+    created_type: &proc_macro2::Ident,
+) -> TokenStream {
+    let id = &op.id;
+    let template = &lookup.request;
+    let method = &template.method;
+    let path = template_text(op, &template.path, true);
+    let query = template.query.iter().map(|(key, value)| {
+        let value = template_text(op, value, false);
+        quote!((#key.to_owned(), #value))
+    });
+    let headers = template.headers.iter().map(|(key, value)| {
+        let value = template_text(op, value, false);
+        quote!((#key.to_owned(), #value))
+    });
+    let found = match &lookup.records {
+        Some(records) => {
+            let records = steps(&records.steps);
+            quote!(convert::lookup(&response.body, #records).and_then(Value::as_array).and_then(|records| records.first()))
+        }
+        None => {
+            let record = steps(&lookup.record.steps);
+            quote!(convert::lookup(&response.body, #record).filter(|record| !record.is_null()))
+        }
+    };
+    quote! {
+        async fn #name(ctx: &Context, body: &#body_type, request: &Value) -> Result<Option<models::#created_type>, ConnectorError> {
+            let upstream = UpstreamRequest {
+                method: #method.to_owned(),
+                path: #path,
+                query: vec![#(#query),*],
+                headers: vec![#(#headers),*],
+                ..Default::default()
+            };
+            let response = match ctx.upstream().send(#id, &upstream).await {
+                Ok(response) => response,
+                Err(error) if error.status == axum::http::StatusCode::NOT_FOUND => return Ok(None),
+                Err(error) => return Err(error),
+            };
+            #found.map(|record| #record_fn(record, body, ctx.metrics())).transpose()
+        }
     }
 }
 
@@ -388,7 +646,8 @@ fn push_text(literal: &str) -> TokenStream {
 /// A protocol parameter as text (`String`); date-times in RFC 3339.
 fn param_text(op: &Operation, name: &str) -> TokenStream {
     let Some(param) = op.params.iter().find(|p| p.name == name) else {
-        return quote!(String::new());
+        // An initiation's placeholders name fields of its request body.
+        return quote!(convert::lookup(request, &[Step::Key(#name)]).and_then(convert::to_text).unwrap_or_default());
     };
     let field = names::snake_ident(name);
     let is_time = matches!(&param.shape, Shape::String(s) if s.format == StringFormat::DateTime);
@@ -497,7 +756,7 @@ fn optional_value(
                 time
             }
         }
-        (Shape::String(_), Some(Conversion::Currency)) => {
+        (Shape::String(_), Some(Conversion::Currency { .. })) => {
             quote!(#target.currency(#value, CURRENCIES)?)
         }
         (
@@ -510,8 +769,12 @@ fn optional_value(
         ) => {
             let currency = source(op, currency);
             let format = match format {
-                AmountFormat::Decimal => quote!(AmountFormat::Decimal),
-                AmountFormat::MinorUnits => quote!(AmountFormat::MinorUnits),
+                AmountFormat::Decimal | AmountFormat::DecimalNumber => {
+                    quote!(AmountFormat::Decimal)
+                }
+                AmountFormat::MinorUnits | AmountFormat::MinorUnitsNumber => {
+                    quote!(AmountFormat::MinorUnits)
+                }
             };
             let sign = match sign {
                 Sign::Keep => quote!(Sign::Keep),
@@ -584,7 +847,7 @@ fn enum_value(
 /// An expression's raw value as `Option<serde_json::Value>`, its default applied.
 fn source(op: &Operation, expr: &Expr) -> TokenStream {
     let raw = match &expr.source {
-        Source::Path(path) => {
+        Source::Path(path) | Source::Initiation(path) => {
             let path = steps(&path.steps);
             quote!(convert::lookup(record, #path).cloned())
         }

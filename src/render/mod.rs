@@ -5,6 +5,7 @@ mod api;
 mod convert;
 mod error;
 mod fields;
+mod initiation;
 mod listing;
 mod mapped;
 mod metrics;
@@ -13,6 +14,7 @@ mod params;
 mod runtime;
 mod server;
 mod settings;
+mod store;
 mod templates;
 mod types;
 mod upstream;
@@ -95,7 +97,7 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Models => generated(models::render(protocol)),
         FileKind::Params => generated(params::render(protocol)),
         FileKind::Api => generated(api::render(protocol, plan)),
-        FileKind::Server => generated(server::render(protocol)),
+        FileKind::Server => generated(server::render(protocol, plan)),
         FileKind::Metrics => generated(metrics::render()),
         FileKind::Upstream => generated(upstream::render()),
         FileKind::Listing => generated(listing::render()),
@@ -111,6 +113,8 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Validate => generated(validate::render()),
         FileKind::Convert => generated(convert::render()),
         FileKind::Runtime => generated(runtime::render(&plan.krate)),
+        FileKind::Store => generated(store::render()),
+        FileKind::Initiation => generated(initiation::render(protocol, plan.mapped.is_some())),
         FileKind::Lib => rust_file(kind, user::lib(&plan.krate)),
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
         FileKind::Handlers => user::handlers(protocol, plan, kind),

@@ -8,9 +8,9 @@ use crate::plan::Crate;
 
 pub fn render(krate: &Crate) -> TokenStream {
     let package = &krate.package;
-    let config = config();
-    let http = http_runtime();
-    let services = services(krate.upstream);
+    let config = config(krate.initiations);
+    let services = services(krate.upstream, krate.initiations);
+    let http = http_runtime(&context(krate.initiations));
     quote! {
         //! Start-up and the HTTP plumbing every route shares: configuration from the
         //! environment, logging, authentication, request ids, body limits, panics, shutdown.
@@ -78,7 +78,7 @@ pub fn render(krate: &Crate) -> TokenStream {
             let api_key = config.api_key.clone();
             let body_limit = config.body_limit;
             let connector = Arc::new(make_connector(&config));
-            let services = match Services::start(config) {
+            let services = match Services::start(config).await {
                 Ok(services) => services,
                 Err(error) => {
                     tracing::error!(%error, "cannot start");
@@ -156,7 +156,19 @@ pub fn render(krate: &Crate) -> TokenStream {
     }
 }
 
-fn config() -> TokenStream {
+fn config(initiations: bool) -> TokenStream {
+    let (store_field, store_read, store_init) = if initiations {
+        (
+            quote! {
+                /// Where initiations are recorded: `DATABASE_URL` or `CONNECTOR_STORE`.
+                pub store: super::store::StoreSettings,
+            },
+            quote!(let store = super::store::StoreSettings::from_lookup(env, &mut problems);),
+            quote!(store,),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new(), TokenStream::new())
+    };
     quote! {
         /// Everything the connector reads from its environment at start-up.
         #[derive(Debug, Clone)]
@@ -173,6 +185,7 @@ fn config() -> TokenStream {
             pub body_limit: usize,
             /// The provider settings declared in connector.yaml.
             pub upstream: UpstreamSettings,
+            #store_field
         }
 
         impl Config {
@@ -196,6 +209,7 @@ fn config() -> TokenStream {
                 };
                 let body_limit = parse_env(env, "CONNECTOR_BODY_LIMIT", "1048576", "a size in bytes", &mut problems);
                 let upstream = UpstreamSettings::from_lookup(env, &mut problems);
+                #store_read
                 match (listen, log_level, body_limit) {
                     (Some(listen), Some(log_level), Some(body_limit)) if problems.is_empty() => Ok(Self {
                         listen,
@@ -204,6 +218,7 @@ fn config() -> TokenStream {
                         log_json,
                         body_limit,
                         upstream,
+                        #store_init
                     }),
                     _ => Err(problems),
                 }
@@ -252,7 +267,7 @@ fn config() -> TokenStream {
     }
 }
 
-fn http_runtime() -> TokenStream {
+fn http_runtime(context: &TokenStream) -> TokenStream {
     quote! {
         /// What every handler shares.
         pub struct AppState<C> {
@@ -273,29 +288,7 @@ fn http_runtime() -> TokenStream {
             }
         }
 
-        /// What every operation gets besides its parameters and body.
-        #[derive(Clone)]
-        pub struct Context {
-            services: Services,
-            request_id: Arc<str>,
-        }
-
-        impl Context {
-            /// The configuration read at start-up, including the provider settings.
-            pub fn config(&self) -> &Config {
-                &self.services.config
-            }
-
-            /// This request's id, as logged and returned in `X-Request-Id`.
-            pub fn request_id(&self) -> &str {
-                &self.request_id
-            }
-
-            /// The connector's counters, served at `/metrics`.
-            pub fn metrics(&self) -> &Metrics {
-                &self.services.metrics
-            }
-        }
+        #context
 
         impl std::fmt::Debug for Context {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -427,7 +420,7 @@ fn http_runtime() -> TokenStream {
 
             /// The operation's context: configuration, services and request id.
             pub fn context(&self, services: &Services) -> Context {
-                Context { services: services.clone(), request_id: Arc::clone(&self.request_id) }
+                Context::new(services.clone(), Arc::clone(&self.request_id))
             }
 
             pub fn query(&self) -> Query {
@@ -545,8 +538,104 @@ fn http_runtime() -> TokenStream {
     }
 }
 
+/// `Context`: what every operation gets besides its parameters and body.
+fn context(initiations: bool) -> TokenStream {
+    let (field, init, accessors) = if initiations {
+        (
+            quote!(initiation: Option<Arc<super::initiation::Initiation>>,),
+            quote!(initiation: None,),
+            quote! {
+                /// The attempt this request makes, when it initiates a payment.
+                pub fn initiation(&self) -> Option<&super::initiation::Initiation> {
+                    self.initiation.as_deref()
+                }
+
+                pub(crate) fn with_initiation(mut self, initiation: super::initiation::Initiation) -> Self {
+                    self.initiation = Some(Arc::new(initiation));
+                    self
+                }
+            },
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new(), TokenStream::new())
+    };
+    quote! {
+        /// What every operation gets besides its parameters and body.
+        #[derive(Clone)]
+        pub struct Context {
+            services: Services,
+            request_id: Arc<str>,
+            #field
+        }
+
+        impl Context {
+            fn new(services: Services, request_id: Arc<str>) -> Self {
+                Self { services, request_id, #init }
+            }
+
+            /// The configuration read at start-up, including the provider settings.
+            pub fn config(&self) -> &Config {
+                &self.services.config
+            }
+
+            /// This request's id, as logged and returned in `X-Request-Id`.
+            pub fn request_id(&self) -> &str {
+                &self.request_id
+            }
+
+            /// The connector's counters, served at `/metrics`.
+            pub fn metrics(&self) -> &Metrics {
+                &self.services.metrics
+            }
+
+            /// What every request shares.
+            pub fn services(&self) -> &Services {
+                &self.services
+            }
+
+            #accessors
+        }
+    }
+}
+
 /// `Services`: what the runtime builds once at start-up and every request shares.
-fn services(upstream: bool) -> TokenStream {
+fn services(upstream: bool, initiations: bool) -> TokenStream {
+    let (store_field, store_open, store_value, store_clone, store_accessors) = if initiations {
+        (
+            quote! {
+                store: Arc<super::store::Store>,
+                instance: Arc<str>,
+            },
+            quote!(let store = super::store::Store::open(&config.store).await?;),
+            quote!(store: Arc::new(store), instance: Arc::from(instance_id()),),
+            quote!(store: Arc::clone(&self.store), instance: Arc::clone(&self.instance),),
+            quote! {
+                /// The record of payment initiations.
+                pub fn store(&self) -> &super::store::Store {
+                    &self.store
+                }
+
+                /// This process, as the owner of the initiations it works on.
+                pub fn instance(&self) -> &str {
+                    &self.instance
+                }
+            },
+        )
+    } else {
+        Default::default()
+    };
+    let instance = if initiations {
+        quote! {
+            /// Unique among the processes sharing a store: host, process id and start time.
+            fn instance_id() -> String {
+                let host = std::env::var("HOSTNAME").unwrap_or_default();
+                let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                format!("{host}/{}/{started:x}", std::process::id())
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     let (fields, build, clone, accessors) = if upstream {
         (
             quote! {
@@ -555,7 +644,8 @@ fn services(upstream: bool) -> TokenStream {
             },
             quote! {
                 let upstream = super::upstream::Upstream::new(config.upstream.client_settings(), Arc::clone(&metrics))?;
-                Ok(Self { config: Arc::new(config), metrics, upstream: Arc::new(upstream), lists: Arc::default() })
+                #store_open
+                Ok(Self { config: Arc::new(config), metrics, upstream: Arc::new(upstream), lists: Arc::default(), #store_value })
             },
             quote!(upstream: Arc::clone(&self.upstream), lists: Arc::clone(&self.lists),),
             quote! {
@@ -576,10 +666,10 @@ fn services(upstream: bool) -> TokenStream {
     } else {
         (
             TokenStream::new(),
-            quote!(Ok(Self {
-                config: Arc::new(config),
-                metrics
-            })),
+            quote! {
+                #store_open
+                Ok(Self { config: Arc::new(config), metrics, #store_value })
+            },
             TokenStream::new(),
             TokenStream::new(),
         )
@@ -590,10 +680,11 @@ fn services(upstream: bool) -> TokenStream {
             config: Arc<Config>,
             metrics: Arc<Metrics>,
             #fields
+            #store_field
         }
 
         impl Services {
-            fn start(config: Config) -> Result<Self, String> {
+            async fn start(config: Config) -> Result<Self, String> {
                 let metrics = Arc::new(Metrics::default());
                 #build
             }
@@ -601,14 +692,17 @@ fn services(upstream: bool) -> TokenStream {
             pub fn metrics(&self) -> Arc<Metrics> {
                 Arc::clone(&self.metrics)
             }
+
+            #store_accessors
         }
 
         impl Clone for Services {
             fn clone(&self) -> Self {
-                Self { config: Arc::clone(&self.config), metrics: Arc::clone(&self.metrics), #clone }
+                Self { config: Arc::clone(&self.config), metrics: Arc::clone(&self.metrics), #clone #store_clone }
             }
         }
 
         #accessors
+        #instance
     }
 }

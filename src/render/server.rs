@@ -7,12 +7,16 @@ use quote::{format_ident, quote};
 use super::api::{arguments, describe};
 use super::params::params_ident;
 use super::types::rust_type;
-use crate::ir::{Method, Operation, Protocol, Shape, TypeDef};
+use crate::ir::{Initiation, Method, Operation, Protocol, Shape, TypeDef};
 use crate::names;
+use crate::plan::Plan;
 
-pub fn render(protocol: &Protocol) -> TokenStream {
+pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
     let routes = routes(protocol);
-    let handlers = protocol.operations.iter().map(|op| handler(protocol, op));
+    let handlers = protocol
+        .operations
+        .iter()
+        .map(|op| handler(protocol, plan, op));
     let methods = method_imports(protocol);
     let models = if protocol.operations.iter().any(|op| op.body.is_some()) {
         quote!(
@@ -39,6 +43,18 @@ pub fn render(protocol: &Protocol) -> TokenStream {
     } else {
         TokenStream::new()
     };
+    let (initiation, error) = if protocol.initiations().next().is_some() {
+        (
+            quote!(
+                use super::initiation;
+            ),
+            quote!(
+                use super::error::ConnectorError;
+            ),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
     quote! {
         //! The HTTP surface: protocol routes behind the API key, one handler per operation.
         use axum::Router;
@@ -50,7 +66,9 @@ pub fn render(protocol: &Protocol) -> TokenStream {
         #models
         #params
         use super::runtime::{self, AppState, RequestInput};
+        #error
         #validate
+        #initiation
 
         /// Every protocol route, authenticated, plus `/healthz` and JSON 404/405 answers.
         pub fn router<C: Connector>(state: AppState<C>) -> Router {
@@ -113,7 +131,7 @@ fn validates_body(protocol: &Protocol, op: &Operation) -> bool {
     matches!(&op.body, Some(body) if matches!(&body.shape, Shape::Named(name) if matches!(protocol.types.get(name), Some(TypeDef::Object(_)))))
 }
 
-fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
+fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
     let name = names::snake_ident(&op.id);
     let id = &op.id;
     let doc = format!(" {}", describe(op));
@@ -139,6 +157,26 @@ fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
         }
     });
     let arguments: Vec<_> = arguments(op).into_iter().map(|(name, _)| name).collect();
+    let call =
+        quote!(runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
+    if let Some(initiation) = &op.initiation {
+        return initiation_handler(protocol, op, initiation, &doc, body, call);
+    }
+    let call = if protocol
+        .link
+        .as_ref()
+        .is_some_and(|link| link.operation == op.id)
+    {
+        let clear_unknown = plan.links_by_provider_reference(&op.id);
+        quote! {
+            let link_ctx = ctx.clone();
+            let mut items = #call.await?;
+            initiation::link(&link_ctx, &mut items, #clear_unknown).await?;
+            Ok(items)
+        }
+    } else {
+        quote!(#call.await)
+    };
     let respond = if op.success.shape.is_some() {
         quote!(runtime::respond)
     } else {
@@ -153,9 +191,62 @@ fn handler(protocol: &Protocol, op: &Operation) -> TokenStream {
                 #params
                 #body
                 let connector = state.connector.clone();
-                runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }).await
+                #call
             };
             #respond(#id, #status, result.await)
         }
     }
+}
+
+/// A payment initiation: money checked, then run at most once per idempotency key.
+fn initiation_handler(
+    protocol: &Protocol,
+    op: &Operation,
+    initiation: &Initiation,
+    doc: &str,
+    body: Option<TokenStream>,
+    call: TokenStream,
+) -> TokenStream {
+    let name = names::snake_ident(&op.id);
+    let id = &op.id;
+    let status = proc_macro2::Literal::u16_unsuffixed(op.success.status);
+    let key = names::snake_ident(&initiation.key_field);
+    let created = op
+        .success
+        .shape
+        .as_ref()
+        .map(|shape| rust_type(shape, false));
+    let created_id = names::snake_ident(&initiation.id_field);
+    let transaction_type = initiation
+        .transaction_type
+        .as_deref()
+        .filter(|kind| link_type_has(protocol, kind))
+        .unwrap_or_default();
+    let money = initiation.money.as_ref().map(|(amount, currency)| {
+        let (amount_field, currency_field) = (names::snake_ident(amount), names::snake_ident(currency));
+        quote!(initiation::check_money(#amount, &body.#amount_field, #currency, &body.#currency_field)?;)
+    });
+    quote! {
+        #[doc = #doc]
+        async fn #name<C: Connector>(State(state): State<AppState<C>>, request: Request) -> Response {
+            const OPERATION: initiation::Operation = initiation::Operation { id: #id, status: #status, transaction_type: #transaction_type };
+            let result = async {
+                let input = RequestInput::read(request, state.body_limit).await?;
+                let ctx = input.context(&state.services);
+                #body
+                #money
+                let request = serde_json::to_value(&body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
+                let key = body.#key.clone();
+                let connector = state.connector.clone();
+                initiation::run(ctx, &OPERATION, &key, &request, |created: &#created| created.#created_id.clone(), move |ctx| #call).await
+            };
+            initiation::respond(#id, result.await)
+        }
+    }
+}
+
+fn link_type_has(protocol: &Protocol, value: &str) -> bool {
+    protocol.link.as_ref().is_some_and(|link| {
+        matches!(protocol.types.get(&link.type_enum), Some(TypeDef::Enum(def)) if def.values.iter().any(|v| v == value))
+    })
 }

@@ -62,25 +62,23 @@ pub trait Connector: Send + Sync + 'static {
 
     /// `POST /payouts` (createPayout): Initiate a payout to an external account (idempotent)
     ///
-    /// Answers 201 on success. By default it answers 501 Not Implemented.
+    /// Answers 201 on success. By default it is answered from the provider as connector.yaml maps it.
     fn create_payout(
         &self,
         ctx: Context,
         body: models::PayoutRequest,
     ) -> impl Future<Output = Result<models::Payout, ConnectorError>> + Send {
-        let _ = (ctx, body);
-        async { Err(ConnectorError::not_implemented("createPayout")) }
+        async move { super::mapped::create_payout(&ctx, body).await }
     }
 
     /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
     ///
-    /// Answers 201 on success. By default it answers 501 Not Implemented.
+    /// Answers 201 on success. By default it is answered from the provider as connector.yaml maps it.
     fn create_transfer(
         &self,
         ctx: Context,
         body: models::TransferRequest,
     ) -> impl Future<Output = Result<models::Transfer, ConnectorError>> + Send {
-        let _ = (ctx, body);
-        async { Err(ConnectorError::not_implemented("createTransfer")) }
+        async move { super::mapped::create_transfer(&ctx, body).await }
     }
 }

@@ -143,3 +143,89 @@ pub fn path_segment(text: &str) -> String {
 pub fn first_of(values: impl IntoIterator<Item = Option<Value>>) -> Option<Value> {
     values.into_iter().flatten().find(|value| !value.is_null())
 }
+
+/// Sets `value` at the dotted `keys` of a provider request body, making the objects on
+/// the way. A null or missing value leaves the key out.
+pub fn put(body: &mut Value, keys: &[&str], value: Option<Value>) {
+    let (Some(value), Some((last, parents))) = (
+        value.filter(|v| !v.is_null()),
+        keys.split_last(),
+    ) else {
+        return;
+    };
+    let mut object = body;
+    for key in parents {
+        if !object.get(*key).is_some_and(Value::is_object) {
+            object[*key] = Value::Object(serde_json::Map::new());
+        }
+        object = &mut object[*key];
+    }
+
+    object[*last] = value;
+}
+
+/// The provider's request field `field`, for a 400 that names it.
+pub fn request_field<T>(
+    field: &str,
+    value: Result<T, ConversionError>,
+) -> Result<T, ConnectorError> {
+    value.map_err(|error| ConnectorError::bad_request(format!("{field}: {error}")))
+}
+
+/// A protocol amount (minor units) as the provider writes it, at the precision of
+/// `currency` (UMN `EUR/2` or a code): `"1234"` EUR -> `"12.34"`, or `12.34` as a
+/// number, or `1234` in minor units.
+pub fn provider_amount(
+    amount: Option<Value>,
+    currency: Option<Value>,
+    format: AmountFormat,
+    as_number: bool,
+    extra: &[(&str, u32)],
+) -> Result<Option<Value>, ConversionError> {
+    let Some(amount) = amount.as_ref().and_then(convert::to_text) else {
+        return Ok(None);
+    };
+    let code = currency
+        .as_ref()
+        .and_then(convert::to_text)
+        .ok_or_else(|| ConversionError::new("the amount has no currency"))?;
+    let precision = convert::currency(&code, extra)?.precision();
+    let text = match format {
+        AmountFormat::Decimal => convert::decimal_from_minor(&amount, precision)?,
+        AmountFormat::MinorUnits if convert::is_minor_units(&amount) => amount,
+        AmountFormat::MinorUnits => {
+            return Err(
+                ConversionError::new(
+                    format!("expected an amount in minor units, got {amount:?}"),
+                ),
+            );
+        }
+    };
+    if !as_number {
+        return Ok(Some(Value::String(text)));
+    }
+
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(|number| Some(Value::Number(number)))
+        .map_err(|_| ConversionError::new(
+            format!("{text} cannot be written as a JSON number"),
+        ))
+}
+
+/// A protocol currency (UMN `EUR/2`) as the provider's code: `EUR`, or `eur`.
+pub fn provider_currency(
+    currency: Option<Value>,
+    lower: bool,
+    extra: &[(&str, u32)],
+) -> Result<Option<Value>, ConversionError> {
+    let Some(code) = currency.as_ref().and_then(convert::to_text) else {
+        return Ok(None);
+    };
+    let currency = convert::currency(&code, extra)?;
+    let code = if lower {
+        currency.code().to_ascii_lowercase()
+    } else {
+        currency.code().to_owned()
+    };
+    Ok(Some(Value::String(code)))
+}

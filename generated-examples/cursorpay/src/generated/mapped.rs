@@ -428,7 +428,10 @@ fn get_transactions_record(
             let t = target("id");
             t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
         },
-        related_transaction_id: None,
+        related_transaction_id: {
+            let t = target("relatedTransactionID");
+            t.text(convert::lookup(record, &[Step::Key("origin")]).cloned())
+        },
         created_at: {
             let t = target("createdAt");
             t.required(
@@ -533,5 +536,464 @@ fn get_transactions_record(
             updated_at: served,
             ..item
         },
+    })
+}
+
+#[doc = concat!(
+    " `", "createPayout", "` at the provider, at most once per idempotency key."
+)]
+pub async fn create_payout(
+    ctx: &Context,
+    body: models::PayoutRequest,
+) -> Result<models::Payout, ConnectorError> {
+    let request = serde_json::to_value(&body)
+        .map_err(|error| ConnectorError::internal(
+            format!("cannot encode the request: {error}"),
+        ))?;
+    if ctx.initiation().is_some_and(|attempt| attempt.recovering())
+        && let Some(found) = create_payout_lookup(ctx, &body, &request).await?
+    {
+        tracing::info!(
+            operation = "createPayout", id = % found.id,
+            "found the payment of an earlier attempt; not paying again"
+        );
+        return Ok(found);
+    }
+
+    let upstream = create_payout_request(ctx, &request)?;
+    let response = ctx.upstream().send("createPayout", &upstream).await?;
+    let record = convert::lookup(&response.body, &[])
+        .ok_or_else(|| {
+            ConnectorError::bad_gateway(
+                format!(
+                    "{}: the provider's answer has nothing at `{}`", "createPayout", "."
+                ),
+            )
+        })?;
+    create_payout_record(record, &body, ctx.metrics())
+}
+
+fn create_payout_request(
+    ctx: &Context,
+    request: &Value,
+) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
+    let key = ctx
+        .initiation()
+        .map(|attempt| attempt.key().to_owned())
+        .ok_or_else(|| {
+            ConnectorError::internal(
+                concat!("createPayout", " ran outside an initiation"),
+            )
+        })?;
+    let mut payload = Value::Object(serde_json::Map::new());
+    fields::put(
+        &mut payload,
+        &["amount"],
+        fields::request_field(
+            "amount",
+            fields::provider_amount(
+                convert::lookup(record, &[Step::Key("amount")]).cloned(),
+                convert::lookup(record, &[Step::Key("currency")]).cloned(),
+                AmountFormat::Decimal,
+                false,
+                CURRENCIES,
+            ),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["currency"],
+        fields::request_field(
+            "currency",
+            fields::provider_currency(
+                convert::lookup(record, &[Step::Key("currency")]).cloned(),
+                true,
+                CURRENCIES,
+            ),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["source"],
+        fields::request_field(
+            "source",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("sourceAccountId")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["destination"],
+        fields::request_field(
+            "destination",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("destinationAccountId")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["reference"],
+        fields::request_field(
+            "reference",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("idempotencyKey")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["description"],
+        fields::request_field(
+            "description",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("description")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["metadata"],
+        fields::request_field(
+            "metadata",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("metadata")]).cloned()),
+        )?,
+    );
+    Ok(UpstreamRequest {
+        method: "POST".to_owned(),
+        path: {
+            let mut text = String::new();
+            text.push_str("/v1/payouts");
+            text
+        },
+        query: vec![],
+        headers: vec![("Idempotency-Key".to_owned(), key.clone())],
+        body: Some(payload),
+        ..Default::default()
+    })
+}
+
+async fn create_payout_lookup(
+    ctx: &Context,
+    body: &models::PayoutRequest,
+    request: &Value,
+) -> Result<Option<models::Payout>, ConnectorError> {
+    let upstream = UpstreamRequest {
+        method: "GET".to_owned(),
+        path: {
+            let mut text = String::new();
+            text.push_str("/v1/payouts");
+            text
+        },
+        query: vec![
+            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
+            convert::lookup(request, & [Step::Key("idempotencyKey")])
+            .and_then(convert::to_text).unwrap_or_default()); text })
+        ],
+        headers: vec![],
+        ..Default::default()
+    };
+    let response = match ctx.upstream().send("createPayout", &upstream).await {
+        Ok(response) => response,
+        Err(error) if error.status == axum::http::StatusCode::NOT_FOUND => {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    convert::lookup(&response.body, &[Step::Key("data")])
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .map(|record| create_payout_record(record, body, ctx.metrics()))
+        .transpose()
+}
+
+fn create_payout_record(
+    record: &Value,
+    request: &models::PayoutRequest,
+    metrics: &Metrics,
+) -> Result<models::Payout, ConnectorError> {
+    let target = |field: &'static str| Target {
+        operation: "createPayout",
+        field,
+        metrics,
+    };
+    Ok(models::Payout {
+        id: {
+            let t = target("id");
+            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+        },
+        idempotency_key: request.idempotency_key.clone(),
+        amount: request.amount.clone(),
+        currency: request.currency.clone(),
+        source_account_id: request.source_account_id.clone(),
+        destination_account_id: request.destination_account_id.clone(),
+        description: request.description.clone(),
+        status: {
+            let t = target("status");
+            t.required(
+                t
+                    .enumeration(
+                        convert::lookup(record, &[Step::Key("status")]).cloned(),
+                        &[
+                            ("succeeded", models::TransactionStatus::Succeeded),
+                            ("pending", models::TransactionStatus::Pending),
+                            ("failed", models::TransactionStatus::Failed),
+                            ("canceled", models::TransactionStatus::Cancelled),
+                        ],
+                        Some(models::TransactionStatus::Other),
+                    )?,
+            )?
+        },
+        created_at: {
+            let t = target("createdAt");
+            t.required(
+                t
+                    .time(
+                        convert::lookup(record, &[Step::Key("created")]).cloned(),
+                        &TimeFormat::UnixSeconds,
+                    )?,
+            )?
+        },
+        updated_at: None,
+        metadata: request.metadata.clone(),
+    })
+}
+
+#[doc = concat!(
+    " `", "createTransfer", "` at the provider, at most once per idempotency key."
+)]
+pub async fn create_transfer(
+    ctx: &Context,
+    body: models::TransferRequest,
+) -> Result<models::Transfer, ConnectorError> {
+    let request = serde_json::to_value(&body)
+        .map_err(|error| ConnectorError::internal(
+            format!("cannot encode the request: {error}"),
+        ))?;
+    if ctx.initiation().is_some_and(|attempt| attempt.recovering())
+        && let Some(found) = create_transfer_lookup(ctx, &body, &request).await?
+    {
+        tracing::info!(
+            operation = "createTransfer", id = % found.id,
+            "found the payment of an earlier attempt; not paying again"
+        );
+        return Ok(found);
+    }
+
+    let upstream = create_transfer_request(ctx, &request)?;
+    let response = ctx.upstream().send("createTransfer", &upstream).await?;
+    let record = convert::lookup(&response.body, &[])
+        .ok_or_else(|| {
+            ConnectorError::bad_gateway(
+                format!(
+                    "{}: the provider's answer has nothing at `{}`", "createTransfer",
+                    "."
+                ),
+            )
+        })?;
+    create_transfer_record(record, &body, ctx.metrics())
+}
+
+fn create_transfer_request(
+    ctx: &Context,
+    request: &Value,
+) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
+    let key = ctx
+        .initiation()
+        .map(|attempt| attempt.key().to_owned())
+        .ok_or_else(|| {
+            ConnectorError::internal(
+                concat!("createTransfer", " ran outside an initiation"),
+            )
+        })?;
+    let mut payload = Value::Object(serde_json::Map::new());
+    fields::put(
+        &mut payload,
+        &["amount"],
+        fields::request_field(
+            "amount",
+            fields::provider_amount(
+                convert::lookup(record, &[Step::Key("amount")]).cloned(),
+                convert::lookup(record, &[Step::Key("currency")]).cloned(),
+                AmountFormat::Decimal,
+                false,
+                CURRENCIES,
+            ),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["currency"],
+        fields::request_field(
+            "currency",
+            fields::provider_currency(
+                convert::lookup(record, &[Step::Key("currency")]).cloned(),
+                true,
+                CURRENCIES,
+            ),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["source"],
+        fields::request_field(
+            "source",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("sourceAccountId")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["destination"],
+        fields::request_field(
+            "destination",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("destinationAccountId")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["reference"],
+        fields::request_field(
+            "reference",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("idempotencyKey")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["description"],
+        fields::request_field(
+            "description",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("description")]).cloned()),
+        )?,
+    );
+    fields::put(
+        &mut payload,
+        &["metadata"],
+        fields::request_field(
+            "metadata",
+            Ok::<
+                _,
+                convert::ConversionError,
+            >(convert::lookup(record, &[Step::Key("metadata")]).cloned()),
+        )?,
+    );
+    Ok(UpstreamRequest {
+        method: "POST".to_owned(),
+        path: {
+            let mut text = String::new();
+            text.push_str("/v1/transfers");
+            text
+        },
+        query: vec![],
+        headers: vec![("Idempotency-Key".to_owned(), key.clone())],
+        body: Some(payload),
+        ..Default::default()
+    })
+}
+
+async fn create_transfer_lookup(
+    ctx: &Context,
+    body: &models::TransferRequest,
+    request: &Value,
+) -> Result<Option<models::Transfer>, ConnectorError> {
+    let upstream = UpstreamRequest {
+        method: "GET".to_owned(),
+        path: {
+            let mut text = String::new();
+            text.push_str("/v1/transfers");
+            text
+        },
+        query: vec![
+            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
+            convert::lookup(request, & [Step::Key("idempotencyKey")])
+            .and_then(convert::to_text).unwrap_or_default()); text })
+        ],
+        headers: vec![],
+        ..Default::default()
+    };
+    let response = match ctx.upstream().send("createTransfer", &upstream).await {
+        Ok(response) => response,
+        Err(error) if error.status == axum::http::StatusCode::NOT_FOUND => {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    convert::lookup(&response.body, &[Step::Key("data")])
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .map(|record| create_transfer_record(record, body, ctx.metrics()))
+        .transpose()
+}
+
+fn create_transfer_record(
+    record: &Value,
+    request: &models::TransferRequest,
+    metrics: &Metrics,
+) -> Result<models::Transfer, ConnectorError> {
+    let target = |field: &'static str| Target {
+        operation: "createTransfer",
+        field,
+        metrics,
+    };
+    Ok(models::Transfer {
+        id: {
+            let t = target("id");
+            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+        },
+        idempotency_key: request.idempotency_key.clone(),
+        amount: request.amount.clone(),
+        currency: request.currency.clone(),
+        source_account_id: request.source_account_id.clone(),
+        destination_account_id: request.destination_account_id.clone(),
+        description: request.description.clone(),
+        status: {
+            let t = target("status");
+            t.required(
+                t
+                    .enumeration(
+                        convert::lookup(record, &[Step::Key("status")]).cloned(),
+                        &[
+                            ("succeeded", models::TransactionStatus::Succeeded),
+                            ("pending", models::TransactionStatus::Pending),
+                            ("failed", models::TransactionStatus::Failed),
+                            ("canceled", models::TransactionStatus::Cancelled),
+                        ],
+                        Some(models::TransactionStatus::Other),
+                    )?,
+            )?
+        },
+        created_at: {
+            let t = target("createdAt");
+            t.required(
+                t
+                    .time(
+                        convert::lookup(record, &[Step::Key("created")]).cloned(),
+                        &TimeFormat::UnixSeconds,
+                    )?,
+            )?
+        },
+        updated_at: None,
+        metadata: request.metadata.clone(),
     })
 }

@@ -74,7 +74,7 @@ pub async fn serve<C: Connector>(
     let api_key = config.api_key.clone();
     let body_limit = config.body_limit;
     let connector = Arc::new(make_connector(&config));
-    let services = match Services::start(config) {
+    let services = match Services::start(config).await {
         Ok(services) => services,
         Err(error) => {
             tracing::error!(% error, "cannot start");
@@ -170,6 +170,8 @@ pub struct Config {
     pub body_limit: usize,
     /// The provider settings declared in connector.yaml.
     pub upstream: UpstreamSettings,
+    /// Where initiations are recorded: `DATABASE_URL` or `CONNECTOR_STORE`.
+    pub store: super::store::StoreSettings,
 }
 
 impl Config {
@@ -223,6 +225,7 @@ impl Config {
             &mut problems,
         );
         let upstream = UpstreamSettings::from_lookup(env, &mut problems);
+        let store = super::store::StoreSettings::from_lookup(env, &mut problems);
         match (listen, log_level, body_limit) {
             (Some(listen), Some(log_level), Some(body_limit)) if problems.is_empty() => {
                 Ok(Self {
@@ -232,6 +235,7 @@ impl Config {
                     log_json,
                     body_limit,
                     upstream,
+                    store,
                 })
             }
             _ => Err(problems),
@@ -297,25 +301,40 @@ pub struct Services {
     metrics: Arc<Metrics>,
     upstream: Arc<super::upstream::Upstream>,
     lists: Arc<super::mapped::Lists>,
+    store: Arc<super::store::Store>,
+    instance: Arc<str>,
 }
 
 impl Services {
-    fn start(config: Config) -> Result<Self, String> {
+    async fn start(config: Config) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::default());
         let upstream = super::upstream::Upstream::new(
             config.upstream.client_settings(),
             Arc::clone(&metrics),
         )?;
+        let store = super::store::Store::open(&config.store).await?;
         Ok(Self {
             config: Arc::new(config),
             metrics,
             upstream: Arc::new(upstream),
             lists: Arc::default(),
+            store: Arc::new(store),
+            instance: Arc::from(instance_id()),
         })
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
+    }
+
+    /// The record of payment initiations.
+    pub fn store(&self) -> &super::store::Store {
+        &self.store
+    }
+
+    /// This process, as the owner of the initiations it works on.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 }
 
@@ -326,6 +345,8 @@ impl Clone for Services {
             metrics: Arc::clone(&self.metrics),
             upstream: Arc::clone(&self.upstream),
             lists: Arc::clone(&self.lists),
+            store: Arc::clone(&self.store),
+            instance: Arc::clone(&self.instance),
         }
     }
 }
@@ -341,6 +362,15 @@ impl Context {
     pub fn lists(&self) -> &super::mapped::Lists {
         &self.services.lists
     }
+}
+
+/// Unique among the processes sharing a store: host, process id and start time.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{host}/{}/{started:x}", std::process::id())
 }
 
 /// What every handler shares.
@@ -367,9 +397,18 @@ impl<C> Clone for AppState<C> {
 pub struct Context {
     services: Services,
     request_id: Arc<str>,
+    initiation: Option<Arc<super::initiation::Initiation>>,
 }
 
 impl Context {
+    fn new(services: Services, request_id: Arc<str>) -> Self {
+        Self {
+            services,
+            request_id,
+            initiation: None,
+        }
+    }
+
     /// The configuration read at start-up, including the provider settings.
     pub fn config(&self) -> &Config {
         &self.services.config
@@ -383,6 +422,24 @@ impl Context {
     /// The connector's counters, served at `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.services.metrics
+    }
+
+    /// What every request shares.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The attempt this request makes, when it initiates a payment.
+    pub fn initiation(&self) -> Option<&super::initiation::Initiation> {
+        self.initiation.as_deref()
+    }
+
+    pub(crate) fn with_initiation(
+        mut self,
+        initiation: super::initiation::Initiation,
+    ) -> Self {
+        self.initiation = Some(Arc::new(initiation));
+        self
     }
 }
 
@@ -586,10 +643,7 @@ impl RequestInput {
 
     /// The operation's context: configuration, services and request id.
     pub fn context(&self, services: &Services) -> Context {
-        Context {
-            services: services.clone(),
-            request_id: Arc::clone(&self.request_id),
-        }
+        Context::new(services.clone(), Arc::clone(&self.request_id))
     }
 
     pub fn query(&self) -> Query {

@@ -14,6 +14,9 @@ pub mod convert;
 pub mod error;
 
 #[rustfmt::skip]
+pub mod initiation;
+
+#[rustfmt::skip]
 pub mod metrics;
 
 #[rustfmt::skip]
@@ -30,6 +33,9 @@ pub mod server;
 
 #[rustfmt::skip]
 pub mod settings;
+
+#[rustfmt::skip]
+pub mod store;
 
 #[rustfmt::skip]
 pub mod validate;

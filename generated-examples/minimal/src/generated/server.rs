@@ -11,7 +11,9 @@ use super::api::Connector;
 use super::models;
 use super::params::*;
 use super::runtime::{self, AppState, RequestInput};
+use super::error::ConnectorError;
 use super::validate::Validate;
+use super::initiation;
 
 /// Every protocol route, authenticated, plus `/healthz` and JSON 404/405 answers.
 pub fn router<C: Connector>(state: AppState<C>) -> Router {
@@ -99,11 +101,14 @@ async fn get_transactions<C: Connector>(
         let ctx = input.context(&state.services);
         let params = GetTransactionsParams::from_request(&input)?;
         let connector = state.connector.clone();
-        runtime::call_connector(
+        let link_ctx = ctx.clone();
+        let mut items = runtime::call_connector(
                 "getTransactions",
                 async move { connector.get_transactions(ctx, params).await },
             )
-            .await
+            .await?;
+        initiation::link(&link_ctx, &mut items, false).await?;
+        Ok(items)
     };
     runtime::respond("getTransactions", 200, result.await)
 }
@@ -113,19 +118,37 @@ async fn create_payout<C: Connector>(
     State(state): State<AppState<C>>,
     request: Request,
 ) -> Response {
+    const OPERATION: initiation::Operation = initiation::Operation {
+        id: "createPayout",
+        status: 201,
+        transaction_type: "PAYOUT",
+    };
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
         let ctx = input.context(&state.services);
         let body: models::PayoutRequest = input.json_body()?;
         body.validate("")?;
+        initiation::check_money("amount", &body.amount, "currency", &body.currency)?;
+        let request = serde_json::to_value(&body)
+            .map_err(|error| ConnectorError::internal(
+                format!("cannot encode the request: {error}"),
+            ))?;
+        let key = body.idempotency_key.clone();
         let connector = state.connector.clone();
-        runtime::call_connector(
-                "createPayout",
-                async move { connector.create_payout(ctx, body).await },
+        initiation::run(
+                ctx,
+                &OPERATION,
+                &key,
+                &request,
+                |created: &models::Payout| created.id.clone(),
+                move |ctx| runtime::call_connector(
+                    "createPayout",
+                    async move { connector.create_payout(ctx, body).await },
+                ),
             )
             .await
     };
-    runtime::respond("createPayout", 201, result.await)
+    initiation::respond("createPayout", result.await)
 }
 
 /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
@@ -133,17 +156,35 @@ async fn create_transfer<C: Connector>(
     State(state): State<AppState<C>>,
     request: Request,
 ) -> Response {
+    const OPERATION: initiation::Operation = initiation::Operation {
+        id: "createTransfer",
+        status: 201,
+        transaction_type: "TRANSFER",
+    };
     let result = async {
         let input = RequestInput::read(request, state.body_limit).await?;
         let ctx = input.context(&state.services);
         let body: models::TransferRequest = input.json_body()?;
         body.validate("")?;
+        initiation::check_money("amount", &body.amount, "currency", &body.currency)?;
+        let request = serde_json::to_value(&body)
+            .map_err(|error| ConnectorError::internal(
+                format!("cannot encode the request: {error}"),
+            ))?;
+        let key = body.idempotency_key.clone();
         let connector = state.connector.clone();
-        runtime::call_connector(
-                "createTransfer",
-                async move { connector.create_transfer(ctx, body).await },
+        initiation::run(
+                ctx,
+                &OPERATION,
+                &key,
+                &request,
+                |created: &models::Transfer| created.id.clone(),
+                move |ctx| runtime::call_connector(
+                    "createTransfer",
+                    async move { connector.create_transfer(ctx, body).await },
+                ),
             )
             .await
     };
-    runtime::respond("createTransfer", 201, result.await)
+    initiation::respond("createTransfer", result.await)
 }

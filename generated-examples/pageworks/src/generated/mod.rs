@@ -17,6 +17,9 @@ pub mod error;
 pub mod fields;
 
 #[rustfmt::skip]
+pub mod initiation;
+
+#[rustfmt::skip]
 pub mod listing;
 
 #[rustfmt::skip]
@@ -39,6 +42,9 @@ pub mod server;
 
 #[rustfmt::skip]
 pub mod settings;
+
+#[rustfmt::skip]
+pub mod store;
 
 #[rustfmt::skip]
 pub mod upstream;

@@ -1,0 +1,341 @@
+//! store.rs of a generated crate: the durable record of payment initiations, in SQLite by
+//! default and in PostgreSQL when `DATABASE_URL` names one, so that replicas share it.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub fn render() -> TokenStream {
+    let settings = settings();
+    let queries = queries();
+    quote! {
+        //! The durable record of payment initiations: each idempotency key, the request it came
+        //! with, who is working on it until when, the final answer, and the provider's id of
+        //! the payment it produced. SQLite (`CONNECTOR_STORE`) by default; PostgreSQL when
+        //! `DATABASE_URL` names one, which lets several replicas share it.
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+        use sqlx::any::AnyPoolOptions;
+        use sqlx::{AnyPool, Row};
+
+        #settings
+
+        /// A failed store operation; the request is answered 503 and Formance retries it.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct StoreError(pub String);
+
+        impl std::fmt::Display for StoreError {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<sqlx::Error> for StoreError {
+            fn from(error: sqlx::Error) -> Self {
+                Self(error.to_string())
+            }
+        }
+
+        /// A final answer to an initiation, exactly as it is sent again on a retry.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Answer {
+            pub status: u16,
+            pub body: String,
+        }
+
+        /// What a request holding an idempotency key may do.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Claim {
+            /// Nobody used the key before: this request makes the first attempt.
+            First,
+            /// An earlier attempt ended without a final answer (a failure, a time-out or a
+            /// crash) and may have reached the provider: this request makes attempt `attempt`.
+            Recover { attempt: u32 },
+            /// Another request, here or on another replica, is working on the key.
+            Busy,
+            /// The key has its final answer.
+            Answered(Answer),
+            /// The key was used with a different request, this one.
+            Conflict { request: String },
+        }
+
+        /// An initiation a provider transaction may have resulted from.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Link {
+            pub key: String,
+            pub provider_id: Option<String>,
+            pub transaction_type: String,
+        }
+
+        /// The open database.
+        pub struct Store {
+            pool: AnyPool,
+        }
+
+        impl Store {
+            /// Opens (creating if needed) the database and brings its tables up to date.
+            pub async fn open(settings: &StoreSettings) -> Result<Self, String> {
+                sqlx::any::install_default_drivers();
+                let described = settings.location.describe();
+                let (url, connections) = match &settings.location {
+                    StoreLocation::Postgres(url) => (url.clone(), 16),
+                    StoreLocation::Sqlite(path) => {
+                        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(parent).map_err(|error| format!("cannot create the directory of the store {described}: {error}"))?;
+                        }
+                        (format!("sqlite://{}?mode=rwc", path.display()), 1)
+                    }
+                };
+                let pool = AnyPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|connection, _| Box::pin(async move {
+                        if connection.backend_name() == "SQLite" {
+                            for pragma in SQLITE_PRAGMAS {
+                                sqlx::query(pragma).execute(&mut *connection).await?;
+                            }
+                        }
+                        Ok(())
+                    }))
+                    .connect(&url)
+                    .await
+                    .map_err(|error| format!("cannot open the store {described}: {error}"))?;
+                let store = Self { pool };
+                store.migrate().await.map_err(|error| format!("cannot set up the store {described}: {error}"))?;
+                tracing::info!(store = %described, "initiation store ready");
+                Ok(store)
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                let mut transaction = self.pool.begin().await?;
+                if transaction.backend_name() == "PostgreSQL" {
+                    sqlx::query(LOCK_MIGRATIONS).execute(&mut *transaction).await?;
+                }
+                for statement in SCHEMA {
+                    sqlx::query(statement).execute(&mut *transaction).await?;
+                }
+                transaction.commit().await?;
+                Ok(())
+            }
+
+            /// Takes `key` for `operation` for one attempt of at most `lease`, unless it is
+            /// answered, taken, or was used with another request.
+            pub async fn claim(&self, operation: &str, key: &str, request: &str, transaction_type: &str, owner: &str, lease: Duration) -> Result<Claim, StoreError> {
+                let now = now_ms();
+                let lease_until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+                let inserted = sqlx::query(INSERT)
+                    .bind(operation).bind(key).bind(request).bind(transaction_type).bind(owner).bind(lease_until).bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(Claim::First);
+                }
+                let taken = sqlx::query(TAKE_OVER)
+                    .bind(operation).bind(key).bind(owner).bind(lease_until).bind(now).bind(request)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if let Some(row) = taken {
+                    let attempt: i64 = row.try_get(0)?;
+                    return Ok(Claim::Recover { attempt: u32::try_from(attempt).unwrap_or(u32::MAX) });
+                }
+                let Some(row) = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&self.pool).await? else {
+                    return Ok(Claim::Busy);
+                };
+                let stored: String = row.try_get(0)?;
+                let status: Option<i64> = row.try_get(1)?;
+                let body: Option<String> = row.try_get(2)?;
+                Ok(match (status, body) {
+                    _ if stored != request => Claim::Conflict { request: stored },
+                    (Some(status), Some(body)) => Claim::Answered(Answer { status: u16::try_from(status).unwrap_or(500), body }),
+                    _ => Claim::Busy,
+                })
+            }
+
+            /// Records the final answer of `owner`'s attempt. If another request finished the
+            /// key first, its answer is returned instead, so that every caller sees one answer.
+            pub async fn finish(&self, operation: &str, key: &str, owner: &str, answer: Answer, provider_id: Option<&str>) -> Result<Answer, StoreError> {
+                let finished = sqlx::query(FINISH)
+                    .bind(operation).bind(key).bind(owner).bind(i64::from(answer.status)).bind(answer.body.as_str()).bind(provider_id).bind(now_ms())
+                    .execute(&self.pool)
+                    .await?;
+                if finished.rows_affected() == 1 {
+                    return Ok(answer);
+                }
+                let row = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&self.pool).await?;
+                let stored = match row {
+                    Some(row) => (row.try_get::<Option<i64>, _>(1)?, row.try_get::<Option<String>, _>(2)?),
+                    None => (None, None),
+                };
+                match stored {
+                    (Some(status), Some(body)) => Ok(Answer { status: u16::try_from(status).unwrap_or(500), body }),
+                    _ => {
+                        tracing::warn!(operation, key, "another attempt took this key over; keeping this attempt's answer");
+                        Ok(answer)
+                    }
+                }
+            }
+
+            /// Ends `owner`'s attempt without a final answer: the next request with the key
+            /// recovers it at once.
+            pub async fn release(&self, operation: &str, key: &str, owner: &str) -> Result<(), StoreError> {
+                sqlx::query(RELEASE).bind(operation).bind(key).bind(owner).bind(now_ms()).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            /// The initiations whose provider id or idempotency key is one of `candidates`.
+            pub async fn links(&self, candidates: &[&str]) -> Result<Vec<Link>, StoreError> {
+                let mut links = Vec::new();
+                for chunk in candidates.chunks(LINK_CHUNK) {
+                    let sql = links_query(chunk.len());
+                    let mut query = sqlx::query(&sql);
+                    for candidate in chunk {
+                        query = query.bind(*candidate);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        links.push(Link { key: row.try_get(0)?, provider_id: row.try_get(1)?, transaction_type: row.try_get(2)? });
+                    }
+                }
+                Ok(links)
+            }
+        }
+
+        fn now_ms() -> i64 {
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        }
+
+        #queries
+    }
+}
+
+/// Where the store is, read from the environment with the rest of the configuration.
+fn settings() -> TokenStream {
+    quote! {
+        /// Where the store lives.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum StoreLocation {
+            /// A `postgres://` URL; its password is never printed.
+            Postgres(String),
+            /// A SQLite database file.
+            Sqlite(std::path::PathBuf),
+        }
+
+        impl StoreLocation {
+            /// For logs and errors: the file, or the URL without its password.
+            pub fn describe(&self) -> String {
+                match self {
+                    StoreLocation::Sqlite(path) => format!("sqlite:{}", path.display()),
+                    StoreLocation::Postgres(url) => match url.split_once("://").and_then(|(scheme, rest)| rest.rsplit_once('@').map(|(_, host)| (scheme, host))) {
+                        Some((scheme, host)) => format!("{scheme}://…@{host}"),
+                        None => url.clone(),
+                    },
+                }
+            }
+        }
+
+        /// The store's settings.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct StoreSettings {
+            pub location: StoreLocation,
+            /// `CONNECTOR_INITIATION_TIMEOUT`: how long one attempt to initiate a payment may
+            /// take (default 30s). A key whose attempt is older than this is taken over by the
+            /// next retry, on any replica.
+            pub attempt_timeout: Duration,
+        }
+
+        impl StoreSettings {
+            /// `DATABASE_URL` (`postgres://...`, or `sqlite:PATH`) or `CONNECTOR_STORE` (a SQLite
+            /// file, default `connector-store.sqlite3`), and `CONNECTOR_INITIATION_TIMEOUT`.
+            pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Self {
+                let sqlite = |path: &str| StoreLocation::Sqlite(std::path::PathBuf::from(path));
+                let location = match env("DATABASE_URL").map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()) {
+                    Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => StoreLocation::Postgres(url),
+                    Some(url) if url.starts_with("sqlite:") => sqlite(url.trim_start_matches("sqlite:").trim_start_matches("//")),
+                    Some(url) => {
+                        problems.push(format!("DATABASE_URL must be a postgres:// or sqlite: URL, got {:?}", StoreLocation::Postgres(url).describe()));
+                        sqlite("")
+                    }
+                    None => sqlite(env("CONNECTOR_STORE").as_deref().map(str::trim).filter(|p| !p.is_empty()).unwrap_or("connector-store.sqlite3")),
+                };
+                let raw = env("CONNECTOR_INITIATION_TIMEOUT").unwrap_or_else(|| "30s".to_owned());
+                let attempt_timeout = parse_duration(&raw).unwrap_or_else(|| {
+                    problems.push(format!("CONNECTOR_INITIATION_TIMEOUT must be a duration such as 30s or 1500ms, got {raw:?}"));
+                    Duration::from_secs(30)
+                });
+                Self { location, attempt_timeout }
+            }
+        }
+
+        /// `30s`, `1500ms`, `2m`; at least one millisecond.
+        fn parse_duration(text: &str) -> Option<Duration> {
+            let text = text.trim();
+            let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+            let number: u64 = number.parse().ok()?;
+            let duration = match unit {
+                "ms" => Duration::from_millis(number),
+                "s" => Duration::from_secs(number),
+                "m" => Duration::from_secs(number.checked_mul(60)?),
+                _ => return None,
+            };
+            (!duration.is_zero()).then_some(duration)
+        }
+    }
+}
+
+/// The SQL, written once for both databases: `$n` parameters, standard `ON CONFLICT` and
+/// `RETURNING`, and `BIGINT` columns, which SQLite and PostgreSQL read alike.
+fn queries() -> TokenStream {
+    quote! {
+        const SQLITE_PRAGMAS: [&str; 3] = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 5000"];
+
+        /// Replicas starting together set the schema up one after another.
+        const LOCK_MIGRATIONS: &str = "SELECT pg_advisory_xact_lock(7318029475)";
+
+        const SCHEMA: [&str; 3] = [
+            "CREATE TABLE IF NOT EXISTS connector_initiations (\
+                operation TEXT NOT NULL, \
+                idempotency_key TEXT NOT NULL, \
+                request TEXT NOT NULL, \
+                transaction_type TEXT NOT NULL, \
+                owner TEXT NOT NULL, \
+                lease_until BIGINT NOT NULL, \
+                attempts BIGINT NOT NULL, \
+                status BIGINT, \
+                response TEXT, \
+                provider_id TEXT, \
+                created_at BIGINT NOT NULL, \
+                updated_at BIGINT NOT NULL, \
+                PRIMARY KEY (operation, idempotency_key))",
+            "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
+            "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
+        ];
+
+        const INSERT: &str = "INSERT INTO connector_initiations \
+            (operation, idempotency_key, request, transaction_type, owner, lease_until, attempts, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) \
+            ON CONFLICT (operation, idempotency_key) DO NOTHING";
+
+        /// Only an unanswered key whose attempt outlived its lease, and only for the same request.
+        const TAKE_OVER: &str = "UPDATE connector_initiations \
+            SET owner = $3, lease_until = $4, attempts = attempts + 1, updated_at = $5 \
+            WHERE operation = $1 AND idempotency_key = $2 AND status IS NULL AND lease_until < $5 AND request = $6 \
+            RETURNING attempts";
+
+        const READ: &str = "SELECT request, status, response FROM connector_initiations WHERE operation = $1 AND idempotency_key = $2";
+
+        const FINISH: &str = "UPDATE connector_initiations \
+            SET status = $4, response = $5, provider_id = $6, lease_until = 0, updated_at = $7 \
+            WHERE operation = $1 AND idempotency_key = $2 AND owner = $3 AND status IS NULL";
+
+        const RELEASE: &str = "UPDATE connector_initiations SET lease_until = 0, updated_at = $4 \
+            WHERE operation = $1 AND idempotency_key = $2 AND owner = $3 AND status IS NULL";
+
+        /// Candidates per links query: far below both databases' parameter limits.
+        const LINK_CHUNK: usize = 500;
+
+        fn links_query(count: usize) -> String {
+            let params: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+            let params = params.join(", ");
+            format!("SELECT idempotency_key, provider_id, transaction_type FROM connector_initiations \
+                WHERE provider_id IN ({params}) OR idempotency_key IN ({params})")
+        }
+    }
+}

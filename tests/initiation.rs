@@ -1,0 +1,523 @@
+//! Payment initiation end to end: the `cursorpay` example (generated from its connector.yaml,
+//! built, started on loopback) in front of the Cursorpay mock, driven the way Formance drives
+//! it: the same `idempotencyKey` again after time-outs, 5xx, 425 and restarts. What is
+//! checked is the provider's ground truth: how many payments it holds per key.
+//!
+//! Each test has its own mock and its own store, except the PostgreSQL one, which starts its
+//! own server from the distribution's packages.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::formance::{Kind, Poller};
+use support::mock_cursor::Cursorpay;
+use support::postgres::Postgres;
+use support::{API_KEY, Server, TestCrate, error_detail, fresh_store_path, workspace};
+
+const CP_TOKEN: &str = "sk_test_initiation";
+/// Formance keeps retrying a payment it has not got an answer for; tests give up after this.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+fn binary() -> &'static PathBuf {
+    static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| std::panic::catch_unwind(build).ok())
+        .as_ref()
+        .expect("generating or building the cursorpay example failed; see the first failing test")
+}
+
+/// The cursorpay example as it is checked in (its connector.yaml and user files), generated
+/// anew and built into the shared e2e target.
+fn build() -> PathBuf {
+    let source = workspace().join("generated-examples/cursorpay");
+    let krate = TestCrate::empty("initiation-cursorpay", "cursorpay");
+    for file in [
+        "connector.yaml",
+        "src/handlers.rs",
+        "src/main.rs",
+        "src/lib.rs",
+    ] {
+        let text = fs::read_to_string(source.join(file)).unwrap();
+        krate.write(file, &text);
+    }
+    krate.generate(None, &[]).assert_code(0);
+    krate.build()
+}
+
+fn start(cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("CURSORPAY_BASE_URL".to_owned(), cp.url()),
+        ("CURSORPAY_API_KEY".to_owned(), CP_TOKEN.to_owned()),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Server::start(binary(), &env)
+}
+
+fn payout(key: &str, amount: &str) -> Value {
+    json!({
+        "idempotencyKey": key,
+        "amount": amount,
+        "currency": "EUR/2",
+        "sourceAccountId": "acct_1",
+        "destinationAccountId": "rcp_1",
+        "description": "invoice 42",
+        "metadata": {"order": "42"},
+    })
+}
+
+fn transfer(key: &str, amount: &str) -> Value {
+    json!({
+        "idempotencyKey": key,
+        "amount": amount,
+        "currency": "JPY/0",
+        "sourceAccountId": "acct_1",
+        "destinationAccountId": "acct_2",
+    })
+}
+
+/// POSTs once; `None` when the connection failed (the connector died).
+fn post_once(server_addr: std::net::SocketAddr, path: &str, body: &Value) -> Option<(u16, Value)> {
+    let url = format!("http://{server_addr}{path}");
+    let auth = format!("Bearer {API_KEY}");
+    let text = body.to_string();
+    let reply = support::formance::http_request(
+        "POST",
+        &url,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(text.as_bytes()),
+        Duration::from_secs(30),
+    )
+    .ok()?;
+    let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    Some((reply.status, json))
+}
+
+/// POSTs as Formance does: again with the same body after 425, 423, 429, 408 and 5xx or a
+/// broken connection, until another answer comes.
+fn initiate(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    initiate_at(&[server.addr], path, body, 0)
+}
+
+/// Like `initiate`, spreading the attempts over several replicas, starting at `first`.
+fn initiate_at(
+    replicas: &[std::net::SocketAddr],
+    path: &str,
+    body: &Value,
+    first: usize,
+) -> (u16, Value) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    for attempt in first.. {
+        let addr = replicas[attempt % replicas.len()];
+        match post_once(addr, path, body) {
+            Some((status, json)) if !support::formance::is_retryable(status) => {
+                return (status, json);
+            }
+            _ if started.elapsed() > RETRY_FOR => break,
+            _ => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+    panic!("POST {path} {body}: no final answer within {RETRY_FOR:?}");
+}
+
+fn created_id(status: u16, body: &Value) -> String {
+    assert_eq!(status, 201, "{body}");
+    body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {body}"))
+        .to_owned()
+}
+
+// =============================================================================================
+// One key, one payment
+// =============================================================================================
+
+#[test]
+fn a_payout_is_sent_in_the_providers_terms_and_echoed_in_the_protocols() {
+    let cp = Cursorpay::start(1, CP_TOKEN);
+    let server = start(&cp, &[]);
+    let (status, body) = initiate(&server, "/payouts", &payout("key-echo", "1234"));
+    let id = created_id(status, &body);
+    assert_eq!(body["idempotencyKey"], "key-echo");
+    assert_eq!(body["amount"], "1234");
+    assert_eq!(body["currency"], "EUR/2");
+    assert_eq!(body["sourceAccountId"], "acct_1");
+    assert_eq!(body["destinationAccountId"], "rcp_1");
+    assert_eq!(body["status"], "PENDING");
+    assert!(
+        body["createdAt"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    let sent = cp.payouts();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["id"], id.as_str());
+    assert_eq!(sent[0]["amount"], "12.34");
+    assert_eq!(sent[0]["currency"], "eur");
+    assert_eq!(sent[0]["reference"], "key-echo");
+    assert_eq!(sent[0]["metadata"], json!({"order": "42"}));
+
+    let (status, body) = initiate(&server, "/transfers", &transfer("key-jpy", "1500"));
+    created_id(status, &body);
+    assert_eq!(cp.transfers()[0]["amount"], "1500");
+    assert_eq!(cp.transfers()[0]["currency"], "jpy");
+}
+
+#[test]
+fn a_retry_gets_the_stored_answer_and_a_different_request_a_409() {
+    let cp = Cursorpay::start(2, CP_TOKEN);
+    let server = start(&cp, &[]);
+    let (status, first) = initiate(&server, "/payouts", &payout("key-retry", "500"));
+    created_id(status, &first);
+    let posts = cp.initiation_posts();
+    for _ in 0..3 {
+        let (status, again) = initiate(&server, "/payouts", &payout("key-retry", "500"));
+        assert_eq!(status, 201);
+        assert_eq!(again, first, "a retry must get the very same answer");
+    }
+    assert_eq!(
+        cp.initiation_posts(),
+        posts,
+        "a retry must not reach the provider"
+    );
+
+    let mut changed = payout("key-retry", "501");
+    changed["currency"] = json!("USD/2");
+    let response = server.post_json("/payouts", &changed);
+    assert_eq!(response.status, 409, "{response:?}");
+    let detail = response.json()["Detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("amount, currency"), "{detail}");
+    assert!(detail.contains("key-retry"), "{detail}");
+    assert_eq!(cp.payments_for_reference("key-retry"), 1);
+}
+
+#[test]
+fn fifty_simultaneous_requests_with_one_key_make_one_payment() {
+    let cp = Cursorpay::start(3, CP_TOKEN);
+    cp.set_initiation_latency(Duration::from_millis(300));
+    let server = Arc::new(start(&cp, &[]));
+    let barrier = Arc::new(Barrier::new(50));
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let (server, barrier) = (Arc::clone(&server), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, body) = initiate(&server, "/payouts", &payout("key-50", "999"));
+                created_id(status, &body)
+            })
+        })
+        .collect();
+    let ids: BTreeSet<String> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "callers got different payments: {ids:?}");
+    assert_eq!(cp.payments_for_reference("key-50"), 1);
+    assert_eq!(cp.initiation_posts(), 1, "one request reaches the provider");
+}
+
+#[test]
+fn provider_failures_after_it_accepted_do_not_pay_twice() {
+    let cp = Cursorpay::start(4, CP_TOKEN);
+    // Half the POSTs fail after the provider made the payment, a quarter before.
+    cp.set_initiation_faults(250, 500);
+    let server = start(&cp, &[]);
+    for n in 0..20 {
+        let key = format!("key-faulty-{n}");
+        let (status, body) = initiate(&server, "/payouts", &payout(&key, "100"));
+        let id = created_id(status, &body);
+        assert_eq!(cp.payments_for_reference(&key), 1, "{key}");
+        let (_, again) = initiate(&server, "/payouts", &payout(&key, "100"));
+        assert_eq!(again["id"], id.as_str());
+    }
+    assert!(cp.duplicate_references().is_empty());
+    assert!(cp.initiation_posts() > 20, "the faults were not exercised");
+}
+
+#[test]
+fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
+    let cp = Cursorpay::start(5, CP_TOKEN);
+    let store = fresh_store_path();
+    let settings = [
+        ("CONNECTOR_STORE", store.as_str()),
+        ("CONNECTOR_INITIATION_TIMEOUT", "2s"),
+    ];
+    let server = start(&cp, &settings);
+    cp.hold_initiations(true);
+    let addr = server.addr;
+    let request = payout("key-crash", "4200");
+    let body = request.clone();
+    let caller = std::thread::spawn(move || post_once(addr, "/payouts", &body));
+    assert!(
+        cp.wait_accepted(1, Duration::from_secs(30)),
+        "the provider never got the payout"
+    );
+    let pid = server.process.pid().to_string();
+    support::Run::of(std::process::Command::new("kill").args(["-KILL", &pid])).assert_code(0);
+    assert_eq!(
+        caller.join().unwrap(),
+        None,
+        "the caller must see the connection fail"
+    );
+    drop(server);
+    cp.hold_initiations(false);
+
+    let restarted = start(&cp, &settings);
+    let (status, body) = initiate(&restarted, "/payouts", &request);
+    let id = created_id(status, &body);
+    assert_eq!(cp.payments_for_reference("key-crash"), 1);
+    assert_eq!(cp.payouts()[0]["id"], id.as_str());
+    assert_eq!(
+        cp.initiation_posts(),
+        1,
+        "the recovery looks the payout up instead of paying"
+    );
+    assert!(
+        restarted.process.logs().contains("recovering it"),
+        "{}",
+        restarted.process.logs()
+    );
+}
+
+// =============================================================================================
+// Linking: the provider's transaction carries Formance's key
+// =============================================================================================
+
+#[test]
+fn transactions_of_initiated_payments_carry_the_key_also_after_a_restart() {
+    let cp = Cursorpay::start(6, CP_TOKEN);
+    let store = fresh_store_path();
+    let settings = [("CONNECTOR_STORE", store.as_str())];
+    let server = start(&cp, &settings);
+    let (status, paid) = initiate(&server, "/payouts", &payout("key-link-payout", "700"));
+    let payout_id = created_id(status, &paid);
+    let (status, moved) = initiate(&server, "/transfers", &transfer("key-link-transfer", "300"));
+    let transfer_id = created_id(status, &moved);
+    cp.advance(5);
+
+    let check = |server: &Server| {
+        let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
+        poller.sync(Kind::Transactions).unwrap();
+        let records = poller.records(Kind::Transactions);
+        let with = |origin: &str| {
+            let id = cp
+                .transactions()
+                .into_iter()
+                .find(|t| t.origin.as_deref() == Some(origin))
+                .unwrap_or_else(|| panic!("the provider has no transaction from {origin}"))
+                .id;
+            records
+                .get(&id)
+                .unwrap_or_else(|| panic!("transaction {id} was not served"))
+                .json
+                .clone()
+        };
+        let payout_tx = with(&payout_id);
+        assert_eq!(
+            payout_tx["relatedTransactionID"], "key-link-payout",
+            "{payout_tx}"
+        );
+        assert_eq!(payout_tx["type"], "PAYOUT");
+        let transfer_tx = with(&transfer_id);
+        assert_eq!(
+            transfer_tx["relatedTransactionID"], "key-link-transfer",
+            "{transfer_tx}"
+        );
+        assert_eq!(transfer_tx["type"], "TRANSFER");
+        records.len()
+    };
+    let served = check(&server);
+    assert_eq!(served, cp.transactions().len());
+    drop(server);
+    let restarted = start(&cp, &settings);
+    check(&restarted);
+}
+
+#[test]
+fn a_payout_made_elsewhere_is_not_linked() {
+    let cp = Cursorpay::start(7, CP_TOKEN);
+    let server = start(&cp, &[]);
+    // Made directly at the provider, as from its dashboard: an origin the store never saw.
+    let direct = support::formance::http_request(
+        "POST",
+        &format!("{}/v1/payouts", cp.url()),
+        &[
+            ("Authorization", &format!("Bearer {CP_TOKEN}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"amount":"1.00","currency":"eur","source":"acct_1","destination":"rcp_1","reference":"dashboard"}"#),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(direct.status, 200, "{}", direct.text());
+    let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
+    poller.sync(Kind::Transactions).unwrap();
+    let served: Vec<&Value> = poller
+        .records(Kind::Transactions)
+        .values()
+        .map(|r| &r.json)
+        .collect();
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0]["type"], "PAYOUT");
+    assert!(
+        served[0]
+            .get("relatedTransactionID")
+            .is_none_or(Value::is_null),
+        "{}",
+        served[0]
+    );
+}
+
+// =============================================================================================
+// Bad input never reaches the provider
+// =============================================================================================
+
+#[test]
+fn malformed_payouts_are_400s_naming_the_field_and_never_reach_the_provider() {
+    let cp = Cursorpay::start(8, CP_TOKEN);
+    let server = start(&cp, &[]);
+    let forty_digits = "1".repeat(40);
+    let cases: Vec<(Value, &str)> = vec![
+        (payout("k1", "12.5"), "amount"),
+        (payout("k2", ""), "amount"),
+        (payout("k3", "-1"), "amount"),
+        (payout("k4", "0"), "amount"),
+        (payout("k5", "1e3"), "amount"),
+        (payout("k6", &forty_digits), "amount"),
+        (
+            json!({"idempotencyKey": "k7", "amount": 100, "currency": "EUR/2", "sourceAccountId": "a", "destinationAccountId": "b"}),
+            "amount",
+        ),
+        (
+            {
+                let mut p = payout("k8", "100");
+                p["currency"] = json!("XXQ/2");
+                p
+            },
+            "currency",
+        ),
+        (
+            {
+                let mut p = payout("k9", "100");
+                p["currency"] = json!("eur");
+                p
+            },
+            "currency",
+        ),
+        (
+            {
+                let mut p = payout("k10", "100");
+                p["currency"] = json!("EUR/3");
+                p
+            },
+            "currency",
+        ),
+        (
+            {
+                let mut p = payout("k11", "100");
+                p.as_object_mut().unwrap().remove("sourceAccountId");
+                p
+            },
+            "sourceAccountId",
+        ),
+        (
+            {
+                let mut p = payout("k12", "100");
+                p.as_object_mut().unwrap().remove("idempotencyKey");
+                p
+            },
+            "idempotencyKey",
+        ),
+        (
+            {
+                let mut p = payout("k13", "100");
+                p["metadata"] = json!({"n": 1});
+                p
+            },
+            "metadata",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = server.post_json("/payouts", &body);
+        let detail = error_detail(&response, 400);
+        assert!(
+            detail.contains(field),
+            "{body}: {detail:?} does not name {field}"
+        );
+    }
+    assert_eq!(
+        cp.initiation_posts(),
+        0,
+        "a bad request reached the provider"
+    );
+}
+
+// =============================================================================================
+// Two replicas on one PostgreSQL
+// =============================================================================================
+
+#[test]
+fn two_replicas_on_one_postgres_make_one_payment_per_key() {
+    let postgres = Postgres::start("initiation").unwrap_or_else(|e| panic!("{e}"));
+    let url = postgres.url();
+    let cp = Cursorpay::start(9, CP_TOKEN);
+    cp.set_initiation_latency(Duration::from_millis(200));
+    let settings = [("DATABASE_URL", url.as_str())];
+    let replicas = [start(&cp, &settings), start(&cp, &settings)];
+    let addrs: Vec<std::net::SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let keys = ["pg-key-1", "pg-key-2", "pg-key-3"];
+    let barrier = Arc::new(Barrier::new(keys.len() * 20));
+    let callers: Vec<_> = (0..keys.len() * 20)
+        .map(|n| {
+            let (addrs, barrier) = (addrs.clone(), Arc::clone(&barrier));
+            let key = keys[n % keys.len()];
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, body) = initiate_at(&addrs, "/payouts", &payout(key, "250"), n);
+                (key, created_id(status, &body))
+            })
+        })
+        .collect();
+    let results: Vec<(&str, String)> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    for key in keys {
+        let ids: BTreeSet<&String> = results
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "{key}: callers got different payments: {ids:?}"
+        );
+        assert_eq!(cp.payments_for_reference(key), 1, "{key}");
+    }
+    assert_eq!(cp.initiation_posts(), keys.len());
+    let stored = postgres
+        .psql("SELECT count(*) FROM connector_initiations WHERE status = 201")
+        .unwrap();
+    assert_eq!(stored.trim(), "3");
+    for replica in &replicas {
+        assert!(
+            replica
+                .process
+                .logs()
+                .contains("initiation store ready store=postgres://"),
+            "{}",
+            replica.process.logs()
+        );
+    }
+}
