@@ -482,7 +482,9 @@ fn a_payout_mapping_with_a_key_and_a_lookup_passes() {
     let run = check(&format!("{BASE}{PAYOUT}"));
     run.expect_code(0);
     assert!(
-        run.diagnostics().iter().all(|d| !d.message.contains("createPayout")),
+        run.diagnostics()
+            .iter()
+            .all(|d| !d.message.contains("createPayout")),
         "{}",
         run.stderr
     );
@@ -523,7 +525,11 @@ fn a_lookup_placeholder_must_name_a_request_field() {
 
 #[test]
 fn an_initiation_without_key_or_lookup_is_warned_about_paying_twice() {
-    let without_key = replace_once(PAYOUT, "    idempotency_key: { header: Idempotency-Key }\n", "");
+    let without_key = replace_once(
+        PAYOUT,
+        "    idempotency_key: { header: Idempotency-Key }\n",
+        "",
+    );
     let cut = without_key.find("    lookup:").unwrap();
     let text = format!("{BASE}{}", &without_key[..cut]);
     let run = check(&text);
@@ -535,10 +541,15 @@ fn an_initiation_without_key_or_lookup_is_warned_about_paying_twice() {
 
 #[test]
 fn the_echoed_key_cannot_be_mapped() {
-    let text = with_payout("      id: id\n", "      id: id\n      idempotencyKey: reference\n");
+    let text = with_payout(
+        "      id: id\n",
+        "      id: id\n      idempotencyKey: reference\n",
+    );
     check(&text)
         .only_error()
-        .expect_message("`idempotencyKey` is the request's own key, echoed exactly; it cannot be mapped")
+        .expect_message(
+            "`idempotencyKey` is the request's own key, echoed exactly; it cannot be mapped",
+        )
         .expect_at(pos(&text, "idempotencyKey: reference"));
 }
 
@@ -565,7 +576,11 @@ fn a_body_on_an_operation_that_pays_nothing_is_an_error() {
 
 #[test]
 fn initiation_sources_only_fill_the_related_transaction() {
-    let text = edit_in("getTransactions:", "      id: id\n", "      id: { initiation: id }\n");
+    let text = edit_in(
+        "getTransactions:",
+        "      id: id\n",
+        "      id: { initiation: id }\n",
+    );
     check(&text)
         .only_error()
         .expect_message("`initiation` does not apply to `id` of `getTransactions`")
