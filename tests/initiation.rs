@@ -28,16 +28,46 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
     BINARY
-        .get_or_init(|| std::panic::catch_unwind(build).ok())
+        .get_or_init(|| std::panic::catch_unwind(|| build("cursorpay", |mapping| mapping)).ok())
         .as_ref()
         .expect("generating or building the cursorpay example failed; see the first failing test")
 }
 
-/// The cursorpay example as it is checked in (its connector.yaml and user files), generated
-/// anew and built into the shared e2e target.
-fn build() -> PathBuf {
+/// The cursorpay example without its `lookup`s: only the key it forwards protects a retry.
+fn binary_without_lookup() -> &'static PathBuf {
+    static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            std::panic::catch_unwind(|| build("keyonly", |mapping| without_lookups(&mapping))).ok()
+        })
+        .as_ref()
+        .expect("generating or building the key-only connector failed; see the first failing test")
+}
+
+fn without_lookups(mapping: &str) -> String {
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for line in mapping.lines() {
+        if line.trim_start().starts_with("lookup:") {
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with("      ") || line.trim().is_empty()) {
+            continue;
+        }
+        skipping = false;
+        kept.push(line);
+    }
+    let text = kept.join("\n") + "\n";
+    assert!(!text.contains("lookup"), "{text}");
+    text.replace("name: cursorpay", "name: keyonly")
+}
+
+/// The cursorpay example as it is checked in (its connector.yaml, edited by `mapping`, and
+/// user files), generated anew and built into the shared e2e target.
+fn build(name: &str, mapping: impl Fn(String) -> String) -> PathBuf {
     let source = workspace().join("generated-examples/cursorpay");
-    let krate = TestCrate::empty("initiation-cursorpay", "cursorpay");
+    let krate = TestCrate::empty(&format!("initiation-{name}"), name);
     for file in [
         "connector.yaml",
         "src/handlers.rs",
@@ -45,6 +75,10 @@ fn build() -> PathBuf {
         "src/lib.rs",
     ] {
         let text = fs::read_to_string(source.join(file)).unwrap();
+        let text = match file {
+            "connector.yaml" => mapping(text),
+            _ => text.replace("cursorpay::", &format!("{name}::")),
+        };
         krate.write(file, &text);
     }
     krate.generate(None, &[]).assert_code(0);
@@ -52,6 +86,10 @@ fn build() -> PathBuf {
 }
 
 fn start(cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
+    start_binary(binary(), cp, extra)
+}
+
+fn start_binary(executable: &PathBuf, cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
         ("CURSORPAY_BASE_URL".to_owned(), cp.url()),
         ("CURSORPAY_API_KEY".to_owned(), CP_TOKEN.to_owned()),
@@ -61,7 +99,7 @@ fn start(cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    Server::start(binary(), &env)
+    Server::start(executable, &env)
 }
 
 fn payout(key: &str, amount: &str) -> Value {
@@ -248,17 +286,38 @@ fn provider_failures_after_it_accepted_do_not_pay_twice() {
 }
 
 #[test]
-fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
-    let cp = Cursorpay::start(5, CP_TOKEN);
+fn a_payment_the_provider_refuses_is_a_final_400_given_again_on_retries() {
+    let cp = Cursorpay::start(10, CP_TOKEN);
+    let server = start(&cp, &[]);
+    let mut refused = payout("key-refused", "100");
+    refused["sourceAccountId"] = json!("");
+    let response = server.post_json("/payouts", &refused);
+    let detail = error_detail(&response, 400);
+    assert!(
+        detail.contains("the provider refused POST /v1/payouts"),
+        "{detail}"
+    );
+    let again = server.post_json("/payouts", &refused);
+    assert_eq!(error_detail(&again, 400), detail);
+    assert_eq!(
+        cp.initiation_posts(),
+        1,
+        "the stored refusal is given again"
+    );
+}
+
+/// Kills the connector while the provider holds its answer to an accepted payout, restarts
+/// it on the same store and retries as Formance does; returns the restarted server.
+fn crash_and_retry(binary: &PathBuf, cp: &Cursorpay, key: &str) -> Server {
     let store = fresh_store_path();
     let settings = [
         ("CONNECTOR_STORE", store.as_str()),
         ("CONNECTOR_INITIATION_TIMEOUT", "2s"),
     ];
-    let server = start(&cp, &settings);
+    let server = start_binary(binary, cp, &settings);
     cp.hold_initiations(true);
     let addr = server.addr;
-    let request = payout("key-crash", "4200");
+    let request = payout(key, "4200");
     let body = request.clone();
     let caller = std::thread::spawn(move || post_once(addr, "/payouts", &body));
     assert!(
@@ -275,20 +334,39 @@ fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
     drop(server);
     cp.hold_initiations(false);
 
-    let restarted = start(&cp, &settings);
+    let restarted = start_binary(binary, cp, &settings);
     let (status, body) = initiate(&restarted, "/payouts", &request);
     let id = created_id(status, &body);
-    assert_eq!(cp.payments_for_reference("key-crash"), 1);
+    assert_eq!(cp.payments_for_reference(key), 1);
     assert_eq!(cp.payouts()[0]["id"], id.as_str());
-    assert_eq!(
-        cp.initiation_posts(),
-        1,
-        "the recovery looks the payout up instead of paying"
-    );
     assert!(
         restarted.process.logs().contains("recovering it"),
         "{}",
         restarted.process.logs()
+    );
+    restarted
+}
+
+#[test]
+fn a_crash_is_recovered_by_the_forwarded_key_alone() {
+    let cp = Cursorpay::start(11, CP_TOKEN);
+
+    crash_and_retry(binary_without_lookup(), &cp, "key-crash-keyonly");
+    assert_eq!(
+        cp.initiation_posts(),
+        2,
+        "the retry sends the payout again, with the same key"
+    );
+}
+
+#[test]
+fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
+    let cp = Cursorpay::start(5, CP_TOKEN);
+    crash_and_retry(binary(), &cp, "key-crash");
+    assert_eq!(
+        cp.initiation_posts(),
+        1,
+        "the recovery looks the payout up instead of paying"
     );
 }
 

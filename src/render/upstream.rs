@@ -265,6 +265,7 @@ pub fn render() -> TokenStream {
 
             fn classify(&self, operation: &'static str, failure: Failure, request: &UpstreamRequest) -> ConnectorError {
                 let target = format!("{} {}", request.method, request.url.as_deref().unwrap_or(&request.path));
+                let writes = !request.method.eq_ignore_ascii_case("GET");
                 match failure {
                     Failure::Transport(message) => {
                         tracing::warn!(operation, %target, %message, "the provider did not answer");
@@ -284,6 +285,15 @@ pub fn render() -> TokenStream {
                     Failure::Status { status, retry_after, body } if status == 408 || status >= 500 => {
                         let error = ConnectorError::unavailable(format!("the provider failed {target} with {status}: {body}"), retry_after.or(Some(1)));
                         if status == 503 || status == 408 || status == 504 { error } else { ConnectorError { status: StatusCode::BAD_GATEWAY, ..error } }
+                    }
+                    // A payment the provider refuses (funds, limits, a closed account) is a
+                    // final answer, not a fault to retry; a key it is still working on is.
+                    Failure::Status { status: 409, body, .. } if writes => ConnectorError {
+                        retry_after: Some(1),
+                        ..ConnectorError::new(StatusCode::TOO_EARLY, format!("the provider is still working on {target}: {body}"))
+                    },
+                    Failure::Status { status: 400 | 402 | 422, body, .. } if writes => {
+                        ConnectorError::bad_request(format!("the provider refused {target}: {body}"))
                     }
                     Failure::Status { status, body, .. } => ConnectorError::bad_gateway(format!(
                         "the provider rejected {target} with {status}: {body}; the mapping may not match its API"

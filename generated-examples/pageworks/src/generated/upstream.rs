@@ -323,6 +323,7 @@ impl Upstream {
         let target = format!(
             "{} {}", request.method, request.url.as_deref().unwrap_or(& request.path)
         );
+        let writes = !request.method.eq_ignore_ascii_case("GET");
         match failure {
             Failure::Transport(message) => {
                 tracing::warn!(
@@ -372,6 +373,20 @@ impl Upstream {
                         ..error
                     }
                 }
+            }
+            Failure::Status { status: 409, body, .. } if writes => {
+                ConnectorError {
+                    retry_after: Some(1),
+                    ..ConnectorError::new(
+                        StatusCode::TOO_EARLY,
+                        format!("the provider is still working on {target}: {body}"),
+                    )
+                }
+            }
+            Failure::Status { status: 400 | 402 | 422, body, .. } if writes => {
+                ConnectorError::bad_request(
+                    format!("the provider refused {target}: {body}"),
+                )
             }
             Failure::Status { status, body, .. } => {
                 ConnectorError::bad_gateway(
