@@ -120,6 +120,13 @@ fn example(op: &Operation, mapped: bool) -> String {
             "    // Mapped in connector.yaml; implementing it here replaces the mapping.\n",
         );
     }
+    if op.initiation.is_some() {
+        text.push_str(
+            "    // Runs at most once per idempotency key; when `ctx.initiation()` is `recovering()`,\n    \
+             // an earlier attempt may have paid: send the provider `ctx.initiation().key()` or\n    \
+             // look the payment up first.\n",
+        );
+    }
     for line in code {
         text.push_str(&format!(
             "    // {}\n",

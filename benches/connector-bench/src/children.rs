@@ -23,7 +23,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `program` with `env` on top of the inherited environment (minus the connector
-    /// settings a caller's shell might have set) and waits for its
+    /// and store settings a caller's shell might have set) and waits for its
     /// `connector listening address=...` line. Everything else it writes to stderr is read and
     /// discarded, so the pipe never fills up.
     pub fn start(name: &str, program: &Path, env: &[(&str, String)]) -> Server {
@@ -33,6 +33,9 @@ impl Server {
             "CONNECTOR_BODY_LIMIT",
             "CONNECTOR_LOG",
             "CONNECTOR_LISTEN",
+            "CONNECTOR_STORE",
+            "CONNECTOR_INITIATION_TIMEOUT",
+            "DATABASE_URL",
         ] {
             command.env_remove(inherited);
         }
@@ -138,4 +141,42 @@ pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
         let kb: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
         Some(kb * 1024)
     })
+}
+
+/// CPU time (user + system) a process has used, in seconds, and its parent's id, from
+/// `/proc/<pid>/stat`.
+pub fn proc_cpu(pid: u32) -> Option<(f64, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: the fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let parent = fields.get(1)?.parse().ok()?;
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(((user + system) as f64 / clock_ticks(), parent))
+}
+
+/// The whole machine's CPU time since boot, in seconds summed over its CPUs: (busy, total),
+/// from the first line of `/proc/stat` (busy is everything but idle and iowait).
+pub fn machine_cpu() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((
+        (total - idle) as f64 / clock_ticks(),
+        total as f64 / clock_ticks(),
+    ))
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a system setting.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
 }

@@ -48,6 +48,22 @@ impl Connection {
         self.read_reply()
     }
 
+    /// `POST target` with a JSON `body` and `Authorization: Bearer <token>`, in one write.
+    pub fn post_json(&mut self, target: &str, token: &str, body: &[u8]) -> io::Result<Reply> {
+        let head = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Accept: application/json\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let mut request = Vec::with_capacity(head.len() + body.len());
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(body);
+        self.stream.write_all(&request)?;
+        self.read_reply()
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 64 * 1024];
         loop {

@@ -1,4 +1,5 @@
-//! The test suite's mock providers and Formance poller, shared with the benchmark as they are.
+//! The test suite's mock providers, Formance poller and throwaway PostgreSQL, shared with the
+//! benchmark as they are.
 
 #[path = "../../../tests/support/formance.rs"]
 pub mod formance;
@@ -8,3 +9,5 @@ pub mod mock_cursor;
 pub mod mock_http;
 #[path = "../../../tests/support/mock_pages.rs"]
 pub mod mock_pages;
+#[path = "../../../tests/support/postgres.rs"]
+pub mod postgres;
