@@ -27,24 +27,29 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BINARY
-        .get_or_init(|| std::panic::catch_unwind(|| build("cursorpay", |mapping| mapping)).ok())
-        .as_ref()
-        .expect("generating or building the cursorpay example failed; see the first failing test")
+    built_once(&BINARY, "cursorpay", |mapping| mapping)
 }
 
 /// The cursorpay example without its `lookup`s: only the key it forwards protects a retry.
 fn binary_without_lookup() -> &'static PathBuf {
     static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            std::panic::catch_unwind(|| build("keyonly", |mapping| without_lookups(&mapping))).ok()
-        })
-        .as_ref()
-        .expect("generating or building the key-only connector failed; see the first failing test")
+    built_once(&BINARY, "keyonly", without_lookups)
 }
 
-fn without_lookups(mapping: &str) -> String {
+/// Builds once per test binary; a failed build fails every test that needs it.
+fn built_once(
+    cell: &'static OnceLock<Option<PathBuf>>,
+    name: &str,
+    mapping: fn(String) -> String,
+) -> &'static PathBuf {
+    cell.get_or_init(|| std::panic::catch_unwind(|| build(name, mapping)).ok())
+        .as_ref()
+        .unwrap_or_else(|| {
+            panic!("generating or building {name} failed; see the first failing test")
+        })
+}
+
+fn without_lookups(mapping: String) -> String {
     let mut kept = Vec::new();
     let mut skipping = false;
     for line in mapping.lines() {

@@ -12,8 +12,8 @@ use crate::ir::{
 };
 use crate::mapping::{
     AmountFormat, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping, KeyForwarding,
-    ListMapping, Lookup, OperationMapping, Order, Paging, Sign, Source, Step, Template,
-    TemplatePart, TimeFormat,
+    ListMapping, Lookup, OperationMapping, Order, Paging, RequestTemplate, Sign, Source, Step,
+    Template, TemplatePart, TimeFormat,
 };
 use crate::names;
 use crate::plan::Mapped;
@@ -288,21 +288,12 @@ fn initiation_request(
     name: &proc_macro2::Ident,
 ) -> TokenStream {
     let id = &op.id;
-    let template = &mapping.request;
-    let method = &template.method;
-    let path = template_text(op, &template.path, true);
-    let query = template.query.iter().map(|(key, value)| {
-        let value = template_text(op, value, false);
-        quote!((#key.to_owned(), #value))
-    });
-    let mut headers: Vec<TokenStream> = template
-        .headers
-        .iter()
-        .map(|(key, value)| {
-            let value = template_text(op, value, false);
-            quote!((#key.to_owned(), #value))
-        })
-        .collect();
+    let RequestParts {
+        method,
+        path,
+        query,
+        mut headers,
+    } = request_parts(op, &mapping.request);
     let puts = initiation.body.iter().map(|field| {
         let keys = &field.key;
         let label = keys.join(".");
@@ -379,17 +370,12 @@ fn initiation_lookup(
     created_type: &proc_macro2::Ident,
 ) -> TokenStream {
     let id = &op.id;
-    let template = &lookup.request;
-    let method = &template.method;
-    let path = template_text(op, &template.path, true);
-    let query = template.query.iter().map(|(key, value)| {
-        let value = template_text(op, value, false);
-        quote!((#key.to_owned(), #value))
-    });
-    let headers = template.headers.iter().map(|(key, value)| {
-        let value = template_text(op, value, false);
-        quote!((#key.to_owned(), #value))
-    });
+    let RequestParts {
+        method,
+        path,
+        query,
+        headers,
+    } = request_parts(op, &lookup.request);
     let found = match &lookup.records {
         Some(records) => {
             let records = steps(&records.steps);
@@ -589,17 +575,12 @@ fn request_builder(
     name: &proc_macro2::Ident,
     params_type: &TokenStream,
 ) -> TokenStream {
-    let request = &mapping.request;
-    let method = &request.method;
-    let path = template_text(op, &request.path, true);
-    let query = request.query.iter().map(|(key, value)| {
-        let value = template_text(op, value, false);
-        quote!((#key.to_owned(), #value))
-    });
-    let headers = request.headers.iter().map(|(key, value)| {
-        let value = template_text(op, value, false);
-        quote!((#key.to_owned(), #value))
-    });
+    let RequestParts {
+        method,
+        path,
+        query,
+        headers,
+    } = request_parts(op, &mapping.request);
     quote! {
         fn #name(params: &#params_type) -> UpstreamRequest {
             UpstreamRequest {
@@ -610,6 +591,33 @@ fn request_builder(
                 ..Default::default()
             }
         }
+    }
+}
+
+/// A request template's parts as expressions: the method, the path (`String`), and the query
+/// and header pairs (`(String, String)`).
+struct RequestParts<'t> {
+    method: &'t str,
+    path: TokenStream,
+    query: Vec<TokenStream>,
+    headers: Vec<TokenStream>,
+}
+
+fn request_parts<'t>(op: &Operation, template: &'t RequestTemplate) -> RequestParts<'t> {
+    let pairs = |pairs: &[(String, Template)]| -> Vec<TokenStream> {
+        pairs
+            .iter()
+            .map(|(key, value)| {
+                let value = template_text(op, value, false);
+                quote!((#key.to_owned(), #value))
+            })
+            .collect()
+    };
+    RequestParts {
+        method: &template.method,
+        path: template_text(op, &template.path, true),
+        query: pairs(&template.query),
+        headers: pairs(&template.headers),
     }
 }
 
