@@ -33,6 +33,15 @@ impl Plan {
             .any(|field| matches!(field.value.source, crate::mapping::Source::Initiation(_)))
     }
 
+    /// Whether the mapping can look up the payment of an initiation (`lookup`).
+    pub fn finds_payments(&self) -> bool {
+        self.mapped.as_ref().is_some_and(|m| {
+            m.operations
+                .values()
+                .any(|op| op.initiation.as_ref().is_some_and(|i| i.lookup.is_some()))
+        })
+    }
+
     /// Whether the mapping answers this operation from the provider.
     pub fn maps(&self, operation_id: &str) -> bool {
         self.mapped

@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,7 +94,7 @@ fn start(cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
     start_binary(binary(), cp, extra)
 }
 
-fn start_binary(executable: &PathBuf, cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
+fn start_binary(executable: &Path, cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {
     let mut env = vec![
         ("CURSORPAY_BASE_URL".to_owned(), cp.url()),
         ("CURSORPAY_API_KEY".to_owned(), CP_TOKEN.to_owned()),
@@ -313,7 +313,12 @@ fn a_payment_the_provider_refuses_is_a_final_400_given_again_on_retries() {
 
 /// Kills the connector while the provider holds its answer to an accepted payout, restarts
 /// it on the same store and retries as Formance does; returns the restarted server.
-fn crash_and_retry(binary: &PathBuf, cp: &Cursorpay, key: &str) -> Server {
+fn crash_and_retry(
+    binary: &Path,
+    cp: &Cursorpay,
+    key: &str,
+    before_retry: impl Fn(&Server),
+) -> Server {
     let store = fresh_store_path();
     let settings = [
         ("CONNECTOR_STORE", store.as_str()),
@@ -340,6 +345,7 @@ fn crash_and_retry(binary: &PathBuf, cp: &Cursorpay, key: &str) -> Server {
     cp.hold_initiations(false);
 
     let restarted = start_binary(binary, cp, &settings);
+    before_retry(&restarted);
     let (status, body) = initiate(&restarted, "/payouts", &request);
     let id = created_id(status, &body);
     assert_eq!(cp.payments_for_reference(key), 1);
@@ -356,7 +362,7 @@ fn crash_and_retry(binary: &PathBuf, cp: &Cursorpay, key: &str) -> Server {
 fn a_crash_is_recovered_by_the_forwarded_key_alone() {
     let cp = Cursorpay::start(11, CP_TOKEN);
 
-    crash_and_retry(binary_without_lookup(), &cp, "key-crash-keyonly");
+    crash_and_retry(binary_without_lookup(), &cp, "key-crash-keyonly", |_| {});
     assert_eq!(
         cp.initiation_posts(),
         2,
@@ -367,7 +373,25 @@ fn a_crash_is_recovered_by_the_forwarded_key_alone() {
 #[test]
 fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
     let cp = Cursorpay::start(5, CP_TOKEN);
-    crash_and_retry(binary(), &cp, "key-crash");
+    // Formance may poll transactions before it retries the payout: the provider's transaction
+    // is already there, and must carry the key.
+    let linked_before_the_retry = |server: &Server| {
+        let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
+        poller.sync(Kind::Transactions).unwrap();
+        let served: Vec<&Value> = poller
+            .records(Kind::Transactions)
+            .values()
+            .map(|r| &r.json)
+            .collect();
+        assert_eq!(served.len(), 1);
+        assert_eq!(
+            served[0]["relatedTransactionID"], "key-crash",
+            "{}",
+            served[0]
+        );
+        assert_eq!(served[0]["type"], "PAYOUT");
+    };
+    crash_and_retry(binary(), &cp, "key-crash", linked_before_the_retry);
     assert_eq!(
         cp.initiation_posts(),
         1,

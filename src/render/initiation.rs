@@ -8,13 +8,15 @@ use quote::quote;
 use crate::ir::{Protocol, Shape};
 use crate::names;
 
-pub fn render(protocol: &Protocol, mapped: bool) -> TokenStream {
+/// `finds_payments`: the mapping can look a payment up (`lookup`), so that transactions of a
+/// payment whose initiation died half-way can be linked before it is retried.
+pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenStream {
     let currencies = if mapped {
         quote!(super::mapped::CURRENCIES)
     } else {
         quote!(&[])
     };
-    let link = link(protocol);
+    let link = link(protocol, finds_payments);
     quote! {
         //! Payment initiations (payouts, transfers) run at most once per idempotency key. The
         //! key is recorded in the store before the provider is called; a retry with the same
@@ -202,7 +204,7 @@ pub fn render(protocol: &Protocol, mapped: bool) -> TokenStream {
 
 /// `link`: the list items' `relatedTransactionID` becomes the idempotency key of the initiation
 /// they resulted from, and `type` that initiation's type.
-fn link(protocol: &Protocol) -> TokenStream {
+fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
     let Some(target) = &protocol.link else {
         return TokenStream::new();
     };
@@ -216,6 +218,45 @@ fn link(protocol: &Protocol) -> TokenStream {
         return TokenStream::new();
     };
     let item = names::pascal_ident(item_name);
+    let binding = if finds_payments {
+        quote!(let mut links)
+    } else {
+        quote!(let links)
+    };
+    let (refresh, finder) = if finds_payments {
+        (
+            quote! {
+                let unknown = candidates.iter().any(|candidate| !links.iter().any(|link| link.provider_id.as_deref() == Some(*candidate) || link.key == *candidate));
+                if clear_unknown && unknown && find_unanswered_payments(ctx).await? {
+                    links = store.links(&candidates).await.map_err(store_failed)?;
+                }
+            },
+            quote! {
+            /// Looks up, at the provider, the payments of initiations left without an answer (the
+            /// connector died, or the provider failed, after it may have paid), and records those
+            /// found: their transactions must carry the key even before Formance retries them.
+            /// Whether any was found.
+            async fn find_unanswered_payments(ctx: &Context) -> Result<bool, ConnectorError> {
+                let store = ctx.services().store();
+                let mut found = false;
+                for (operation, key, request) in store.unanswered().await.map_err(store_failed)? {
+                    match super::mapped::find_payment(ctx, &operation, &request).await {
+                        Ok(Some(provider_id)) => {
+                            tracing::info!(operation, key, %provider_id, "found the payment of an unanswered initiation");
+                            store.found_payment(&operation, &key, &provider_id).await.map_err(store_failed)?;
+                            found = true;
+                        }
+                        Ok(None) => {}
+                        Err(error) => tracing::warn!(operation, key, detail = %error.detail, "cannot look up an unanswered initiation"),
+                    }
+                }
+                Ok(found)
+            }
+                },
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
     let related = names::snake_ident(&target.related_field);
     let kind = names::snake_ident(&target.type_field);
     let kind_type = names::pascal_ident(&target.type_enum);
@@ -240,7 +281,9 @@ fn link(protocol: &Protocol) -> TokenStream {
             if candidates.is_empty() {
                 return Ok(());
             }
-            let links = ctx.services().store().links(&candidates).await.map_err(store_failed)?;
+            let store = ctx.services().store();
+            #binding = store.links(&candidates).await.map_err(store_failed)?;
+            #refresh
             for item in items.iter_mut() {
                 let Some(related) = item.#related.as_deref() else {
                     continue;
@@ -260,5 +303,7 @@ fn link(protocol: &Protocol) -> TokenStream {
             }
             Ok(())
         }
+
+        #finder
     }
 }

@@ -42,6 +42,7 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
     let bodies = operations
         .iter()
         .map(|(op, mapping)| operation(protocol, op, mapping));
+    let find_payment = find_payment(&operations);
     quote! {
         //! The operations connector.yaml answers from the provider's API. The `Connector`
         //! trait's default methods call these; implement a method in src/handlers.rs to
@@ -70,6 +71,50 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
         }
 
         #(#bodies)*
+
+        #find_payment
+    }
+}
+
+/// `find_payment`: an initiation's payment by its stored request, through the operation's
+/// `lookup`; for linking transactions of initiations left without an answer.
+fn find_payment(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
+    let arms: Vec<TokenStream> = operations
+        .iter()
+        .filter(|(_, mapping)| {
+            mapping
+                .initiation
+                .as_ref()
+                .is_some_and(|i| i.lookup.is_some())
+        })
+        .filter_map(|(op, _)| {
+            let (id, body) = (&op.id, op.body.as_ref()?);
+            let initiation = op.initiation.as_ref()?;
+            let body_type = rust_type(&body.shape, false);
+            let lookup_fn = format_ident!("{}_lookup", names::snake(&op.id));
+            let created_id = names::snake_ident(&initiation.id_field);
+            Some(quote! {
+                #id => {
+                    let body: #body_type = serde_json::from_str(request).map_err(unreadable)?;
+                    let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                    Ok(#lookup_fn(ctx, &body, &value).await?.map(|created| created.#created_id))
+                }
+            })
+        })
+        .collect();
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        /// The provider's id of the payment an initiation made, looked up as connector.yaml
+        /// says, from the request stored with its key.
+        pub async fn find_payment(ctx: &Context, operation: &str, request: &str) -> Result<Option<String>, ConnectorError> {
+            let unreadable = |error: serde_json::Error| ConnectorError::internal(format!("a stored {operation} request cannot be read: {error}"));
+            match operation {
+                #(#arms)*
+                _ => Ok(None),
+            }
+        }
     }
 }
 

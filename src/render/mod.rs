@@ -114,7 +114,11 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Convert => generated(convert::render()),
         FileKind::Runtime => generated(runtime::render(&plan.krate)),
         FileKind::Store => generated(store::render()),
-        FileKind::Initiation => generated(initiation::render(protocol, plan.mapped.is_some())),
+        FileKind::Initiation => generated(initiation::render(
+            protocol,
+            plan.mapped.is_some(),
+            plan.finds_payments(),
+        )),
         FileKind::Lib => rust_file(kind, user::lib(&plan.krate)),
         FileKind::Main => rust_file(kind, user::main(&plan.krate)),
         FileKind::Handlers => user::handlers(protocol, plan, kind),

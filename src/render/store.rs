@@ -181,6 +181,20 @@ pub fn render() -> TokenStream {
                 Ok(())
             }
 
+            /// Initiations without a final answer that no provider payment is known for yet:
+            /// (operation, key, request). An attempt may have paid before it died.
+            pub async fn unanswered(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+                let rows = sqlx::query(UNANSWERED).fetch_all(&self.pool).await?;
+                rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
+            }
+
+            /// Records the provider's id of an unanswered initiation's payment, found by a
+            /// look-up, so that its transaction links before the initiation is retried.
+            pub async fn found_payment(&self, operation: &str, key: &str, provider_id: &str) -> Result<(), StoreError> {
+                sqlx::query(FOUND_PAYMENT).bind(operation).bind(key).bind(provider_id).bind(now_ms()).execute(&self.pool).await?;
+                Ok(())
+            }
+
             /// The initiations whose provider id or idempotency key is one of `candidates`.
             pub async fn links(&self, candidates: &[&str]) -> Result<Vec<Link>, StoreError> {
                 let mut links = Vec::new();
@@ -289,7 +303,7 @@ fn queries() -> TokenStream {
         /// Replicas starting together set the schema up one after another.
         const LOCK_MIGRATIONS: &str = "SELECT pg_advisory_xact_lock(7318029475)";
 
-        const SCHEMA: [&str; 3] = [
+        const SCHEMA: [&str; 4] = [
             "CREATE TABLE IF NOT EXISTS connector_initiations (\
                 operation TEXT NOT NULL, \
                 idempotency_key TEXT NOT NULL, \
@@ -306,6 +320,7 @@ fn queries() -> TokenStream {
                 PRIMARY KEY (operation, idempotency_key))",
             "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
             "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
+            "CREATE INDEX IF NOT EXISTS connector_initiations_unanswered ON connector_initiations (updated_at) WHERE status IS NULL",
         ];
 
         const INSERT: &str = "INSERT INTO connector_initiations \
@@ -327,6 +342,13 @@ fn queries() -> TokenStream {
 
         const RELEASE: &str = "UPDATE connector_initiations SET lease_until = 0, updated_at = $4 \
             WHERE operation = $1 AND idempotency_key = $2 AND owner = $3 AND status IS NULL";
+
+        /// The oldest first; a bounded batch, since each costs a look-up at the provider.
+        const UNANSWERED: &str = "SELECT operation, idempotency_key, request FROM connector_initiations \
+            WHERE status IS NULL AND provider_id IS NULL ORDER BY updated_at LIMIT 20";
+
+        const FOUND_PAYMENT: &str = "UPDATE connector_initiations SET provider_id = $3, updated_at = $4 \
+            WHERE operation = $1 AND idempotency_key = $2 AND status IS NULL";
 
         /// Candidates per links query: far below both databases' parameter limits.
         const LINK_CHUNK: usize = 500;

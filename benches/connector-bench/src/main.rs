@@ -27,9 +27,25 @@
 //! is not 200, a body different from the expected one, a provider call count other than one,
 //! records missing after a sync) do stop the benchmark. Every process it starts is killed when
 //! it ends, also on a panic or when the benchmark itself is killed.
+//!
+//! With the argument `payouts`, it runs only the payout soak instead (`src/payouts.rs`):
+//!
+//!     cargo run --release -p connector-bench -- payouts [CLIENTS]
+//!
+//! `CLIENTS` concurrent keep-alive clients (default 16) initiate payouts (`POST /payouts`,
+//! a new idempotency key each, retried with the same key and body on the statuses Formance
+//! retries) through the generated cursorpay connector, whose provider mock fails 10% of the
+//! initiation calls, for 10 s after a 2 s warm-up: with a SQLite store and one replica, then
+//! with a fresh PostgreSQL store shared by two replicas. It prints requests/s (retries
+//! included), payouts/s, the latency percentiles of single requests, the retried requests by
+//! status, where the CPU time went, and the provider's ground truth, compared with the
+//! targets (>= 2,000 requests/s, p99 < 20 ms, no duplicate payout). A duplicate payout, an id
+//! other than the provider's, or a final answer other than 201 stops it once everything is
+//! printed.
 
 mod children;
 mod http;
+mod payouts;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -73,10 +89,50 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// "about the same".
 const BOUNDED_RATIO: f64 = 1.5;
 
+/// What the command line asks for.
+enum Mode {
+    /// No argument: figures 1 to 3.
+    Figures,
+    /// `payouts [CLIENTS]`: the payout soak only.
+    Payouts { clients: usize },
+}
+
+fn mode() -> Mode {
+    let usage = "usage: connector-bench [payouts [CLIENTS]]";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] => Mode::Figures,
+        ["payouts"] => Mode::Payouts {
+            clients: payouts::DEFAULT_CLIENTS,
+        },
+        ["payouts", clients] => match clients.parse() {
+            Ok(clients) if clients > 0 => Mode::Payouts { clients },
+            _ => {
+                eprintln!("{usage}\nCLIENTS must be a positive number, got {clients:?}");
+                std::process::exit(2);
+            }
+        },
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
+    let mode = mode();
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bins = build(&root);
+    if let Mode::Payouts { clients } = mode {
+        payouts::run(&bins, clients);
+        println!(
+            "connector-bench: done in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     println!(
         "connector-bench: {} CPU(s); release binaries in {}; connectors run with CONNECTOR_LOG=info \
          (their per-request log lines are read and discarded)",

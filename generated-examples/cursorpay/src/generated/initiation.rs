@@ -326,7 +326,22 @@ pub async fn link(
         return Ok(());
     }
 
-    let links = ctx.services().store().links(&candidates).await.map_err(store_failed)?;
+    let store = ctx.services().store();
+    let mut links = store.links(&candidates).await.map_err(store_failed)?;
+    let unknown = candidates
+        .iter()
+        .any(|candidate| {
+            !links
+                .iter()
+                .any(|link| {
+                    link.provider_id.as_deref() == Some(*candidate)
+                        || link.key == *candidate
+                })
+        });
+    if clear_unknown && unknown && find_unanswered_payments(ctx).await? {
+        links = store.links(&candidates).await.map_err(store_failed)?;
+    }
+
     for item in items.iter_mut() {
         let Some(related) = item.related_transaction_id.as_deref() else {
             continue;
@@ -352,4 +367,37 @@ pub async fn link(
     }
 
     Ok(())
+}
+
+/// Looks up, at the provider, the payments of initiations left without an answer (the
+/// connector died, or the provider failed, after it may have paid), and records those
+/// found: their transactions must carry the key even before Formance retries them.
+/// Whether any was found.
+async fn find_unanswered_payments(ctx: &Context) -> Result<bool, ConnectorError> {
+    let store = ctx.services().store();
+    let mut found = false;
+    for (operation, key, request) in store.unanswered().await.map_err(store_failed)? {
+        match super::mapped::find_payment(ctx, &operation, &request).await {
+            Ok(Some(provider_id)) => {
+                tracing::info!(
+                    operation, key, % provider_id,
+                    "found the payment of an unanswered initiation"
+                );
+                store
+                    .found_payment(&operation, &key, &provider_id)
+                    .await
+                    .map_err(store_failed)?;
+                found = true;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(
+                    operation, key, detail = % error.detail,
+                    "cannot look up an unanswered initiation"
+                )
+            }
+        }
+    }
+
+    Ok(found)
 }

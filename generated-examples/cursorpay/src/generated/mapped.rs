@@ -997,3 +997,34 @@ fn create_transfer_record(
         metadata: request.metadata.clone(),
     })
 }
+
+/// The provider's id of the payment an initiation made, looked up as connector.yaml
+/// says, from the request stored with its key.
+pub async fn find_payment(
+    ctx: &Context,
+    operation: &str,
+    request: &str,
+) -> Result<Option<String>, ConnectorError> {
+    let unreadable = |error: serde_json::Error| ConnectorError::internal(
+        format!("a stored {operation} request cannot be read: {error}"),
+    );
+    match operation {
+        "createPayout" => {
+            let body: models::PayoutRequest = serde_json::from_str(request)
+                .map_err(unreadable)?;
+            let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+            Ok(create_payout_lookup(ctx, &body, &value).await?.map(|created| created.id))
+        }
+        "createTransfer" => {
+            let body: models::TransferRequest = serde_json::from_str(request)
+                .map_err(unreadable)?;
+            let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+            Ok(
+                create_transfer_lookup(ctx, &body, &value)
+                    .await?
+                    .map(|created| created.id),
+            )
+        }
+        _ => Ok(None),
+    }
+}

@@ -326,7 +326,8 @@ pub async fn link(
         return Ok(());
     }
 
-    let links = ctx.services().store().links(&candidates).await.map_err(store_failed)?;
+    let store = ctx.services().store();
+    let links = store.links(&candidates).await.map_err(store_failed)?;
     for item in items.iter_mut() {
         let Some(related) = item.related_transaction_id.as_deref() else {
             continue;
