@@ -32,7 +32,7 @@
 //!
 //!     cargo run --release -p connector-bench -- payouts [CLIENTS]
 //!
-//! `CLIENTS` concurrent keep-alive clients (default 16) initiate payouts (`POST /payouts`,
+//! `CLIENTS` concurrent keep-alive clients (default 8) initiate payouts (`POST /payouts`,
 //! a new idempotency key each, retried with the same key and body on the statuses Formance
 //! retries) through the generated cursorpay connector, whose provider mock fails 10% of the
 //! initiation calls, for 10 s after a 2 s warm-up: with a SQLite store and one replica, then
