@@ -180,7 +180,7 @@ pub const SERVER_DEPENDENCIES: &[(&str, &str)] = &[
     ("subtle", r#""2""#),
     (
         "tokio",
-        r#"{ version = "1", features = ["net", "rt-multi-thread", "signal", "time"] }"#,
+        r#"{ version = "1", features = ["net", "rt-multi-thread", "signal", "sync", "time"] }"#,
     ),
     ("tracing", r#""0.1""#),
     (

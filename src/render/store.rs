@@ -15,7 +15,8 @@ pub fn render() -> TokenStream {
         use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
         use sqlx::any::AnyPoolOptions;
-        use sqlx::{AnyPool, Row};
+        use sqlx::pool::PoolConnection;
+        use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
         #settings
 
@@ -66,9 +67,41 @@ pub fn render() -> TokenStream {
             pub transaction_type: String,
         }
 
-        /// The open database.
+        /// The open database: PostgreSQL through a pool; SQLite through one connection, since
+        /// its writes take turns anyway (and a pool checks a connection on every release).
         pub struct Store {
-            pool: AnyPool,
+            backend: Backend,
+        }
+
+        enum Backend {
+            Pool(AnyPool),
+            Single(tokio::sync::Mutex<AnyConnection>),
+        }
+
+        /// A connection held for a few statements.
+        enum Session<'s> {
+            Pooled(PoolConnection<Any>),
+            Single(tokio::sync::MutexGuard<'s, AnyConnection>),
+        }
+
+        impl std::ops::Deref for Session<'_> {
+            type Target = AnyConnection;
+
+            fn deref(&self) -> &AnyConnection {
+                match self {
+                    Session::Pooled(connection) => connection,
+                    Session::Single(connection) => connection,
+                }
+            }
+        }
+
+        impl std::ops::DerefMut for Session<'_> {
+            fn deref_mut(&mut self) -> &mut AnyConnection {
+                match self {
+                    Session::Pooled(connection) => connection,
+                    Session::Single(connection) => connection,
+                }
+            }
         }
 
         impl Store {
@@ -76,37 +109,46 @@ pub fn render() -> TokenStream {
             pub async fn open(settings: &StoreSettings) -> Result<Self, String> {
                 sqlx::any::install_default_drivers();
                 let described = settings.location.describe();
-                let (url, connections) = match &settings.location {
-                    StoreLocation::Postgres(url) => (url.clone(), 16),
+                let cannot_open = |error: sqlx::Error| format!("cannot open the store {described}: {error}");
+                let backend = match &settings.location {
+                    StoreLocation::Postgres(url) => {
+                        let pool = AnyPoolOptions::new()
+                            .max_connections(16)
+                            .acquire_timeout(Duration::from_secs(10))
+                            .test_before_acquire(false)
+                            .connect(url)
+                            .await
+                            .map_err(cannot_open)?;
+                        Backend::Pool(pool)
+                    }
                     StoreLocation::Sqlite(path) => {
                         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                             std::fs::create_dir_all(parent).map_err(|error| format!("cannot create the directory of the store {described}: {error}"))?;
                         }
-                        (format!("sqlite://{}?mode=rwc", path.display()), 1)
+                        let url = format!("sqlite://{}?mode=rwc", path.display());
+                        let mut connection = AnyConnection::connect(&url).await.map_err(cannot_open)?;
+                        for pragma in SQLITE_PRAGMAS {
+                            sqlx::query(pragma).execute(&mut connection).await.map_err(cannot_open)?;
+                        }
+                        Backend::Single(tokio::sync::Mutex::new(connection))
                     }
                 };
-                let pool = AnyPoolOptions::new()
-                    .max_connections(connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .after_connect(|connection, _| Box::pin(async move {
-                        if connection.backend_name() == "SQLite" {
-                            for pragma in SQLITE_PRAGMAS {
-                                sqlx::query(pragma).execute(&mut *connection).await?;
-                            }
-                        }
-                        Ok(())
-                    }))
-                    .connect(&url)
-                    .await
-                    .map_err(|error| format!("cannot open the store {described}: {error}"))?;
-                let store = Self { pool };
+                let store = Self { backend };
                 store.migrate().await.map_err(|error| format!("cannot set up the store {described}: {error}"))?;
                 tracing::info!(store = %described, "initiation store ready");
                 Ok(store)
             }
 
+            async fn session(&self) -> Result<Session<'_>, StoreError> {
+                Ok(match &self.backend {
+                    Backend::Pool(pool) => Session::Pooled(pool.acquire().await?),
+                    Backend::Single(connection) => Session::Single(connection.lock().await),
+                })
+            }
+
             async fn migrate(&self) -> Result<(), StoreError> {
-                let mut transaction = self.pool.begin().await?;
+                let mut session = self.session().await?;
+                let mut transaction = session.begin().await?;
                 if transaction.backend_name() == "PostgreSQL" {
                     sqlx::query(LOCK_MIGRATIONS).execute(&mut *transaction).await?;
                 }
@@ -122,22 +164,23 @@ pub fn render() -> TokenStream {
             pub async fn claim(&self, operation: &str, key: &str, request: &str, transaction_type: &str, owner: &str, lease: Duration) -> Result<Claim, StoreError> {
                 let now = now_ms();
                 let lease_until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+                let mut session = self.session().await?;
                 let inserted = sqlx::query(INSERT)
                     .bind(operation).bind(key).bind(request).bind(transaction_type).bind(owner).bind(lease_until).bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *session)
                     .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(Claim::First);
                 }
                 let taken = sqlx::query(TAKE_OVER)
                     .bind(operation).bind(key).bind(owner).bind(lease_until).bind(now).bind(request)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *session)
                     .await?;
                 if let Some(row) = taken {
                     let attempt: i64 = row.try_get(0)?;
                     return Ok(Claim::Recover { attempt: u32::try_from(attempt).unwrap_or(u32::MAX) });
                 }
-                let Some(row) = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&self.pool).await? else {
+                let Some(row) = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&mut *session).await? else {
                     return Ok(Claim::Busy);
                 };
                 let stored: String = row.try_get(0)?;
@@ -153,14 +196,15 @@ pub fn render() -> TokenStream {
             /// Records the final answer of `owner`'s attempt. If another request finished the
             /// key first, its answer is returned instead, so that every caller sees one answer.
             pub async fn finish(&self, operation: &str, key: &str, owner: &str, answer: Answer, provider_id: Option<&str>) -> Result<Answer, StoreError> {
+                let mut session = self.session().await?;
                 let finished = sqlx::query(FINISH)
                     .bind(operation).bind(key).bind(owner).bind(i64::from(answer.status)).bind(answer.body.as_str()).bind(provider_id).bind(now_ms())
-                    .execute(&self.pool)
+                    .execute(&mut *session)
                     .await?;
                 if finished.rows_affected() == 1 {
                     return Ok(answer);
                 }
-                let row = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&self.pool).await?;
+                let row = sqlx::query(READ).bind(operation).bind(key).fetch_optional(&mut *session).await?;
                 let stored = match row {
                     Some(row) => (row.try_get::<Option<i64>, _>(1)?, row.try_get::<Option<String>, _>(2)?),
                     None => (None, None),
@@ -177,34 +221,35 @@ pub fn render() -> TokenStream {
             /// Ends `owner`'s attempt without a final answer: the next request with the key
             /// recovers it at once.
             pub async fn release(&self, operation: &str, key: &str, owner: &str) -> Result<(), StoreError> {
-                sqlx::query(RELEASE).bind(operation).bind(key).bind(owner).bind(now_ms()).execute(&self.pool).await?;
+                sqlx::query(RELEASE).bind(operation).bind(key).bind(owner).bind(now_ms()).execute(&mut *self.session().await?).await?;
                 Ok(())
             }
 
             /// Initiations without a final answer that no provider payment is known for yet:
             /// (operation, key, request). An attempt may have paid before it died.
             pub async fn unanswered(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-                let rows = sqlx::query(UNANSWERED).fetch_all(&self.pool).await?;
+                let rows = sqlx::query(UNANSWERED).fetch_all(&mut *self.session().await?).await?;
                 rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
             }
 
             /// Records the provider's id of an unanswered initiation's payment, found by a
             /// look-up, so that its transaction links before the initiation is retried.
             pub async fn found_payment(&self, operation: &str, key: &str, provider_id: &str) -> Result<(), StoreError> {
-                sqlx::query(FOUND_PAYMENT).bind(operation).bind(key).bind(provider_id).bind(now_ms()).execute(&self.pool).await?;
+                sqlx::query(FOUND_PAYMENT).bind(operation).bind(key).bind(provider_id).bind(now_ms()).execute(&mut *self.session().await?).await?;
                 Ok(())
             }
 
             /// The initiations whose provider id or idempotency key is one of `candidates`.
             pub async fn links(&self, candidates: &[&str]) -> Result<Vec<Link>, StoreError> {
                 let mut links = Vec::new();
+                let mut session = self.session().await?;
                 for chunk in candidates.chunks(LINK_CHUNK) {
                     let sql = links_query(chunk.len());
                     let mut query = sqlx::query(&sql);
                     for candidate in chunk {
                         query = query.bind(*candidate);
                     }
-                    for row in query.fetch_all(&self.pool).await? {
+                    for row in query.fetch_all(&mut *session).await? {
                         links.push(Link { key: row.try_get(0)?, provider_id: row.try_get(1)?, transaction_type: row.try_get(2)? });
                     }
                 }

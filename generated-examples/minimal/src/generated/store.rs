@@ -8,7 +8,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +167,40 @@ pub struct Link {
     pub transaction_type: String,
 }
 
-/// The open database.
+/// The open database: PostgreSQL through a pool; SQLite through one connection, since
+/// its writes take turns anyway (and a pool checks a connection on every release).
 pub struct Store {
-    pool: AnyPool,
+    backend: Backend,
+}
+
+enum Backend {
+    Pool(AnyPool),
+    Single(tokio::sync::Mutex<AnyConnection>),
+}
+
+/// A connection held for a few statements.
+enum Session<'s> {
+    Pooled(PoolConnection<Any>),
+    Single(tokio::sync::MutexGuard<'s, AnyConnection>),
+}
+
+impl std::ops::Deref for Session<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Session::Pooled(connection) => connection,
+            Session::Single(connection) => connection,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Session<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Session::Pooled(connection) => connection,
+            Session::Single(connection) => connection,
+        }
+    }
 }
 
 impl Store {
@@ -176,8 +208,20 @@ impl Store {
     pub async fn open(settings: &StoreSettings) -> Result<Self, String> {
         sqlx::any::install_default_drivers();
         let described = settings.location.describe();
-        let (url, connections) = match &settings.location {
-            StoreLocation::Postgres(url) => (url.clone(), 16),
+        let cannot_open = |error: sqlx::Error| {
+            format!("cannot open the store {described}: {error}")
+        };
+        let backend = match &settings.location {
+            StoreLocation::Postgres(url) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .connect(url)
+                    .await
+                    .map_err(cannot_open)?;
+                Backend::Pool(pool)
+            }
             StoreLocation::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
                 {
@@ -188,24 +232,20 @@ impl Store {
                             )
                         })?;
                 }
-                (format!("sqlite://{}?mode=rwc", path.display()), 1)
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let mut connection = AnyConnection::connect(&url)
+                    .await
+                    .map_err(cannot_open)?;
+                for pragma in SQLITE_PRAGMAS {
+                    sqlx::query(pragma)
+                        .execute(&mut connection)
+                        .await
+                        .map_err(cannot_open)?;
+                }
+                Backend::Single(tokio::sync::Mutex::new(connection))
             }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|connection, _| Box::pin(async move {
-                if connection.backend_name() == "SQLite" {
-                    for pragma in SQLITE_PRAGMAS {
-                        sqlx::query(pragma).execute(&mut *connection).await?;
-                    }
-                }
-                Ok(())
-            }))
-            .connect(&url)
-            .await
-            .map_err(|error| format!("cannot open the store {described}: {error}"))?;
-        let store = Self { pool };
+        let store = Self { backend };
         store
             .migrate()
             .await
@@ -214,8 +254,18 @@ impl Store {
         Ok(store)
     }
 
+    async fn session(&self) -> Result<Session<'_>, StoreError> {
+        Ok(
+            match &self.backend {
+                Backend::Pool(pool) => Session::Pooled(pool.acquire().await?),
+                Backend::Single(connection) => Session::Single(connection.lock().await),
+            },
+        )
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut session = self.session().await?;
+        let mut transaction = session.begin().await?;
         if transaction.backend_name() == "PostgreSQL" {
             sqlx::query(LOCK_MIGRATIONS).execute(&mut *transaction).await?;
         }
@@ -240,6 +290,7 @@ impl Store {
         let now = now_ms();
         let lease_until = now
             .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut session = self.session().await?;
         let inserted = sqlx::query(INSERT)
             .bind(operation)
             .bind(key)
@@ -248,7 +299,7 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *session)
             .await?;
         if inserted.rows_affected() == 1 {
             return Ok(Claim::First);
@@ -260,7 +311,7 @@ impl Store {
             .bind(lease_until)
             .bind(now)
             .bind(request)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *session)
             .await?;
         if let Some(row) = taken {
             let attempt: i64 = row.try_get(0)?;
@@ -271,7 +322,7 @@ impl Store {
         let Some(row) = sqlx::query(READ)
             .bind(operation)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *session)
             .await? else {
             return Ok(Claim::Busy);
         };
@@ -302,6 +353,7 @@ impl Store {
         answer: Answer,
         provider_id: Option<&str>,
     ) -> Result<Answer, StoreError> {
+        let mut session = self.session().await?;
         let finished = sqlx::query(FINISH)
             .bind(operation)
             .bind(key)
@@ -310,7 +362,7 @@ impl Store {
             .bind(answer.body.as_str())
             .bind(provider_id)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *session)
             .await?;
         if finished.rows_affected() == 1 {
             return Ok(answer);
@@ -318,7 +370,7 @@ impl Store {
         let row = sqlx::query(READ)
             .bind(operation)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *session)
             .await?;
         let stored = match row {
             Some(row) => {
@@ -356,7 +408,7 @@ impl Store {
             .bind(key)
             .bind(owner)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *self.session().await?)
             .await?;
         Ok(())
     }
@@ -364,7 +416,7 @@ impl Store {
     /// Initiations without a final answer that no provider payment is known for yet:
     /// (operation, key, request). An attempt may have paid before it died.
     pub async fn unanswered(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows = sqlx::query(UNANSWERED).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(UNANSWERED).fetch_all(&mut *self.session().await?).await?;
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect()
@@ -383,7 +435,7 @@ impl Store {
             .bind(key)
             .bind(provider_id)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *self.session().await?)
             .await?;
         Ok(())
     }
@@ -391,13 +443,14 @@ impl Store {
     /// The initiations whose provider id or idempotency key is one of `candidates`.
     pub async fn links(&self, candidates: &[&str]) -> Result<Vec<Link>, StoreError> {
         let mut links = Vec::new();
+        let mut session = self.session().await?;
         for chunk in candidates.chunks(LINK_CHUNK) {
             let sql = links_query(chunk.len());
             let mut query = sqlx::query(&sql);
             for candidate in chunk {
                 query = query.bind(*candidate);
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.fetch_all(&mut *session).await? {
                 links
                     .push(Link {
                         key: row.try_get(0)?,
