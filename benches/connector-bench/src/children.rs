@@ -112,6 +112,16 @@ fn spawn(program: &Path, env: &[(&str, String)]) -> Started {
     ] {
         command.env_remove(inherited);
     }
+    if !env.iter().any(|(name, _)| *name == "CONNECTOR_STORE") {
+        // Never the directory the benchmark runs in: a store of its own under the temp dir.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let store = std::env::temp_dir().join(format!(
+            "connector-bench-{}-{n}.sqlite3",
+            std::process::id()
+        ));
+        command.env("CONNECTOR_STORE", store);
+    }
     command
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
