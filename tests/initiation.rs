@@ -248,6 +248,14 @@ fn a_retry_gets_the_stored_answer_and_a_different_request_a_409() {
     assert!(detail.contains("amount, currency"), "{detail}");
     assert!(detail.contains("key-retry"), "{detail}");
     assert_eq!(cp.payments_for_reference("key-retry"), 1);
+    let metrics = server.get("/metrics").text();
+    for counted in [
+        "connector_initiations_total{operation=\"createPayout\",outcome=\"first\"} 1",
+        "connector_initiations_total{operation=\"createPayout\",outcome=\"replayed\"} 3",
+        "connector_initiations_total{operation=\"createPayout\",outcome=\"conflict\"} 1",
+    ] {
+        assert!(metrics.contains(counted), "{counted} not in:\n{metrics}");
+    }
 }
 
 #[test]
@@ -617,6 +625,26 @@ fn two_replicas_on_one_postgres_make_one_payment_per_key() {
         .psql("SELECT count(*) FROM connector_initiations WHERE status = 201")
         .unwrap();
     assert_eq!(stored.trim(), "3");
+    // A replica of an older connector refuses a store a newer one set up.
+    postgres
+        .psql("UPDATE connector_schema SET version = 99")
+        .unwrap();
+    let mut older = support::Process::spawn(
+        std::process::Command::new(binary())
+            .env("CONNECTOR_API_KEY", API_KEY)
+            .env("CONNECTOR_LISTEN", "127.0.0.1:0")
+            .env("CURSORPAY_BASE_URL", cp.url())
+            .env("CURSORPAY_API_KEY", CP_TOKEN)
+            .env("DATABASE_URL", &url),
+    );
+    assert!(!older.wait_exit().success());
+    assert!(
+        older
+            .logs()
+            .contains("its schema is version 99, newer than this connector's 1"),
+        "{}",
+        older.logs()
+    );
     for replica in &replicas {
         assert!(
             replica

@@ -100,19 +100,31 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
             let mut pause = Duration::from_millis(2);
             let attempt = loop {
                 let claim = store.claim(operation.id, key, &request_text, operation.transaction_type, &owner, timeout).await.map_err(store_failed)?;
+                let metrics = ctx.metrics();
                 match claim {
-                    Claim::First => break 1,
+                    Claim::First => {
+                        metrics.initiation(operation.id, "first");
+                        break 1;
+                    }
                     Claim::Recover { attempt } => {
+                        metrics.initiation(operation.id, "recovered");
                         tracing::warn!(operation = operation.id, key, attempt, "an earlier attempt with this key ended without an answer; recovering it");
                         break attempt;
                     }
-                    Claim::Answered(answer) => return Ok(answer),
-                    Claim::Conflict { request: stored } => return Err(conflict(operation.id, key, &stored, request)),
+                    Claim::Answered(answer) => {
+                        metrics.initiation(operation.id, "replayed");
+                        return Ok(answer);
+                    }
+                    Claim::Conflict { request: stored } => {
+                        metrics.initiation(operation.id, "conflict");
+                        return Err(conflict(operation.id, key, &stored, request));
+                    }
                     Claim::Busy if claimed.elapsed() < MAX_WAIT.min(timeout) => {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_millis(50));
                     }
                     Claim::Busy => {
+                        metrics.initiation(operation.id, "busy");
                         let detail = format!("a {} with idempotency key {key:?} is in progress; retry later", operation.id);
                         return Err(ConnectorError { retry_after: Some(1), ..ConnectorError::new(StatusCode::TOO_EARLY, detail) });
                     }

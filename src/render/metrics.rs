@@ -31,6 +31,7 @@ pub fn render() -> TokenStream {
             upstream_latency: BTreeMap<String, Histogram>,
             conversion_failures: BTreeMap<String, u64>,
             enum_fallbacks: BTreeMap<String, u64>,
+            initiations: BTreeMap<(String, &'static str), u64>,
         }
 
         /// The connector's counters; cheap to record, rendered on demand.
@@ -76,6 +77,12 @@ pub fn render() -> TokenStream {
                 self.with(|r| *r.enum_fallbacks.entry(field.to_owned()).or_default() += 1);
             }
 
+            /// What became of a payment initiation request: `first`, `replayed`, `recovered`,
+            /// `conflict` or `busy`.
+            pub fn initiation(&self, operation: &str, outcome: &'static str) {
+                self.with(|r| *r.initiations.entry((operation.to_owned(), outcome)).or_default() += 1);
+            }
+
             /// Upstream calls made so far for an operation, whatever their outcome.
             pub fn upstream_calls(&self, operation: &str) -> u64 {
                 let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -115,6 +122,11 @@ pub fn render() -> TokenStream {
                 out.push_str("# TYPE connector_enum_fallbacks_total counter\n");
                 for (field, n) in &registry.enum_fallbacks {
                     let _ = writeln!(out, "connector_enum_fallbacks_total{{field=\"{field}\"}} {n}");
+                }
+                out.push_str("# HELP connector_initiations_total Payment initiation requests by what their idempotency key found: first, replayed, recovered, conflict, busy.\n");
+                out.push_str("# TYPE connector_initiations_total counter\n");
+                for ((operation, outcome), n) in &registry.initiations {
+                    let _ = writeln!(out, "connector_initiations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {n}");
                 }
                 out
             }

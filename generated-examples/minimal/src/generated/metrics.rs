@@ -40,6 +40,7 @@ struct Registry {
     upstream_latency: BTreeMap<String, Histogram>,
     conversion_failures: BTreeMap<String, u64>,
     enum_fallbacks: BTreeMap<String, u64>,
+    initiations: BTreeMap<(String, &'static str), u64>,
 }
 
 /// The connector's counters; cheap to record, rendered on demand.
@@ -91,6 +92,14 @@ impl Metrics {
     /// A provider enum value that no rule matched and went to the fallback.
     pub fn enum_fallback(&self, field: &str) {
         self.with(|r| *r.enum_fallbacks.entry(field.to_owned()).or_default() += 1);
+    }
+
+    /// What became of a payment initiation request: `first`, `replayed`, `recovered`,
+    /// `conflict` or `busy`.
+    pub fn initiation(&self, operation: &str, outcome: &'static str) {
+        self.with(|r| {
+            *r.initiations.entry((operation.to_owned(), outcome)).or_default() += 1;
+        });
     }
 
     /// Upstream calls made so far for an operation, whatever their outcome.
@@ -177,6 +186,16 @@ impl Metrics {
         for (field, n) in &registry.enum_fallbacks {
             let _ = writeln!(
                 out, "connector_enum_fallbacks_total{{field=\"{field}\"}} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP connector_initiations_total Payment initiation requests by what their idempotency key found: first, replayed, recovered, conflict, busy.\n",
+        );
+        out.push_str("# TYPE connector_initiations_total counter\n");
+        for ((operation, outcome), n) in &registry.initiations {
+            let _ = writeln!(
+                out,
+                "connector_initiations_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         out

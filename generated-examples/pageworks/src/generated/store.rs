@@ -263,14 +263,49 @@ impl Store {
         )
     }
 
+    /// Applies the migrations the database has not had yet, in one transaction; refuses a
+    /// database set up by a newer connector (replicas upgrade one at a time).
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut session = self.session().await?;
         let mut transaction = session.begin().await?;
         if transaction.backend_name() == "PostgreSQL" {
             sqlx::query(LOCK_MIGRATIONS).execute(&mut *transaction).await?;
         }
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&mut *transaction).await?;
+        sqlx::query(SCHEMA_VERSION_TABLE).execute(&mut *transaction).await?;
+        let found: Option<i64> = sqlx::query(READ_SCHEMA_VERSION)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        let current = found.unwrap_or(0);
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            return Err(
+                StoreError(
+                    format!(
+                        "its schema is version {current}, newer than this connector's {known}: upgrade the connector"
+                    ),
+                ),
+            );
+        }
+        for migration in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(current).unwrap_or(usize::MAX))
+        {
+            for statement in *migration {
+                sqlx::query(statement).execute(&mut *transaction).await?;
+            }
+        }
+        if found.is_none() {
+            sqlx::query(INSERT_SCHEMA_VERSION)
+                .bind(known)
+                .execute(&mut *transaction)
+                .await?;
+        } else if current < known {
+            sqlx::query(UPDATE_SCHEMA_VERSION)
+                .bind(known)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -478,8 +513,18 @@ const SQLITE_PRAGMAS: [&str; 3] = [
 /// Replicas starting together set the schema up one after another.
 const LOCK_MIGRATIONS: &str = "SELECT pg_advisory_xact_lock(7318029475)";
 
-const SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS connector_initiations (\
+const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS connector_schema (version BIGINT NOT NULL)";
+
+const READ_SCHEMA_VERSION: &str = "SELECT version FROM connector_schema";
+
+const INSERT_SCHEMA_VERSION: &str = "INSERT INTO connector_schema (version) VALUES ($1)";
+
+const UPDATE_SCHEMA_VERSION: &str = "UPDATE connector_schema SET version = $1";
+
+/// The schema, one migration per version; a new version appends one, never edits one.
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS connector_initiations (\
                 operation TEXT NOT NULL, \
                 idempotency_key TEXT NOT NULL, \
                 request TEXT NOT NULL, \
@@ -493,9 +538,10 @@ const SCHEMA: [&str; 4] = [
                 created_at BIGINT NOT NULL, \
                 updated_at BIGINT NOT NULL, \
                 PRIMARY KEY (operation, idempotency_key))",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_unanswered ON connector_initiations (updated_at) WHERE status IS NULL",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_unanswered ON connector_initiations (updated_at) WHERE status IS NULL",
+    ],
 ];
 
 const INSERT: &str = "INSERT INTO connector_initiations \
