@@ -407,6 +407,19 @@ fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
     );
 }
 
+#[test]
+fn an_attempt_past_its_time_out_is_stopped_and_recovered_by_the_retry() {
+    let cp = Cursorpay::start(12, CP_TOKEN);
+    cp.set_initiation_latency(Duration::from_millis(1500));
+    let server = start(&cp, &[("CONNECTOR_INITIATION_TIMEOUT", "1s")]);
+    let first = server.post_json("/payouts", &payout("key-slow", "800"));
+    assert_eq!(first.status, 503, "{first:?}");
+    let (status, body) = initiate(&server, "/payouts", &payout("key-slow", "800"));
+    let id = created_id(status, &body);
+    assert_eq!(cp.payments_for_reference("key-slow"), 1);
+    assert_eq!(cp.payouts()[0]["id"], id.as_str());
+}
+
 // =============================================================================================
 // Linking: the provider's transaction carries Formance's key
 // =============================================================================================

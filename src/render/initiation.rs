@@ -35,6 +35,7 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
         use axum::response::{IntoResponse, Response};
         use serde::Serialize;
         use serde_json::Value;
+        use tracing::Instrument;
 
         use super::convert;
         use super::error::ConnectorError;
@@ -85,12 +86,29 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
 
         /// Runs `call` at most once for `key` and `request` (the request's JSON, compared on
         /// retries), storing its answer; replays the stored answer for a retry.
-        pub async fn run<T, F, Fut>(ctx: Context, operation: &Operation, key: &str, request: &Value, id_of: fn(&T) -> String, call: F) -> Result<Answer, ConnectorError>
+        ///
+        /// It runs on a task of its own: a caller that hangs up does not stop it half-way, and
+        /// the answer is stored for its retry.
+        pub async fn run<T, F, Fut>(ctx: Context, operation: &'static Operation, key: String, request: Value, id_of: fn(&T) -> String, call: F) -> Result<Answer, ConnectorError>
         where
-            T: Serialize,
-            F: FnOnce(Context) -> Fut,
-            Fut: Future<Output = Result<T, ConnectorError>>,
+            T: Serialize + Send + 'static,
+            F: FnOnce(Context) -> Fut + Send + 'static,
+            Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
         {
+            let work = attempt(ctx, operation, key, request, id_of, call).in_current_span();
+            tokio::spawn(work).await.unwrap_or_else(|error| {
+                tracing::error!(operation = operation.id, panicked = error.is_panic(), "an initiation did not finish");
+                Err(ConnectorError::internal(format!("the {} initiation failed unexpectedly; see the connector's logs", operation.id)))
+            })
+        }
+
+        async fn attempt<T, F, Fut>(ctx: Context, operation: &'static Operation, key: String, request: Value, id_of: fn(&T) -> String, call: F) -> Result<Answer, ConnectorError>
+        where
+            T: Serialize + Send + 'static,
+            F: FnOnce(Context) -> Fut,
+            Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
+        {
+            let (key, request) = (key.as_str(), &request);
             let services = ctx.services().clone();
             let store = services.store();
             let timeout = ctx.config().store.attempt_timeout;
@@ -131,13 +149,23 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
                 }
             };
             let initiation = Initiation { key: key.to_owned(), attempt, recovering: attempt > 1 };
-            let outcome = tokio::time::timeout(timeout, call(ctx.with_initiation(initiation))).await;
+            // The handler is stopped at the time-out: past it, another request may take the key
+            // over, and two attempts must never run at once.
+            let mut handler = tokio::spawn(call(ctx.with_initiation(initiation)).in_current_span());
+            let outcome = tokio::time::timeout(timeout, &mut handler).await;
             let result = match outcome {
-                Ok(Ok(created)) => serde_json::to_string(&created)
+                Ok(Ok(Ok(created))) => serde_json::to_string(&created)
                     .map(|body| (Answer { status: operation.status, body }, Some(id_of(&created))))
                     .map_err(|error| ConnectorError::internal(format!("cannot encode the response: {error}"))),
-                Ok(Err(error)) => Err(error),
-                Err(_) => Err(ConnectorError::unavailable(format!("{} did not finish within {:?}; retry with the same key", operation.id, timeout), Some(1))),
+                Ok(Ok(Err(error))) => Err(error),
+                Ok(Err(failure)) => {
+                    tracing::error!(operation = operation.id, panicked = failure.is_panic(), "the handler did not finish");
+                    Err(ConnectorError::internal(format!("the {} handler failed unexpectedly; see the connector's logs", operation.id)))
+                }
+                Err(_) => {
+                    handler.abort();
+                    Err(ConnectorError::unavailable(format!("{} did not finish within {:?}; retry with the same key", operation.id, timeout), Some(1)))
+                }
             };
             match result {
                 Ok((answer, provider_id)) => store.finish(operation.id, key, &owner, answer, provider_id.as_deref()).await.map_err(store_failed),

@@ -160,7 +160,7 @@ fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
     let call =
         quote!(runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
     if let Some(initiation) = &op.initiation {
-        return initiation_handler(protocol, op, initiation, &doc, body, call);
+        return initiation_handler(protocol, op, initiation, &doc, body);
     }
     let call = if protocol
         .link
@@ -205,7 +205,6 @@ fn initiation_handler(
     initiation: &Initiation,
     doc: &str,
     body: Option<TokenStream>,
-    call: TokenStream,
 ) -> TokenStream {
     let name = names::snake_ident(&op.id);
     let id = &op.id;
@@ -238,7 +237,8 @@ fn initiation_handler(
                 let request = serde_json::to_value(&body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
                 let key = body.#key.clone();
                 let connector = state.connector.clone();
-                initiation::run(ctx, &OPERATION, &key, &request, |created: &#created| created.#created_id.clone(), move |ctx| #call).await
+                let call = move |ctx| async move { connector.#name(ctx, body).await };
+                initiation::run(ctx, &OPERATION, key, request, |created: &#created| created.#created_id.clone(), call).await
             };
             initiation::respond(#id, result.await)
         }

@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 use super::convert;
 use super::error::ConnectorError;
 use super::runtime::{Context, OperationLabel};
@@ -66,19 +67,55 @@ pub struct Operation {
 
 /// Runs `call` at most once for `key` and `request` (the request's JSON, compared on
 /// retries), storing its answer; replays the stored answer for a retry.
+///
+/// It runs on a task of its own: a caller that hangs up does not stop it half-way, and
+/// the answer is stored for its retry.
 pub async fn run<T, F, Fut>(
     ctx: Context,
-    operation: &Operation,
-    key: &str,
-    request: &Value,
+    operation: &'static Operation,
+    key: String,
+    request: Value,
     id_of: fn(&T) -> String,
     call: F,
 ) -> Result<Answer, ConnectorError>
 where
-    T: Serialize,
-    F: FnOnce(Context) -> Fut,
-    Fut: Future<Output = Result<T, ConnectorError>>,
+    T: Serialize + Send + 'static,
+    F: FnOnce(Context) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
 {
+    let work = attempt(ctx, operation, key, request, id_of, call).in_current_span();
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(
+                operation = operation.id, panicked = error.is_panic(),
+                "an initiation did not finish"
+            );
+            Err(
+                ConnectorError::internal(
+                    format!(
+                        "the {} initiation failed unexpectedly; see the connector's logs",
+                        operation.id
+                    ),
+                ),
+            )
+        })
+}
+
+async fn attempt<T, F, Fut>(
+    ctx: Context,
+    operation: &'static Operation,
+    key: String,
+    request: Value,
+    id_of: fn(&T) -> String,
+    call: F,
+) -> Result<Answer, ConnectorError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
+{
+    let (key, request) = (key.as_str(), &request);
     let services = ctx.services().clone();
     let store = services.store();
     let timeout = ctx.config().store.attempt_timeout;
@@ -142,10 +179,12 @@ where
         attempt,
         recovering: attempt > 1,
     };
-    let outcome = tokio::time::timeout(timeout, call(ctx.with_initiation(initiation)))
-        .await;
+    let mut handler = tokio::spawn(
+        call(ctx.with_initiation(initiation)).in_current_span(),
+    );
+    let outcome = tokio::time::timeout(timeout, &mut handler).await;
     let result = match outcome {
-        Ok(Ok(created)) => {
+        Ok(Ok(Ok(created))) => {
             serde_json::to_string(&created)
                 .map(|body| (
                     Answer {
@@ -158,8 +197,23 @@ where
                     format!("cannot encode the response: {error}"),
                 ))
         }
-        Ok(Err(error)) => Err(error),
+        Ok(Ok(Err(error))) => Err(error),
+        Ok(Err(failure)) => {
+            tracing::error!(
+                operation = operation.id, panicked = failure.is_panic(),
+                "the handler did not finish"
+            );
+            Err(
+                ConnectorError::internal(
+                    format!(
+                        "the {} handler failed unexpectedly; see the connector's logs",
+                        operation.id
+                    ),
+                ),
+            )
+        }
         Err(_) => {
+            handler.abort();
             Err(
                 ConnectorError::unavailable(
                     format!(

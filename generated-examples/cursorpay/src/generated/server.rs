@@ -135,16 +135,14 @@ async fn create_payout<C: Connector>(
             ))?;
         let key = body.idempotency_key.clone();
         let connector = state.connector.clone();
+        let call = move |ctx| async move { connector.create_payout(ctx, body).await };
         initiation::run(
                 ctx,
                 &OPERATION,
-                &key,
-                &request,
+                key,
+                request,
                 |created: &models::Payout| created.id.clone(),
-                move |ctx| runtime::call_connector(
-                    "createPayout",
-                    async move { connector.create_payout(ctx, body).await },
-                ),
+                call,
             )
             .await
     };
@@ -173,16 +171,14 @@ async fn create_transfer<C: Connector>(
             ))?;
         let key = body.idempotency_key.clone();
         let connector = state.connector.clone();
+        let call = move |ctx| async move { connector.create_transfer(ctx, body).await };
         initiation::run(
                 ctx,
                 &OPERATION,
-                &key,
-                &request,
+                key,
+                request,
                 |created: &models::Transfer| created.id.clone(),
-                move |ctx| runtime::call_connector(
-                    "createTransfer",
-                    async move { connector.create_transfer(ctx, body).await },
-                ),
+                call,
             )
             .await
     };
