@@ -180,6 +180,17 @@ fn initiate_at(
     panic!("POST {path} {body}: no final answer within {RETRY_FOR:?}");
 }
 
+/// Every transaction the connector serves, synced as Formance does.
+fn synced_transactions(server: &Server) -> Vec<Value> {
+    let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
+    poller.sync(Kind::Transactions).unwrap();
+    poller
+        .records(Kind::Transactions)
+        .values()
+        .map(|record| record.json.clone())
+        .collect()
+}
+
 fn created_id(status: u16, body: &Value) -> String {
     assert_eq!(status, 201, "{body}");
     body["id"]
@@ -384,13 +395,7 @@ fn a_connector_killed_after_the_provider_accepted_does_not_pay_again() {
     // Formance may poll transactions before it retries the payout: the provider's transaction
     // is already there, and must carry the key.
     let linked_before_the_retry = |server: &Server| {
-        let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
-        poller.sync(Kind::Transactions).unwrap();
-        let served: Vec<&Value> = poller
-            .records(Kind::Transactions)
-            .values()
-            .map(|r| &r.json)
-            .collect();
+        let served = synced_transactions(server);
         assert_eq!(served.len(), 1);
         assert_eq!(
             served[0]["relatedTransactionID"], "key-crash",
@@ -491,13 +496,7 @@ fn a_payout_made_elsewhere_is_not_linked() {
     )
     .unwrap();
     assert_eq!(direct.status, 200, "{}", direct.text());
-    let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
-    poller.sync(Kind::Transactions).unwrap();
-    let served: Vec<&Value> = poller
-        .records(Kind::Transactions)
-        .values()
-        .map(|r| &r.json)
-        .collect();
+    let served = synced_transactions(&server);
     assert_eq!(served.len(), 1);
     assert_eq!(served[0]["type"], "PAYOUT");
     assert!(

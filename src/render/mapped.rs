@@ -192,9 +192,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
                     let request = #request_fn(&params);
                     let response = ctx.upstream().send(#id, &request).await?;
-                    let record = convert::lookup(&response.body, #steps).ok_or_else(|| {
-                        ConnectorError::bad_gateway(format!("{}: the provider's answer has nothing at `{}`", #id, #record_text))
-                    })?;
+                    let record = fields::record_at(#id, &response.body, #steps, #record_text)?;
                     #record_fn(record, &params, ctx.metrics())
                 }
 
@@ -280,9 +278,7 @@ fn initiation_operation(
             #recover
             let upstream = #request_fn(ctx, &request)?;
             let response = ctx.upstream().send(#id, &upstream).await?;
-            let record = convert::lookup(&response.body, #record_steps).ok_or_else(|| {
-                ConnectorError::bad_gateway(format!("{}: the provider's answer has nothing at `{}`", #id, #record_text))
-            })?;
+            let record = fields::record_at(#id, &response.body, #record_steps, #record_text)?;
             #record_fn(record, &body, ctx.metrics())
         }
 

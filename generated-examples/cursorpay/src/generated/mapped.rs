@@ -148,15 +148,7 @@ pub async fn get_account_balances(
 ) -> Result<models::Balances, ConnectorError> {
     let request = get_account_balances_request(&params);
     let response = ctx.upstream().send("getAccountBalances", &request).await?;
-    let record = convert::lookup(&response.body, &[])
-        .ok_or_else(|| {
-            ConnectorError::bad_gateway(
-                format!(
-                    "{}: the provider's answer has nothing at `{}`",
-                    "getAccountBalances", "."
-                ),
-            )
-        })?;
+    let record = fields::record_at("getAccountBalances", &response.body, &[], ".")?;
     get_account_balances_record(record, &params, ctx.metrics())
 }
 
@@ -562,14 +554,7 @@ pub async fn create_payout(
 
     let upstream = create_payout_request(ctx, &request)?;
     let response = ctx.upstream().send("createPayout", &upstream).await?;
-    let record = convert::lookup(&response.body, &[])
-        .ok_or_else(|| {
-            ConnectorError::bad_gateway(
-                format!(
-                    "{}: the provider's answer has nothing at `{}`", "createPayout", "."
-                ),
-            )
-        })?;
+    let record = fields::record_at("createPayout", &response.body, &[], ".")?;
     create_payout_record(record, &body, ctx.metrics())
 }
 
@@ -791,15 +776,7 @@ pub async fn create_transfer(
 
     let upstream = create_transfer_request(ctx, &request)?;
     let response = ctx.upstream().send("createTransfer", &upstream).await?;
-    let record = convert::lookup(&response.body, &[])
-        .ok_or_else(|| {
-            ConnectorError::bad_gateway(
-                format!(
-                    "{}: the provider's answer has nothing at `{}`", "createTransfer",
-                    "."
-                ),
-            )
-        })?;
+    let record = fields::record_at("createTransfer", &response.body, &[], ".")?;
     create_transfer_record(record, &body, ctx.metrics())
 }
 

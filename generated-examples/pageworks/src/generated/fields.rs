@@ -144,6 +144,20 @@ pub fn first_of(values: impl IntoIterator<Item = Option<Value>>) -> Option<Value
     values.into_iter().flatten().find(|value| !value.is_null())
 }
 
+/// The object at `path` in a provider's answer (`text` is the path as connector.yaml
+/// writes it); a 502 naming the operation when there is none.
+pub fn record_at<'a>(
+    operation: &str,
+    body: &'a Value,
+    path: &[convert::Step],
+    text: &str,
+) -> Result<&'a Value, ConnectorError> {
+    convert::lookup(body, path)
+        .ok_or_else(|| ConnectorError::bad_gateway(
+            format!("{operation}: the provider's answer has nothing at `{text}`"),
+        ))
+}
+
 /// Sets `value` at the dotted `keys` of a provider request body, making the objects on
 /// the way. A null or missing value leaves the key out.
 pub fn put(body: &mut Value, keys: &[&str], value: Option<Value>) {

@@ -167,15 +167,7 @@ pub async fn get_account_balances(
 ) -> Result<models::Balances, ConnectorError> {
     let request = get_account_balances_request(&params);
     let response = ctx.upstream().send("getAccountBalances", &request).await?;
-    let record = convert::lookup(&response.body, &[])
-        .ok_or_else(|| {
-            ConnectorError::bad_gateway(
-                format!(
-                    "{}: the provider's answer has nothing at `{}`",
-                    "getAccountBalances", "."
-                ),
-            )
-        })?;
+    let record = fields::record_at("getAccountBalances", &response.body, &[], ".")?;
     get_account_balances_record(record, &params, ctx.metrics())
 }
 
