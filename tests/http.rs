@@ -15,7 +15,9 @@ const NAME: &str = "http-e2e";
 /// getAccounts reports what it received (parameters, request id, upstream URL) in the first
 /// account's metadata;
 /// getAccountBalances panics for `boom` and answers 404 for `missing`; createTransfer
-/// echoes its request; createPayout keeps the generated 501.
+/// echoes its request (with the description `flaky`, its first attempt fails as a provider
+/// time-out would, and the next reports the attempt it is); getTransactions names the
+/// provider's transfer `tr-1` as a transaction's origin; createPayout keeps the generated 501.
 const HANDLERS: &str = r#"
 use crate::generated::{Config, Connector, ConnectorError, Context, models, params::*};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -88,9 +90,18 @@ impl Connector for Handlers {
 
     async fn create_transfer(
         &self,
-        _ctx: Context,
+        ctx: Context,
         body: models::TransferRequest,
     ) -> Result<models::Transfer, ConnectorError> {
+        let attempt = ctx.initiation().expect("a transfer runs as an initiation");
+        assert_eq!(attempt.key(), body.idempotency_key);
+        let description = match body.description.as_deref() {
+            Some("flaky") if attempt.attempt() == 1 => {
+                return Err(ConnectorError::unavailable("the provider timed out", Some(1)));
+            }
+            Some("flaky") => Some(format!("attempt {} recovering {}", attempt.attempt(), attempt.recovering())),
+            _ => body.description,
+        };
         Ok(models::Transfer {
             id: "tr-1".to_owned(),
             idempotency_key: body.idempotency_key,
@@ -98,12 +109,34 @@ impl Connector for Handlers {
             currency: body.currency,
             source_account_id: body.source_account_id,
             destination_account_id: body.destination_account_id,
-            description: body.description,
+            description,
             status: models::TransactionStatus::Pending,
             created_at: time("2026-01-02T03:04:05Z"),
             updated_at: None,
             metadata: body.metadata,
         })
+    }
+
+    async fn get_transactions(
+        &self,
+        _ctx: Context,
+        _params: GetTransactionsParams,
+    ) -> Result<Vec<models::Transaction>, ConnectorError> {
+        let transaction = |id: &str, origin: &str| models::Transaction {
+            id: id.to_owned(),
+            related_transaction_id: Some(origin.to_owned()),
+            created_at: time("2026-01-02T03:04:05Z"),
+            updated_at: time("2026-01-02T03:04:05Z"),
+            currency: "EUR/2".to_owned(),
+            scheme: None,
+            type_: models::TransactionType::Other,
+            status: models::TransactionStatus::Pending,
+            amount: "1500".to_owned(),
+            source_account_id: None,
+            destination_account_id: None,
+            metadata: None,
+        };
+        Ok(vec![transaction("tx-1", "tr-1"), transaction("tx-2", "refund-of-9")])
     }
 }
 "#;
@@ -341,6 +374,36 @@ fn create_transfer_answers_201_with_the_users_result() {
         "metadata": {"ref": "r-9"},
     });
     assert_eq!(response.json(), expected);
+}
+
+#[test]
+fn hand_written_initiations_are_idempotent_recovered_and_linked() {
+    let server = start();
+    let mut flaky = transfer_request();
+    flaky["idempotencyKey"] = json!("key-flaky");
+    flaky["description"] = json!("flaky");
+    let failed = server.post_json("/transfers", &flaky);
+    assert_eq!(failed.status, 503, "{failed:?}");
+    let recovered = server.post_json("/transfers", &flaky);
+    assert_eq!(recovered.status, 201, "{recovered:?}");
+    assert_eq!(recovered.json()["description"], "attempt 2 recovering true");
+    let replayed = server.post_json("/transfers", &flaky);
+    assert_eq!(
+        replayed.json(),
+        recovered.json(),
+        "a retry gets the stored answer"
+    );
+
+    let transactions = server.get("/transactions?pageSize=10");
+    assert_eq!(transactions.status, 200, "{transactions:?}");
+    let items = transactions.json();
+    assert_eq!(items[0]["relatedTransactionID"], "key-flaky", "{items}");
+    assert_eq!(items[0]["type"], "TRANSFER");
+    assert_eq!(
+        items[1]["relatedTransactionID"], "refund-of-9",
+        "unknown values are kept"
+    );
+    assert_eq!(items[1]["type"], "OTHER");
 }
 
 #[test]
