@@ -45,6 +45,10 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
         /// The longest a request waits for another one with its key before answering 425.
         const MAX_WAIT: Duration = Duration::from_secs(5);
 
+        /// How much longer than the attempt's time-out its key stays taken: the replicas'
+        /// clocks may disagree by this much before two attempts could overlap.
+        const LEASE_GRACE: Duration = Duration::from_secs(2);
+
         /// Longest amount accepted, in digits: 38 fits every provider's and database's integers.
         const MAX_AMOUNT_DIGITS: usize = 38;
 
@@ -117,7 +121,7 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
             let claimed = Instant::now();
             let mut pause = Duration::from_millis(2);
             let attempt = loop {
-                let claim = store.claim(operation.id, key, &request_text, operation.transaction_type, &owner, timeout).await.map_err(store_failed)?;
+                let claim = store.claim(operation.id, key, &request_text, operation.transaction_type, &owner, timeout + LEASE_GRACE).await.map_err(store_failed)?;
                 let metrics = ctx.metrics();
                 match claim {
                     Claim::First => {

@@ -26,6 +26,10 @@ use super::store::{Answer, Claim, StoreError};
 /// The longest a request waits for another one with its key before answering 425.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// How much longer than the attempt's time-out its key stays taken: the replicas'
+/// clocks may disagree by this much before two attempts could overlap.
+const LEASE_GRACE: Duration = Duration::from_secs(2);
+
 /// Longest amount accepted, in digits: 38 fits every provider's and database's integers.
 const MAX_AMOUNT_DIGITS: usize = 38;
 
@@ -131,7 +135,7 @@ where
                 &request_text,
                 operation.transaction_type,
                 &owner,
-                timeout,
+                timeout + LEASE_GRACE,
             )
             .await
             .map_err(store_failed)?;
