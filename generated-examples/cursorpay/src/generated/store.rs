@@ -448,10 +448,14 @@ impl Store {
         Ok(())
     }
 
-    /// Initiations without a final answer that no provider payment is known for yet:
-    /// (operation, key, request). An attempt may have paid before it died.
+    /// Recent initiations without a final answer that no provider payment is known for
+    /// yet: (operation, key, request). An attempt may have paid before it died.
     pub async fn unanswered(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows = sqlx::query(UNANSWERED).fetch_all(&mut *self.session().await?).await?;
+        let since = now_ms().saturating_sub(UNANSWERED_WINDOW_MS);
+        let rows = sqlx::query(UNANSWERED)
+            .bind(since)
+            .fetch_all(&mut *self.session().await?)
+            .await?;
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
             .collect()
@@ -560,9 +564,12 @@ const FINISH: &str = "UPDATE connector_initiations \
             WHERE operation = $1 AND idempotency_key = $2 AND owner = $3 AND status IS NULL";
 const RELEASE: &str = "UPDATE connector_initiations SET lease_until = 0, updated_at = $4 \
             WHERE operation = $1 AND idempotency_key = $2 AND owner = $3 AND status IS NULL";
-/// The oldest first; a bounded batch, since each costs a look-up at the provider.
+/// The newest first, of the last day (a retry comes long before), and a bounded batch:
+/// each costs a look-up at the provider.
 const UNANSWERED: &str = "SELECT operation, idempotency_key, request FROM connector_initiations \
-            WHERE status IS NULL AND provider_id IS NULL ORDER BY updated_at LIMIT 20";
+            WHERE status IS NULL AND provider_id IS NULL AND updated_at > $1 ORDER BY updated_at DESC LIMIT 20";
+const UNANSWERED_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
 const FOUND_PAYMENT: &str = "UPDATE connector_initiations SET provider_id = $3, updated_at = $4 \
             WHERE operation = $1 AND idempotency_key = $2 AND status IS NULL";
 /// Candidates per links query: far below both databases' parameter limits.
