@@ -92,6 +92,7 @@ pub enum FileKind {
     Readme,
     Dockerfile,
     Dockerignore,
+    Gitignore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +219,7 @@ pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
         user("src/lib.rs", FileKind::Lib),
         user("src/main.rs", FileKind::Main),
         user("src/handlers.rs", FileKind::Handlers),
+        user(".gitignore", FileKind::Gitignore),
         generated("src/generated/metrics.rs", FileKind::Metrics),
     ];
     let initiations = protocol.initiations().next().is_some();

@@ -125,7 +125,8 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::CargoToml => templates::cargo_toml(&plan.krate),
         FileKind::Readme => templates::readme(protocol, plan),
         FileKind::Dockerfile => templates::dockerfile(&plan.krate),
-        FileKind::Dockerignore => templates::dockerignore(),
+        FileKind::Dockerignore => templates::dockerignore(&plan.krate),
+        FileKind::Gitignore => templates::gitignore(&plan.krate),
     }
 }
 

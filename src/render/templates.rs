@@ -27,6 +27,13 @@ struct Dockerfile<'a> {
 #[template(path = "crate/dockerignore", escape = "none")]
 struct Dockerignore<'a> {
     header: &'a str,
+    krate: &'a Crate,
+}
+
+#[derive(Template)]
+#[template(path = "crate/gitignore", escape = "none")]
+struct Gitignore<'a> {
+    krate: &'a Crate,
 }
 
 struct OperationRow {
@@ -90,8 +97,19 @@ pub fn dockerfile(krate: &Crate) -> Result<String, Diagnostic> {
     )
 }
 
-pub fn dockerignore() -> Result<String, Diagnostic> {
-    finish(Dockerignore { header: HEADER }.render())
+pub fn dockerignore(krate: &Crate) -> Result<String, Diagnostic> {
+    finish(
+        Dockerignore {
+            header: HEADER,
+            krate,
+        }
+        .render(),
+    )
+}
+
+/// Yours once written: what git leaves out of the connector's repository.
+pub fn gitignore(krate: &Crate) -> Result<String, Diagnostic> {
+    finish(Gitignore { krate }.render())
 }
 
 pub fn readme(protocol: &Protocol, plan: &Plan) -> Result<String, Diagnostic> {
