@@ -21,6 +21,23 @@ pub(super) fn mark(protocol: &mut Protocol) {
     if protocol.initiations().next().is_some() {
         protocol.link = link_target(protocol);
     }
+    // A type the linked list cannot carry is no type at all.
+    let link_types = match protocol
+        .link
+        .as_ref()
+        .map(|link| protocol.types.get(&link.type_enum))
+    {
+        Some(Some(TypeDef::Enum(def))) => def.values.clone(),
+        _ => Vec::new(),
+    };
+    for op in &mut protocol.operations {
+        if let Some(initiation) = &mut op.initiation {
+            initiation.transaction_type = initiation
+                .transaction_type
+                .take()
+                .filter(|kind| link_types.contains(kind));
+        }
+    }
 }
 
 fn initiation(protocol: &Protocol, op: &Operation) -> Option<Initiation> {

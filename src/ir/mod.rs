@@ -104,7 +104,8 @@ pub struct Initiation {
     pub money: Option<(String, String)>,
     /// The created object's field with the provider's reference (`id`).
     pub id_field: String,
-    /// The transaction type a provider transaction resulting from it carries (`PAYOUT`).
+    /// The transaction type a provider transaction resulting from it carries (`PAYOUT`), when
+    /// the linked list's type enum has it.
     pub transaction_type: Option<String>,
 }
 

@@ -97,9 +97,16 @@ pub fn render() -> TokenStream {
             detail: &'a str,
         }
 
+        impl ConnectorError {
+            /// The `{"Title", "Detail"}` body, as sent.
+            pub fn body(&self) -> String {
+                serde_json::to_string(&ErrorBody { title: &self.title, detail: &self.detail }).unwrap_or_default()
+            }
+        }
+
         impl IntoResponse for ConnectorError {
             fn into_response(self) -> Response {
-                let body = serde_json::to_vec(&ErrorBody { title: &self.title, detail: &self.detail }).unwrap_or_default();
+                let body = self.body();
                 let content_type = HeaderValue::from_static("application/json");
                 let mut response = (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response();
                 if let Some(seconds) = self.retry_after {

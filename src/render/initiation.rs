@@ -31,16 +31,15 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
         use std::future::Future;
         use std::time::{Duration, Instant};
 
-        use axum::http::{HeaderValue, StatusCode, header};
-        use axum::response::{IntoResponse, Response};
+        use axum::http::StatusCode;
         use serde::Serialize;
         use serde_json::Value;
         use tracing::Instrument;
 
         use super::convert;
         use super::error::ConnectorError;
-        use super::runtime::{Context, OperationLabel};
-        use super::store::{Answer, Claim, StoreError};
+        use super::runtime::{self, Context};
+        use super::store::{Answer, Claim, Link, StoreError};
 
         /// The longest a request waits for another one with its key before answering 425.
         const MAX_WAIT: Duration = Duration::from_secs(5);
@@ -99,11 +98,7 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
             F: FnOnce(Context) -> Fut + Send + 'static,
             Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
         {
-            let work = attempt(ctx, operation, key, request, id_of, call).in_current_span();
-            tokio::spawn(work).await.unwrap_or_else(|error| {
-                tracing::error!(operation = operation.id, panicked = error.is_panic(), "an initiation did not finish");
-                Err(ConnectorError::internal(format!("the {} initiation failed unexpectedly; see the connector's logs", operation.id)))
-            })
+            runtime::call_connector(operation.id, attempt(ctx, operation, key, request, id_of, call)).await
         }
 
         async fn attempt<T, F, Fut>(ctx: Context, operation: &'static Operation, key: String, request: Value, id_of: fn(&T) -> String, call: F) -> Result<Answer, ConnectorError>
@@ -158,14 +153,11 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
             let mut handler = tokio::spawn(call(ctx.with_initiation(initiation)).in_current_span());
             let outcome = tokio::time::timeout(timeout, &mut handler).await;
             let result = match outcome {
-                Ok(Ok(Ok(created))) => serde_json::to_string(&created)
-                    .map(|body| (Answer { status: operation.status, body }, Some(id_of(&created))))
-                    .map_err(|error| ConnectorError::internal(format!("cannot encode the response: {error}"))),
-                Ok(Ok(Err(error))) => Err(error),
-                Ok(Err(failure)) => {
-                    tracing::error!(operation = operation.id, panicked = failure.is_panic(), "the handler did not finish");
-                    Err(ConnectorError::internal(format!("the {} handler failed unexpectedly; see the connector's logs", operation.id)))
-                }
+                Ok(joined) => runtime::finished(operation.id, joined).and_then(|created| {
+                    serde_json::to_string(&created)
+                        .map(|body| (Answer { status: operation.status, body }, Some(id_of(&created))))
+                        .map_err(|error| ConnectorError::internal(format!("cannot encode the response: {error}")))
+                }),
                 Err(_) => {
                     handler.abort();
                     Err(ConnectorError::unavailable(format!("{} did not finish within {:?}; retry with the same key", operation.id, timeout), Some(1)))
@@ -174,7 +166,7 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
             match result {
                 Ok((answer, provider_id)) => store.finish(operation.id, key, &owner, answer, provider_id.as_deref()).await.map_err(store_failed),
                 Err(error) if is_final(&error) => {
-                    let answer = Answer { status: error.status.as_u16(), body: error_body(&error) };
+                    let answer = Answer { status: error.status.as_u16(), body: error.body() };
                     store.finish(operation.id, key, &owner, answer, None).await.map_err(store_failed)
                 }
                 Err(error) => {
@@ -190,10 +182,6 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
         /// request would be refused again.
         fn is_final(error: &ConnectorError) -> bool {
             error.status.is_client_error() && ![408, 421, 423, 425, 429].contains(&error.status.as_u16())
-        }
-
-        fn error_body(error: &ConnectorError) -> String {
-            serde_json::json!({ "Title": error.title, "Detail": error.detail }).to_string()
         }
 
         fn store_failed(error: StoreError) -> ConnectorError {
@@ -215,8 +203,7 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
         /// Checks protocol money before anything else happens: an integer amount in minor units
         /// above zero, and a known UMN currency (`EUR/2`, or `EUR`).
         pub fn check_money(amount_field: &str, amount: &str, currency_field: &str, currency: &str) -> Result<(), ConnectorError> {
-            let digits_only = !amount.is_empty() && amount.bytes().all(|b| b.is_ascii_digit());
-            if !digits_only || amount.starts_with('0') {
+            if !convert::is_minor_units(amount) || amount.starts_with(['-', '0']) {
                 return Err(ConnectorError::bad_request(format!("{amount_field} must be a positive integer in minor units, like \"1234\" for 12.34 EUR; got {amount:?}")));
             }
             if amount.len() > MAX_AMOUNT_DIGITS {
@@ -227,19 +214,6 @@ pub fn render(protocol: &Protocol, mapped: bool, finds_payments: bool) -> TokenS
                 return Err(ConnectorError::bad_request(format!("{currency_field} must be a currency in UMN form, an upper-case code with an optional precision like \"EUR/2\"; got {currency:?}")));
             }
             convert::currency(currency, #currencies).map(drop).map_err(|error| ConnectorError::bad_request(format!("{currency_field}: {}", error.message())))
-        }
-
-        /// The answer as sent: its status and JSON body, labelled for the request metrics.
-        pub fn respond(operation: &'static str, result: Result<Answer, ConnectorError>) -> Response {
-            let mut response = match result {
-                Ok(answer) => {
-                    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-                    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], answer.body).into_response()
-                }
-                Err(error) => error.into_response(),
-            };
-            response.extensions_mut().insert(OperationLabel(operation));
-            response
         }
 
         #link
@@ -258,7 +232,7 @@ fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
     let Some(Shape::Array(array)) = &op.success.shape else {
         return TokenStream::new();
     };
-    let Some((item_name, _)) = protocol.object(&array.items) else {
+    let Some((item_name, item_object)) = protocol.object(&array.items) else {
         return TokenStream::new();
     };
     let item = names::pascal_ident(item_name);
@@ -270,7 +244,7 @@ fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
     let (refresh, finder) = if finds_payments {
         (
             quote! {
-                let unknown = candidates.iter().any(|candidate| !links.iter().any(|link| link.provider_id.as_deref() == Some(*candidate) || link.key == *candidate));
+                let unknown = candidates.iter().any(|candidate| link_for(&links, candidate).is_none());
                 if clear_unknown && unknown && find_unanswered_payments(ctx).await? {
                     links = store.links(&candidates).await.map_err(store_failed)?;
                 }
@@ -304,12 +278,10 @@ fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
     let related = names::snake_ident(&target.related_field);
     let kind = names::snake_ident(&target.type_field);
     let kind_type = names::pascal_ident(&target.type_enum);
-    let optional_kind = protocol.object(&array.items).is_some_and(|(_, object)| {
-        object
-            .fields
-            .iter()
-            .any(|f| f.name == target.type_field && (!f.required || f.nullable))
-    });
+    let optional_kind = item_object
+        .fields
+        .iter()
+        .any(|f| f.name == target.type_field && (!f.required || f.nullable));
     let set_kind = if optional_kind {
         quote!(item.#kind = Some(kind);)
     } else {
@@ -332,8 +304,7 @@ fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
                 let Some(related) = item.#related.as_deref() else {
                     continue;
                 };
-                let found = links.iter().find(|link| link.provider_id.as_deref() == Some(related)).or_else(|| links.iter().find(|link| link.key == related));
-                match found {
+                match link_for(&links, related) {
                     Some(link) => {
                         let key = link.key.clone();
                         if let Ok(kind) = link.transaction_type.parse::<super::models::#kind_type>() {
@@ -346,6 +317,12 @@ fn link(protocol: &Protocol, finds_payments: bool) -> TokenStream {
                 }
             }
             Ok(())
+        }
+
+        /// The initiation a `relatedTransactionID` names: by the provider's id of its payment
+        /// first, else by its key.
+        fn link_for<'l>(links: &'l [Link], related: &str) -> Option<&'l Link> {
+            links.iter().find(|link| link.provider_id.as_deref() == Some(related)).or_else(|| links.iter().find(|link| link.key == related))
         }
 
         #finder

@@ -141,7 +141,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let spec_name = format_ident!("{}", names::shouty(&op.id));
             let spec = list_spec(op, list, sort_field(op, object));
             let item = names::pascal_ident(type_name);
-            let build = object_literal(protocol, op, type_name, object, &mapping.fields);
+            let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
             let sort_field = sort_field(op, object);
             let finish = match sort_field {
                 Some(field) => {
@@ -184,7 +184,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 return TokenStream::new();
             };
             let item = names::pascal_ident(type_name);
-            let build = object_literal(protocol, op, type_name, object, &mapping.fields);
+            let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
             let steps = steps(&mapping.record.steps);
             let record_text = &mapping.record.text;
             quote! {
@@ -239,7 +239,9 @@ fn initiation_operation(
     let record_fn = format_ident!("{}_record", names::snake(&op.id));
     let body_type = rust_type(&body.shape, false);
     let created_type = names::pascal_ident(created_name);
-    let build = initiation_literal(
+    // Fields the request has are echoed from it when not mapped (the key always is: mapping it
+    // is an error).
+    let build = object_literal(
         protocol,
         op,
         created_name,
@@ -290,34 +292,6 @@ fn initiation_operation(
             Ok(#build)
         }
     }
-}
-
-/// The created object: mapped fields from the provider's answer, the rest echoed from the
-/// request (the idempotency key always is).
-fn initiation_literal(
-    protocol: &Protocol,
-    op: &Operation,
-    type_name: &str,
-    object: &ObjectDef,
-    mappings: &[FieldMapping],
-    request_fields: &[&str],
-) -> TokenStream {
-    let ty = names::pascal_ident(type_name);
-    let key_field = op.initiation.as_ref().map(|i| i.key_field.as_str());
-    let fields = object.fields.iter().map(|field| {
-        let ident = names::snake_ident(&field.name);
-        let echoed = request_fields.contains(&field.name.as_str());
-        let mapped = mappings.iter().find(|m| m.field == field.name);
-        let value = match mapped {
-            Some(mapping) if Some(field.name.as_str()) != key_field => {
-                field_value(protocol, op, field, &mapping.value)
-            }
-            _ if echoed => quote!(request.#ident.clone()),
-            _ => quote!(None),
-        };
-        quote!(#ident: #value,)
-    });
-    quote!(models::#ty { #(#fields)* })
 }
 
 /// `fn x_request(ctx, request) -> UpstreamRequest`: the provider's body from connector.yaml's
@@ -717,19 +691,22 @@ fn param_text(op: &Operation, name: &str) -> TokenStream {
 
 // ---- records ----------------------------------------------------------------------------------
 
-/// `models::Type { field: value, ... }` for one record (`record` in scope).
+/// `models::Type { field: value, ... }` for one record (`record` in scope). Unmapped fields
+/// named in `echoed` take the protocol request's value (`request` in scope).
 fn object_literal(
     protocol: &Protocol,
     op: &Operation,
     type_name: &str,
     object: &ObjectDef,
     mappings: &[FieldMapping],
+    echoed: &[&str],
 ) -> TokenStream {
     let ty = names::pascal_ident(type_name);
     let fields = object.fields.iter().map(|field| {
         let ident = names::snake_ident(&field.name);
         let value = match mappings.iter().find(|m| m.field == field.name) {
             Some(mapping) => field_value(protocol, op, field, &mapping.value),
+            None if echoed.contains(&field.name.as_str()) => quote!(request.#ident.clone()),
             None => quote!(None),
         };
         quote!(#ident: #value,)
@@ -785,7 +762,7 @@ fn optional_value(
                 return quote!(None);
             };
             let path = steps(&path.steps);
-            let build = object_literal(protocol, op, type_name, object, fields);
+            let build = object_literal(protocol, op, type_name, object, fields, &[]);
             return quote!(Some(#target.each(convert::lookup(record, #path), |record| Ok(#build))?));
         }
         Source::Now => return quote!(Some(chrono::Utc::now())),

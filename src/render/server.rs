@@ -156,12 +156,12 @@ fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
             (false, false) => quote! { let body: Option<#ty> = input.optional_json_body()?; },
         }
     });
+    if let Some(initiation) = &op.initiation {
+        return initiation_handler(op, initiation, &doc, body);
+    }
     let arguments: Vec<_> = arguments(op).into_iter().map(|(name, _)| name).collect();
     let call =
         quote!(runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
-    if let Some(initiation) = &op.initiation {
-        return initiation_handler(protocol, op, initiation, &doc, body);
-    }
     let call = if protocol
         .link
         .as_ref()
@@ -200,7 +200,6 @@ fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
 
 /// A payment initiation: money checked, then run at most once per idempotency key.
 fn initiation_handler(
-    protocol: &Protocol,
     op: &Operation,
     initiation: &Initiation,
     doc: &str,
@@ -216,11 +215,7 @@ fn initiation_handler(
         .as_ref()
         .map(|shape| rust_type(shape, false));
     let created_id = names::snake_ident(&initiation.id_field);
-    let transaction_type = initiation
-        .transaction_type
-        .as_deref()
-        .filter(|kind| link_type_has(protocol, kind))
-        .unwrap_or_default();
+    let transaction_type = initiation.transaction_type.as_deref().unwrap_or_default();
     let money = initiation.money.as_ref().map(|(amount, currency)| {
         let (amount_field, currency_field) = (names::snake_ident(amount), names::snake_ident(currency));
         quote!(initiation::check_money(#amount, &body.#amount_field, #currency, &body.#currency_field)?;)
@@ -240,13 +235,7 @@ fn initiation_handler(
                 let call = move |ctx| async move { connector.#name(ctx, body).await };
                 initiation::run(ctx, &OPERATION, key, request, |created: &#created| created.#created_id.clone(), call).await
             };
-            initiation::respond(#id, result.await)
+            runtime::respond_encoded(#id, result.await.map(|answer| (answer.status, answer.body.into_bytes())))
         }
     }
-}
-
-fn link_type_has(protocol: &Protocol, value: &str) -> bool {
-    protocol.link.as_ref().is_some_and(|link| {
-        matches!(protocol.types.get(&link.type_enum), Some(TypeDef::Enum(def)) if def.values.iter().any(|v| v == value))
-    })
 }

@@ -108,15 +108,22 @@ struct ErrorBody<'a> {
     detail: &'a str,
 }
 
-impl IntoResponse for ConnectorError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(
+impl ConnectorError {
+    /// The `{"Title", "Detail"}` body, as sent.
+    pub fn body(&self) -> String {
+        serde_json::to_string(
                 &ErrorBody {
                     title: &self.title,
                     detail: &self.detail,
                 },
             )
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ConnectorError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let content_type = HeaderValue::from_static("application/json");
         let mut response = (self.status, [(header::CONTENT_TYPE, content_type)], body)
             .into_response();

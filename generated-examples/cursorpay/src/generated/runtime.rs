@@ -737,9 +737,17 @@ pub async fn call_connector<T: Send + 'static>(
     operation: &'static str,
     call: impl Future<Output = Result<T, ConnectorError>> + Send + 'static,
 ) -> Result<T, ConnectorError> {
-    match tokio::spawn(call.in_current_span()).await {
-        Ok(result) => result,
-        Err(error) => {
+    finished(operation, tokio::spawn(call.in_current_span()).await)
+}
+
+/// A `Connector` method's task as it ended: its result, or a 500 when it panicked or
+/// was stopped.
+pub fn finished<T>(
+    operation: &'static str,
+    joined: Result<Result<T, ConnectorError>, tokio::task::JoinError>,
+) -> Result<T, ConnectorError> {
+    joined
+        .unwrap_or_else(|error| {
             tracing::error!(
                 operation, panicked = error.is_panic(), "handler did not finish"
             );
@@ -750,8 +758,7 @@ pub async fn call_connector<T: Send + 'static>(
                     ),
                 ),
             )
-        }
-    }
+        })
 }
 
 /// The success body as JSON with the spec's status code, or the error.
@@ -760,15 +767,24 @@ pub fn respond<T: Serialize>(
     status: u16,
     result: Result<T, ConnectorError>,
 ) -> Response {
-    let body = result
+    let encoded = result
         .and_then(|value| {
             serde_json::to_vec(&value)
+                .map(|body| (status, body))
                 .map_err(|error| ConnectorError::internal(
                     format!("cannot encode the response: {error}"),
                 ))
         });
-    let mut response = match body {
-        Ok(body) => {
+    respond_encoded(operation, encoded)
+}
+
+/// A JSON body already encoded, with its status code, or the error.
+pub fn respond_encoded(
+    operation: &'static str,
+    result: Result<(u16, Vec<u8>), ConnectorError>,
+) -> Response {
+    let mut response = match result {
+        Ok((status, body)) => {
             let content_type = HeaderValue::from_static("application/json");
             (status_code(status), [(header::CONTENT_TYPE, content_type)], body)
                 .into_response()

@@ -146,7 +146,10 @@ async fn create_payout<C: Connector>(
             )
             .await
     };
-    initiation::respond("createPayout", result.await)
+    runtime::respond_encoded(
+        "createPayout",
+        result.await.map(|answer| (answer.status, answer.body.into_bytes())),
+    )
 }
 
 /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
@@ -182,5 +185,8 @@ async fn create_transfer<C: Connector>(
             )
             .await
     };
-    initiation::respond("createTransfer", result.await)
+    runtime::respond_encoded(
+        "createTransfer",
+        result.await.map(|answer| (answer.status, answer.body.into_bytes())),
+    )
 }

@@ -13,15 +13,14 @@
 #![allow(dead_code)]
 use std::future::Future;
 use std::time::{Duration, Instant};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 use super::convert;
 use super::error::ConnectorError;
-use super::runtime::{Context, OperationLabel};
-use super::store::{Answer, Claim, StoreError};
+use super::runtime::{self, Context};
+use super::store::{Answer, Claim, Link, StoreError};
 
 /// The longest a request waits for another one with its key before answering 425.
 const MAX_WAIT: Duration = Duration::from_secs(5);
@@ -87,23 +86,11 @@ where
     F: FnOnce(Context) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
 {
-    let work = attempt(ctx, operation, key, request, id_of, call).in_current_span();
-    tokio::spawn(work)
+    runtime::call_connector(
+            operation.id,
+            attempt(ctx, operation, key, request, id_of, call),
+        )
         .await
-        .unwrap_or_else(|error| {
-            tracing::error!(
-                operation = operation.id, panicked = error.is_panic(),
-                "an initiation did not finish"
-            );
-            Err(
-                ConnectorError::internal(
-                    format!(
-                        "the {} initiation failed unexpectedly; see the connector's logs",
-                        operation.id
-                    ),
-                ),
-            )
-        })
 }
 
 async fn attempt<T, F, Fut>(
@@ -188,33 +175,21 @@ where
     );
     let outcome = tokio::time::timeout(timeout, &mut handler).await;
     let result = match outcome {
-        Ok(Ok(Ok(created))) => {
-            serde_json::to_string(&created)
-                .map(|body| (
-                    Answer {
-                        status: operation.status,
-                        body,
-                    },
-                    Some(id_of(&created)),
-                ))
-                .map_err(|error| ConnectorError::internal(
-                    format!("cannot encode the response: {error}"),
-                ))
-        }
-        Ok(Ok(Err(error))) => Err(error),
-        Ok(Err(failure)) => {
-            tracing::error!(
-                operation = operation.id, panicked = failure.is_panic(),
-                "the handler did not finish"
-            );
-            Err(
-                ConnectorError::internal(
-                    format!(
-                        "the {} handler failed unexpectedly; see the connector's logs",
-                        operation.id
-                    ),
-                ),
-            )
+        Ok(joined) => {
+            runtime::finished(operation.id, joined)
+                .and_then(|created| {
+                    serde_json::to_string(&created)
+                        .map(|body| (
+                            Answer {
+                                status: operation.status,
+                                body,
+                            },
+                            Some(id_of(&created)),
+                        ))
+                        .map_err(|error| ConnectorError::internal(
+                            format!("cannot encode the response: {error}"),
+                        ))
+                })
         }
         Err(_) => {
             handler.abort();
@@ -239,7 +214,7 @@ where
         Err(error) if is_final(&error) => {
             let answer = Answer {
                 status: error.status.as_u16(),
-                body: error_body(&error),
+                body: error.body(),
             };
             store
                 .finish(operation.id, key, &owner, answer, None)
@@ -263,10 +238,6 @@ where
 fn is_final(error: &ConnectorError) -> bool {
     error.status.is_client_error()
         && ![408, 421, 423, 425, 429].contains(&error.status.as_u16())
-}
-
-fn error_body(error: &ConnectorError) -> String {
-    serde_json::json!({ "Title" : error.title, "Detail" : error.detail }).to_string()
 }
 
 fn store_failed(error: StoreError) -> ConnectorError {
@@ -314,8 +285,7 @@ pub fn check_money(
     currency_field: &str,
     currency: &str,
 ) -> Result<(), ConnectorError> {
-    let digits_only = !amount.is_empty() && amount.bytes().all(|b| b.is_ascii_digit());
-    if !digits_only || amount.starts_with('0') {
+    if !convert::is_minor_units(amount) || amount.starts_with(['-', '0']) {
         return Err(
             ConnectorError::bad_request(
                 format!(
@@ -356,27 +326,6 @@ pub fn check_money(
         ))
 }
 
-/// The answer as sent: its status and JSON body, labelled for the request metrics.
-pub fn respond(
-    operation: &'static str,
-    result: Result<Answer, ConnectorError>,
-) -> Response {
-    let mut response = match result {
-        Ok(answer) => {
-            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-            (
-                status,
-                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                answer.body,
-            )
-                .into_response()
-        }
-        Err(error) => error.into_response(),
-    };
-    response.extensions_mut().insert(OperationLabel(operation));
-    response
-}
-
 /// Replaces each item's `relatedTransactionID`, when it names an initiation made here (by
 /// the provider's id of the payment or by its key), with that initiation's idempotency
 /// key, and sets its type. Unknown values are kept, or cleared when `clear_unknown` (the
@@ -400,11 +349,7 @@ pub async fn link(
         let Some(related) = item.related_transaction_id.as_deref() else {
             continue;
         };
-        let found = links
-            .iter()
-            .find(|link| link.provider_id.as_deref() == Some(related))
-            .or_else(|| links.iter().find(|link| link.key == related));
-        match found {
+        match link_for(&links, related) {
             Some(link) => {
                 let key = link.key.clone();
                 if let Ok(kind) = link
@@ -421,4 +366,13 @@ pub async fn link(
     }
 
     Ok(())
+}
+
+/// The initiation a `relatedTransactionID` names: by the provider's id of its payment
+/// first, else by its key.
+fn link_for<'l>(links: &'l [Link], related: &str) -> Option<&'l Link> {
+    links
+        .iter()
+        .find(|link| link.provider_id.as_deref() == Some(related))
+        .or_else(|| links.iter().find(|link| link.key == related))
 }

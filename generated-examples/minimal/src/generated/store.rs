@@ -7,7 +7,7 @@
 //! `DATABASE_URL` names one, which lets several replicas share it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use sqlx::any::AnyPoolOptions;
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row};
 
@@ -362,18 +362,11 @@ impl Store {
             return Ok(Claim::Busy);
         };
         let stored: String = row.try_get(0)?;
-        let status: Option<i64> = row.try_get(1)?;
-        let body: Option<String> = row.try_get(2)?;
         Ok(
-            match (status, body) {
+            match stored_answer(&row)? {
                 _ if stored != request => Claim::Conflict { request: stored },
-                (Some(status), Some(body)) => {
-                    Claim::Answered(Answer {
-                        status: u16::try_from(status).unwrap_or(500),
-                        body,
-                    })
-                }
-                _ => Claim::Busy,
+                Some(answer) => Claim::Answered(answer),
+                None => Claim::Busy,
             },
         )
     }
@@ -407,20 +400,9 @@ impl Store {
             .bind(key)
             .fetch_optional(&mut *session)
             .await?;
-        let stored = match row {
-            Some(row) => {
-                (row.try_get::<Option<i64>, _>(1)?, row.try_get::<Option<String>, _>(2)?)
-            }
-            None => (None, None),
-        };
-        match stored {
-            (Some(status), Some(body)) => {
-                Ok(Answer {
-                    status: u16::try_from(status).unwrap_or(500),
-                    body,
-                })
-            }
-            _ => {
+        match row.as_ref().map(stored_answer).transpose()?.flatten() {
+            Some(stored) => Ok(stored),
+            None => {
                 tracing::warn!(
                     operation, key,
                     "another attempt took this key over; keeping this attempt's answer"
@@ -500,6 +482,20 @@ impl Store {
         }
         Ok(links)
     }
+}
+
+/// The final answer in a `READ` row, if the key has one.
+fn stored_answer(row: &AnyRow) -> Result<Option<Answer>, sqlx::Error> {
+    let status: Option<i64> = row.try_get(1)?;
+    let body: Option<String> = row.try_get(2)?;
+    Ok(
+        status
+            .zip(body)
+            .map(|(status, body)| Answer {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+            }),
+    )
 }
 
 fn now_ms() -> i64 {
