@@ -2,7 +2,8 @@
 //! enum values, parameters) and the generated crate (dependencies). Every problem is reported.
 
 use super::{
-    Conversion, Expr, FieldMapping, Mapping, OperationMapping, Source, Span, Template, TemplatePart,
+    Conversion, Expr, FieldMapping, Mapping, OperationMapping, RequestTemplate, Source, Span,
+    Template, TemplatePart,
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
@@ -176,37 +177,21 @@ impl<'a> Checker<'a> {
             self.found.push(diagnostic);
         }
         let request_fields: Vec<&str> = request.fields.iter().map(|f| f.name.as_str()).collect();
-        let lookup_templates = initiation.lookup.iter().flat_map(|lookup| {
-            std::iter::once(&lookup.request.path)
-                .chain(lookup.request.query.iter().map(|(_, t)| t))
-                .chain(lookup.request.headers.iter().map(|(_, t)| t))
-        });
-        let templates: Vec<&Template> = std::iter::once(&mapping.request.path)
-            .chain(mapping.request.query.iter().map(|(_, t)| t))
-            .chain(mapping.request.headers.iter().map(|(_, t)| t))
-            .chain(lookup_templates)
-            .collect();
-        for template in templates {
-            for part in &template.parts {
-                if let TemplatePart::Param(name) = part {
-                    self.request_field(
-                        &placeholder(template, name),
-                        name,
-                        request_name,
-                        &request_fields,
-                    );
-                }
+        let lookup = initiation.lookup.iter().map(|lookup| &lookup.request);
+        // An initiation's placeholders name its request body's fields.
+        for template in std::iter::once(&mapping.request).chain(lookup) {
+            for (name, span) in placeholders(template) {
+                self.request_field(&span, &name, request_name, &request_fields);
             }
         }
         for field in &initiation.body {
             self.body_value(&field.value, request_name, &request_fields);
         }
-        if let Some(Shape::Named(_)) = &operation.success.shape
-            && let Some(target) = operation
-                .success
-                .shape
-                .as_ref()
-                .and_then(|s| self.protocol.object(s))
+        if let Some(target) = operation
+            .success
+            .shape
+            .as_ref()
+            .and_then(|s| self.protocol.object(s))
         {
             let key_field = operation.initiation.as_ref().map(|i| i.key_field.as_str());
             if let Some(mapped_key) = mapping
@@ -334,16 +319,7 @@ impl<'a> Checker<'a> {
 
     fn request_params(&mut self, mapping: &OperationMapping, scope: &Scope) {
         let request = &mapping.request;
-        let templates = std::iter::once(&request.path)
-            .chain(request.query.iter().map(|(_, t)| t))
-            .chain(request.headers.iter().map(|(_, t)| t));
-        let names: Vec<(String, Span)> = templates
-            .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
-            .filter_map(|(part, t)| match part {
-                TemplatePart::Param(name) => Some((name.clone(), placeholder(t, name))),
-                _ => None,
-            })
-            .collect();
+        let names = placeholders(request);
         for (name, span) in &names {
             self.param(span, name, scope);
         }
@@ -714,6 +690,20 @@ impl<'a> Checker<'a> {
             self.found.push(diagnostic);
         }
     }
+}
+
+/// Every `{name}` placeholder of a request's path, query and headers, with where it is.
+fn placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
+    let templates = std::iter::once(&request.path)
+        .chain(request.query.iter().map(|(_, t)| t))
+        .chain(request.headers.iter().map(|(_, t)| t));
+    templates
+        .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
+        .filter_map(|(part, t)| match part {
+            TemplatePart::Param(name) => Some((name.clone(), placeholder(t, name))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where `{name}` (or `{param.name}`) is in the file: exact when the template is a plain or a
