@@ -352,6 +352,16 @@ pub struct Path {
     pub steps: Vec<Step>,
 }
 
+impl Path {
+    /// `.`: the whole value.
+    pub fn whole() -> Self {
+        Path {
+            text: ".".into(),
+            steps: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Key(String),

@@ -115,10 +115,7 @@ fn read_operation(
     let list = list(reader, &entries);
     let record = match entries.get("record") {
         Some(n) => path_of(reader, n, "`record`")?,
-        None => Path {
-            text: ".".into(),
-            steps: Vec::new(),
-        },
+        None => Path::whole(),
     };
     let fields = match entries.get("fields") {
         Some(n) => fields(reader, n)?,
@@ -316,10 +313,7 @@ fn lookup(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Lookup>
     };
     let record = match entries.get("record") {
         Some(n) => path_of(reader, n, "`lookup.record`"),
-        None => Some(Path {
-            text: ".".into(),
-            steps: Vec::new(),
-        }),
+        None => Some(Path::whole()),
     };
     if entries.has("records") && entries.has("record") {
         reader.conflict(

@@ -63,6 +63,13 @@ pub fn render() -> TokenStream {
             pub body: Option<Value>,
         }
 
+        impl UpstreamRequest {
+            /// A GET: it changes nothing at the provider, so it may be retried.
+            fn reads(&self) -> bool {
+                self.method.eq_ignore_ascii_case("GET")
+            }
+        }
+
         /// A successful (2xx) answer.
         #[derive(Debug)]
         pub struct UpstreamResponse {
@@ -110,7 +117,7 @@ pub fn render() -> TokenStream {
             /// whose status tells Formance whether to retry.
             pub async fn send(&self, operation: &'static str, request: &UpstreamRequest) -> Result<UpstreamResponse, ConnectorError> {
                 let started = Instant::now();
-                let retryable = request.method.eq_ignore_ascii_case("GET");
+                let retryable = request.reads();
                 let mut attempt = 1;
                 let mut refreshed_token = false;
                 loop {
@@ -265,7 +272,7 @@ pub fn render() -> TokenStream {
 
             fn classify(&self, operation: &'static str, failure: Failure, request: &UpstreamRequest) -> ConnectorError {
                 let target = format!("{} {}", request.method, request.url.as_deref().unwrap_or(&request.path));
-                let writes = !request.method.eq_ignore_ascii_case("GET");
+                let writes = !request.reads();
                 match failure {
                     Failure::Transport(message) => {
                         tracing::warn!(operation, %target, %message, "the provider did not answer");

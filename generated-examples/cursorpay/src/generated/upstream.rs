@@ -61,6 +61,13 @@ pub struct UpstreamRequest {
     pub body: Option<Value>,
 }
 
+impl UpstreamRequest {
+    /// A GET: it changes nothing at the provider, so it may be retried.
+    fn reads(&self) -> bool {
+        self.method.eq_ignore_ascii_case("GET")
+    }
+}
+
 /// A successful (2xx) answer.
 #[derive(Debug)]
 pub struct UpstreamResponse {
@@ -117,7 +124,7 @@ impl Upstream {
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, ConnectorError> {
         let started = Instant::now();
-        let retryable = request.method.eq_ignore_ascii_case("GET");
+        let retryable = request.reads();
         let mut attempt = 1;
         let mut refreshed_token = false;
         loop {
@@ -323,7 +330,7 @@ impl Upstream {
         let target = format!(
             "{} {}", request.method, request.url.as_deref().unwrap_or(& request.path)
         );
-        let writes = !request.method.eq_ignore_ascii_case("GET");
+        let writes = !request.reads();
         match failure {
             Failure::Transport(message) => {
                 tracing::warn!(
