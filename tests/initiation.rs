@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use support::formance::{Kind, Poller};
 use support::mock_cursor::Cursorpay;
 use support::postgres::Postgres;
-use support::{API_KEY, Server, TestCrate, error_detail, fresh_store_path, workspace};
+use support::{API_KEY, Server, TestCrate, error_detail, fresh_store_path};
 
 const CP_TOKEN: &str = "sk_test_initiation";
 /// Formance keeps retrying a payment it has not got an answer for; tests give up after this.
@@ -71,23 +70,7 @@ fn without_lookups(mapping: String) -> String {
 /// The cursorpay example as it is checked in (its connector.yaml, edited by `mapping`, and
 /// user files), generated anew and built into the shared e2e target.
 fn build(name: &str, mapping: impl Fn(String) -> String) -> PathBuf {
-    let source = workspace().join("generated-examples/cursorpay");
-    let krate = TestCrate::empty(&format!("initiation-{name}"), name);
-    for file in [
-        "connector.yaml",
-        "src/handlers.rs",
-        "src/main.rs",
-        "src/lib.rs",
-    ] {
-        let text = fs::read_to_string(source.join(file)).unwrap();
-        let text = match file {
-            "connector.yaml" => mapping(text),
-            _ => text.replace("cursorpay::", &format!("{name}::")),
-        };
-        krate.write(file, &text);
-    }
-    krate.generate(None, &[]).assert_code(0);
-    krate.build()
+    TestCrate::from_example(&format!("initiation-{name}"), "cursorpay", name, mapping).build()
 }
 
 fn start(cp: &Cursorpay, extra: &[(&str, &str)]) -> Server {

@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,7 +24,7 @@ use support::formance::{
 use support::mock_cursor::{CpNewTransaction, Cursorpay, currency_exponent};
 use support::mock_http::Call;
 use support::mock_pages::{Pageworks, PwNewTransaction, PwTime, pw_currency_exponent};
-use support::{API_KEY, Server, TestCrate, workspace};
+use support::{API_KEY, Server, TestCrate};
 
 const NANOS: i128 = 1_000_000_000;
 const CP_TOKEN: &str = "sk_test_mapped_e2e";
@@ -69,20 +68,7 @@ fn example(name: &'static str) -> &'static Example {
 /// `target/e2e/mapped-<name>/crate`: the example's connector.yaml and user files, the
 /// generated code written by `connector-gen generate`, built into the shared e2e target.
 fn build_example(name: &str) -> Example {
-    let source = workspace().join("generated-examples").join(name);
-    let krate = TestCrate::empty(&format!("mapped-{name}"), name);
-    for file in [
-        "connector.yaml",
-        "src/handlers.rs",
-        "src/main.rs",
-        "src/lib.rs",
-    ] {
-        let path = source.join(file);
-        let text = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        krate.write(file, &text);
-    }
-    krate.generate(None, &[]).assert_code(0);
+    let krate = TestCrate::from_example(&format!("mapped-{name}"), name, name, |text| text);
     let mapping = serde_yaml::from_str(&krate.read("connector.yaml")).expect("connector.yaml");
     Example {
         binary: krate.build(),

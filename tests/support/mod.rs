@@ -139,6 +139,35 @@ impl TestCrate {
         krate
     }
 
+    /// `generated-examples/<example>`'s connector.yaml (passed through `edit`) and user files
+    /// in a fresh wrapper, as crate `name`, generated anew (not built).
+    pub fn from_example(
+        test: &str,
+        example: &str,
+        name: &str,
+        edit: impl Fn(String) -> String,
+    ) -> TestCrate {
+        let source = workspace().join("generated-examples").join(example);
+        let krate = TestCrate::empty(test, name);
+        for file in [
+            "connector.yaml",
+            "src/handlers.rs",
+            "src/main.rs",
+            "src/lib.rs",
+        ] {
+            let path = source.join(file);
+            let text = fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let text = match file {
+                "connector.yaml" => edit(text),
+                _ => text.replace(&format!("{example}::"), &format!("{name}::")),
+            };
+            krate.write(file, &text);
+        }
+        krate.generate(None, &[]).assert_code(0);
+        krate
+    }
+
     /// The upstream variable connector-gen derives from the name (`acme-bank` -> `ACME_BANK_BASE_URL`).
     pub fn base_url_env(&self) -> String {
         format!("{}_BASE_URL", self.name.to_uppercase().replace('-', "_"))
