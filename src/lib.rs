@@ -13,6 +13,7 @@ pub mod names;
 pub mod output;
 pub mod plan;
 pub mod render;
+pub mod runtime;
 pub mod spec;
 pub mod usercode;
 pub mod yaml;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::ir::Protocol;
 use crate::mapping::{Auth, KeyLocation, Mapping, OperationMapping, Setting, Upstream};
 use crate::names;
+use crate::runtime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -74,17 +75,9 @@ pub enum FileKind {
     Api,
     Server,
     Settings,
-    Error,
-    Validate,
-    Convert,
-    Metrics,
-    Upstream,
-    Listing,
-    Fields,
     Mapped,
-    Store,
-    Initiation,
-    Runtime,
+    /// A file of the connector runtime, by its path under `src/generated/runtime/`.
+    Runtime(&'static str),
     Lib,
     Main,
     Handlers,
@@ -109,12 +102,17 @@ pub struct Crate {
     /// The library's name in Rust paths (`acme-bank` -> `acme_bank`).
     pub lib: String,
     pub settings: Vec<SettingPlan>,
+    /// The runtime's dependencies (some behind its features), then the mapping's.
     pub dependencies: Vec<DependencyLine>,
+    /// The runtime's features, as its manifest declares them.
+    pub features: Vec<FeatureLine>,
+    /// The runtime features this crate needs, on by default.
+    pub default_features: Vec<&'static str>,
     /// Whether the crate has a client for the provider's API.
     pub upstream: bool,
     /// Whether the protocol initiates payments, which need the idempotency store.
     pub initiations: bool,
-    /// How `UpstreamSettings` becomes the client's authentication, when it has one.
+    /// How the provider settings become the client's authentication, when it has one.
     pub auth: Option<AuthPlan>,
     /// Headers sent with every provider request: (header name, settings field).
     pub headers: Vec<(String, String)>,
@@ -162,33 +160,66 @@ pub struct DependencyLine {
     pub spec: String,
 }
 
-/// The crates every generated server uses, with the fewest features that do the job: a
-/// connector should build from scratch quickly on a small CI machine.
-pub const SERVER_DEPENDENCIES: &[(&str, &str)] = &[
-    (
-        "axum",
-        r#"{ version = "0.8", default-features = false, features = ["http1", "tokio"] }"#,
-    ),
-    (
-        "chrono",
-        r#"{ version = "0.4", default-features = false, features = ["clock", "serde", "std"] }"#,
-    ),
-    ("form_urlencoded", r#""1""#),
-    ("http-body-util", r#""0.1""#),
-    ("serde", r#"{ version = "1", features = ["derive"] }"#),
-    ("serde_json", r#""1""#),
-    ("serde_path_to_error", r#""0.1""#),
-    ("subtle", r#""2""#),
-    (
-        "tokio",
-        r#"{ version = "1", features = ["net", "rt-multi-thread", "signal", "sync", "time"] }"#,
-    ),
-    ("tracing", r#""0.1""#),
-    (
-        "tracing-subscriber",
-        r#"{ version = "0.3", default-features = false, features = ["ansi", "fmt", "json", "std"] }"#,
-    ),
-];
+/// `name = [...]` in the generated Cargo.toml's `[features]`, with the comment lines above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureLine {
+    pub name: String,
+    pub value: String,
+    pub comments: Vec<String>,
+}
+
+/// A crate the connector runtime depends on, as a mapping's `dependencies` may meet it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeDependency {
+    pub name: String,
+    /// Its version requirement, as the runtime's manifest writes it.
+    pub version: String,
+    /// Only built with one of the runtime's features: the mapping may name it (with a
+    /// compatible version) to use it in its own code, which turns that feature on.
+    pub optional: bool,
+}
+
+pub fn runtime_dependencies() -> Vec<RuntimeDependency> {
+    runtime::manifest_table("dependencies")
+        .into_iter()
+        .map(|entry| RuntimeDependency {
+            optional: entry.optional(),
+            version: dependency_version(&entry.value),
+            name: entry.name,
+        })
+        .collect()
+}
+
+/// The version requirement of a manifest entry: `"1"`, or the `version` of an inline table.
+fn dependency_version(spec: &str) -> String {
+    let quoted = match spec.find("version = ") {
+        Some(at) => &spec[at + "version = ".len()..],
+        None => spec,
+    };
+    quoted
+        .trim_start_matches('"')
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether two version requirements pick the same semver-compatible release series
+/// (`0.12` and `^0.12.3`; `1` and `1.4`).
+pub fn same_release_series(a: &str, b: &str) -> bool {
+    let series = |version: &str| -> Vec<u64> {
+        let numbers: Vec<u64> = version
+            .trim_start_matches(['^', '~', '='])
+            .trim()
+            .split('.')
+            .map_while(|part| part.parse().ok())
+            .collect();
+        let significant = if numbers.first() == Some(&0) { 2 } else { 1 };
+        numbers.into_iter().take(significant).collect()
+    };
+    let (a, b) = (series(a), series(b));
+    !a.is_empty() && a == b
+}
 
 pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
     let generated = |path: &str, kind| PlannedFile {
@@ -208,28 +239,21 @@ pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
         generated(".dockerignore", FileKind::Dockerignore),
         generated("src/generated/mod.rs", FileKind::GeneratedMod),
         generated("src/generated/api.rs", FileKind::Api),
-        generated("src/generated/convert.rs", FileKind::Convert),
-        generated("src/generated/error.rs", FileKind::Error),
         generated("src/generated/models.rs", FileKind::Models),
         generated("src/generated/params.rs", FileKind::Params),
-        generated("src/generated/runtime.rs", FileKind::Runtime),
         generated("src/generated/server.rs", FileKind::Server),
         generated("src/generated/settings.rs", FileKind::Settings),
-        generated("src/generated/validate.rs", FileKind::Validate),
         user("src/lib.rs", FileKind::Lib),
         user("src/main.rs", FileKind::Main),
         user("src/handlers.rs", FileKind::Handlers),
         user(".gitignore", FileKind::Gitignore),
-        generated("src/generated/metrics.rs", FileKind::Metrics),
     ];
+    files.extend(runtime::SOURCES.iter().map(|source| PlannedFile {
+        path: format!("src/generated/runtime/{}", source.path),
+        owner: Owner::Generator,
+        kind: FileKind::Runtime(source.path),
+    }));
     let initiations = protocol.initiations().next().is_some();
-    if initiations {
-        files.push(generated("src/generated/store.rs", FileKind::Store));
-        files.push(generated(
-            "src/generated/initiation.rs",
-            FileKind::Initiation,
-        ));
-    }
     let krate = krate(mapping, initiations);
     let mapped = krate.upstream.then(|| Mapped {
         upstream: mapping.upstream.clone(),
@@ -237,9 +261,6 @@ pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
         operations: mapping.operations.clone(),
     });
     if mapped.is_some() {
-        files.push(generated("src/generated/upstream.rs", FileKind::Upstream));
-        files.push(generated("src/generated/listing.rs", FileKind::Listing));
-        files.push(generated("src/generated/fields.rs", FileKind::Fields));
         files.push(generated("src/generated/mapped.rs", FileKind::Mapped));
     }
     Plan {
@@ -279,52 +300,36 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
             (name.clone(), field)
         })
         .collect();
-    let has_client = has_client(mapping);
-    let mut dependencies: Vec<DependencyLine> = SERVER_DEPENDENCIES
-        .iter()
-        .map(|(name, spec)| DependencyLine {
-            name: (*name).to_owned(),
-            spec: (*spec).to_owned(),
+    let features: Vec<FeatureLine> = runtime::manifest_table("features")
+        .into_iter()
+        .filter(|entry| entry.name != "default")
+        .map(|entry| FeatureLine {
+            name: entry.name,
+            value: entry.value,
+            comments: entry.comments,
         })
         .collect();
-    if has_client {
-        dependencies.push(DependencyLine {
-            name: "reqwest".to_owned(),
-            spec: REQWEST.to_owned(),
-        });
-    }
-    if initiations {
-        dependencies.push(DependencyLine {
-            name: "sqlx".to_owned(),
-            spec: SQLX.to_owned(),
-        });
-    }
-    for (name, dependency) in &mapping.dependencies {
-        let mut parts = vec![format!("version = {}", toml_string(&dependency.version))];
-        if !dependency.default_features {
-            parts.push("default-features = false".to_owned());
-        }
-        if !dependency.features.is_empty() {
-            let features: Vec<String> =
-                dependency.features.iter().map(|f| toml_string(f)).collect();
-            parts.push(format!("features = [{}]", features.join(", ")));
-        }
-        let spec = if parts.len() == 1 {
-            toml_string(&dependency.version)
-        } else {
-            format!("{{ {} }}", parts.join(", "))
-        };
-        dependencies.push(DependencyLine {
-            name: name.clone(),
-            spec,
-        });
-    }
-    dependencies.sort_by(|a, b| a.name.cmp(&b.name));
+    let (dependencies, wanted_features) = dependencies(mapping, &features);
+    // A crate the runtime builds only with a feature, named by the mapping for the user's
+    // own code, turns that feature on.
+    let has_client = has_client(mapping) || wanted_features.contains(runtime::PROVIDER_FEATURE);
+    let default_features = [
+        (has_client, runtime::PROVIDER_FEATURE),
+        (
+            initiations || wanted_features.contains(runtime::STORE_FEATURE),
+            runtime::STORE_FEATURE,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, feature)| wanted.then_some(feature))
+    .collect();
     Crate {
         package: mapping.name.clone(),
         lib: names::snake(&mapping.name),
         settings,
         dependencies,
+        features,
+        default_features,
         upstream: has_client,
         initiations,
         auth,
@@ -334,13 +339,100 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     }
 }
 
-/// The initiation store: SQLite (bundled, nothing to install) and PostgreSQL behind one `Any`
-/// pool, rustls with ring as reqwest uses, no macros (no build-time database).
-const SQLX: &str = r#"{ version = "0.8", default-features = false, features = ["any", "postgres", "runtime-tokio", "sqlite", "tls-rustls-ring-webpki"] }"#;
+/// The runtime's dependencies with the mapping's added, and the features that build the
+/// optional ones the mapping names (whose features it may extend).
+fn dependencies(
+    mapping: &Mapping,
+    features: &[FeatureLine],
+) -> (
+    Vec<DependencyLine>,
+    std::collections::BTreeSet<&'static str>,
+) {
+    let mut wanted = std::collections::BTreeSet::new();
+    let mut lines: Vec<DependencyLine> = runtime::manifest_table("dependencies")
+        .into_iter()
+        .map(|entry| {
+            let spec = match mapping.dependencies.get(&entry.name) {
+                Some(own) if entry.optional() => {
+                    let enabling = format!("\"dep:{}\"", entry.name);
+                    for feature in features.iter().filter(|f| f.value.contains(&enabling)) {
+                        if let Some(known) = [runtime::PROVIDER_FEATURE, runtime::STORE_FEATURE]
+                            .into_iter()
+                            .find(|known| *known == feature.name)
+                        {
+                            wanted.insert(known);
+                        }
+                    }
+                    with_features(&entry.value, &own.features)
+                }
+                _ => entry.value,
+            };
+            DependencyLine {
+                name: entry.name,
+                spec,
+            }
+        })
+        .collect();
+    let runtime_names: Vec<String> = lines.iter().map(|line| line.name.clone()).collect();
+    lines.extend(
+        mapping
+            .dependencies
+            .iter()
+            .filter(|(name, _)| !runtime_names.contains(name))
+            .map(user_dependency),
+    );
+    lines.sort_by(|a, b| a.name.cmp(&b.name));
+    (lines, wanted)
+}
 
-/// rustls with ring: TLS without a system OpenSSL, and quick to build.
-const REQWEST: &str =
-    r#"{ version = "0.12", default-features = false, features = ["json", "rustls-tls"] }"#;
+/// An inline dependency table with `extra` added to its `features` list.
+fn with_features(spec: &str, extra: &[String]) -> String {
+    let Some(start) = spec.find("features = [") else {
+        return spec.to_owned();
+    };
+    let list_start = start + "features = [".len();
+    let Some(length) = spec[list_start..].find(']') else {
+        return spec.to_owned();
+    };
+    let mut names: Vec<String> = spec[list_start..list_start + length]
+        .split(',')
+        .map(|name| name.trim().trim_matches('"').to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for feature in extra {
+        if !names.contains(feature) {
+            names.push(feature.clone());
+        }
+    }
+    names.sort();
+    let list: Vec<String> = names.iter().map(|name| toml_string(name)).collect();
+    format!(
+        "{}{}{}",
+        &spec[..list_start],
+        list.join(", "),
+        &spec[list_start + length..]
+    )
+}
+
+fn user_dependency((name, dependency): (&String, &crate::mapping::Dependency)) -> DependencyLine {
+    let mut parts = vec![format!("version = {}", toml_string(&dependency.version))];
+    if !dependency.default_features {
+        parts.push("default-features = false".to_owned());
+    }
+    if !dependency.features.is_empty() {
+        let features: Vec<String> = dependency.features.iter().map(|f| toml_string(f)).collect();
+        parts.push(format!("features = [{}]", features.join(", ")));
+    }
+    let spec = if parts.len() == 1 {
+        toml_string(&dependency.version)
+    } else {
+        format!("{{ {} }}", parts.join(", "))
+    };
+    DependencyLine {
+        name: name.clone(),
+        spec,
+    }
+}
 
 fn setting(field: &str, doc: &str, source: &Setting) -> SettingPlan {
     let secret = matches!(
@@ -430,4 +522,46 @@ fn toml_string(text: &str) -> String {
         })
         .collect();
     format!("\"{escaped}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_series_follow_semver_compatibility() {
+        assert!(same_release_series("0.12", "0.12"));
+        assert!(same_release_series("^0.12.3", "0.12"));
+        assert!(same_release_series("1.4", "1"));
+        assert!(same_release_series("=1.0.2", "1"));
+        assert!(!same_release_series("0.11", "0.12"));
+        assert!(!same_release_series("2", "1"));
+        assert!(!same_release_series("*", "1"));
+    }
+
+    #[test]
+    fn features_are_added_to_an_inline_table_once_and_sorted() {
+        let spec = r#"{ version = "0.12", default-features = false, features = ["json", "rustls-tls"], optional = true }"#;
+        assert_eq!(
+            with_features(spec, &["stream".to_owned(), "json".to_owned()]),
+            r#"{ version = "0.12", default-features = false, features = ["json", "rustls-tls", "stream"], optional = true }"#
+        );
+        assert_eq!(with_features(r#""1""#, &["x".to_owned()]), r#""1""#);
+    }
+
+    #[test]
+    fn runtime_dependencies_carry_their_versions() {
+        let dependencies = runtime_dependencies();
+        let reqwest = dependencies.iter().find(|d| d.name == "reqwest").unwrap();
+        assert_eq!(reqwest.version, "0.12");
+        assert!(reqwest.optional);
+        let serde_json = dependencies
+            .iter()
+            .find(|d| d.name == "serde_json")
+            .unwrap();
+        assert_eq!(
+            (serde_json.version.as_str(), serde_json.optional),
+            ("1", false)
+        );
+    }
 }

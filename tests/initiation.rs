@@ -29,6 +29,22 @@ fn binary() -> &'static PathBuf {
     built_once(&BINARY, "cursorpay", |mapping| mapping)
 }
 
+/// The cursorpay example built with `--features postgres`, as replicas sharing a store are.
+fn postgres_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            std::panic::catch_unwind(|| {
+                let rename = |mapping: String| mapping.replace("name: cursorpay", "name: cursorpg");
+                TestCrate::from_example("initiation-cursorpg", "cursorpay", "cursorpg", rename)
+                    .build_with_features(&["postgres"])
+            })
+            .ok()
+        })
+        .as_ref()
+        .expect("generating or building cursorpg failed; see the first failing test")
+}
+
 /// The cursorpay example without its `lookup`s: only the key it forwards protects a retry.
 fn binary_without_lookup() -> &'static PathBuf {
     static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -586,7 +602,10 @@ fn two_replicas_on_one_postgres_make_one_payment_per_key() {
     let cp = Cursorpay::start(9, CP_TOKEN);
     cp.set_initiation_latency(Duration::from_millis(200));
     let settings = [("DATABASE_URL", url.as_str())];
-    let replicas = [start(&cp, &settings), start(&cp, &settings)];
+    let replicas = [
+        start_binary(postgres_binary(), &cp, &settings),
+        start_binary(postgres_binary(), &cp, &settings),
+    ];
     let addrs: Vec<std::net::SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let keys = ["pg-key-1", "pg-key-2", "pg-key-3"];
     let barrier = Arc::new(Barrier::new(keys.len() * 20));
@@ -625,7 +644,7 @@ fn two_replicas_on_one_postgres_make_one_payment_per_key() {
         .psql("UPDATE connector_schema SET version = 99")
         .unwrap();
     let mut older = support::Process::spawn(
-        std::process::Command::new(binary())
+        std::process::Command::new(postgres_binary())
             .env("CONNECTOR_API_KEY", API_KEY)
             .env("CONNECTOR_LISTEN", "127.0.0.1:0")
             .env("CURSORPAY_BASE_URL", cp.url())

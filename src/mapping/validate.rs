@@ -7,7 +7,7 @@ use super::{
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
-use crate::plan::SERVER_DEPENDENCIES;
+use crate::plan::{runtime_dependencies, same_release_series};
 
 /// Every problem the mapping has beyond its own syntax: errors, then warnings.
 pub fn validate(mapping: &Mapping, protocol: &Protocol, file: &str) -> Vec<Diagnostic> {
@@ -16,15 +16,33 @@ pub fn validate(mapping: &Mapping, protocol: &Protocol, file: &str) -> Vec<Diagn
         file,
         found: Vec::new(),
     };
+    let runtime = runtime_dependencies();
     for (name, dependency) in &mapping.dependencies {
-        if SERVER_DEPENDENCIES.iter().any(|(server, _)| server == name) {
+        let Some(known) = runtime.iter().find(|known| &known.name == name) else {
+            continue;
+        };
+        if !known.optional {
             let diagnostic = check
                 .error(
                     &dependency.span,
                     format!("`{name}` is already a dependency of every generated connector"),
                 )
                 .with_help(format!(
-                    "remove it from `dependencies`; the generated server's `{name}` is yours to use"
+                    "remove it from `dependencies`; the generated crate's `{name}` is yours to use"
+                ));
+            check.found.push(diagnostic);
+        } else if !same_release_series(&dependency.version, &known.version) {
+            let diagnostic = check
+                .error(
+                    &dependency.span,
+                    format!(
+                        "the connector runtime uses `{name}` {}, not {}",
+                        known.version, dependency.version
+                    ),
+                )
+                .with_help(format!(
+                    "write `version: \"{}\"`; your features are added to the runtime's",
+                    known.version
                 ));
             check.found.push(diagnostic);
         }

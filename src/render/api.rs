@@ -57,10 +57,9 @@ fn imports(protocol: &Protocol) -> TokenStream {
         TokenStream::new()
     };
     quote! {
-        use super::error::ConnectorError;
-        use super::runtime::Context;
         #models
         #params
+        use super::runtime::{ConnectorError, Context};
     }
 }
 

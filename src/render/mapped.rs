@@ -7,6 +7,7 @@ use quote::{format_ident, quote};
 
 use super::params::params_ident;
 use super::types::rust_type;
+use super::{mentions, uses};
 use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
@@ -43,24 +44,7 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
         .iter()
         .map(|(op, mapping)| operation(protocol, op, mapping));
     let find_payment = find_payment(&operations);
-    quote! {
-        //! The operations connector.yaml answers from the provider's API. The `Connector`
-        //! trait's default methods call these; implement a method in src/handlers.rs to
-        //! answer that operation your own way instead.
-        #![allow(unused_imports, unused_variables, clippy::redundant_clone, clippy::useless_conversion)]
-
-        use serde_json::Value;
-
-        use super::convert::{self, AmountFormat, Sign, Step, TimeFormat};
-        use super::error::ConnectorError;
-        use super::fields::{self, Target};
-        use super::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
-        use super::metrics::Metrics;
-        use super::models;
-        use super::params::*;
-        use super::runtime::Context;
-        use super::upstream::UpstreamRequest;
-
+    let code = quote! {
         /// Currency precisions from connector.yaml, on top of ISO 4217.
         pub const CURRENCIES: &[(&str, u32)] = &[#(#currencies),*];
 
@@ -73,6 +57,69 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
         #(#bodies)*
 
         #find_payment
+    };
+    let imports = imports(&operations, &code);
+    quote! {
+        //! The operations connector.yaml answers from the provider's API. The `Connector`
+        //! trait's default methods call these; implement a method in src/handlers.rs to
+        //! answer that operation your own way instead.
+        #imports
+
+        #code
+    }
+}
+
+/// What the mapped code names, imported.
+fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -> TokenStream {
+    let params = operations
+        .iter()
+        .filter_map(|(op, _)| params_ident(op))
+        .any(|ident| mentions(code, &ident.to_string()))
+        .then(|| {
+            quote!(
+                use super::params::*;
+            )
+        });
+    let external = uses(
+        code,
+        &[
+            ("std::future", &["Future"]),
+            ("std::pin", &["Pin"]),
+            ("serde_json", &["Value"]),
+        ],
+    );
+    let local = uses(code, &[("super", &["models"])]);
+    let runtime = uses(
+        code,
+        &[
+            (
+                "super::runtime::convert",
+                &["self", "AmountFormat", "Sign", "Step", "TimeFormat"],
+            ),
+            ("super::runtime::fields", &["self", "Target"]),
+            ("super::runtime::initiation", &["Found"]),
+            (
+                "super::runtime::listing",
+                &[
+                    "self",
+                    "CursorFrom",
+                    "Entry",
+                    "ListSpec",
+                    "Order",
+                    "Paging",
+                    "Since",
+                ],
+            ),
+            ("super::runtime::metrics", &["Metrics"]),
+            ("super::runtime::upstream", &["UpstreamRequest"]),
+            ("super::runtime", &["ConnectorError", "Context"]),
+        ],
+    );
+    quote! {
+        #external
+        #local
+        #params
+        #runtime
     }
 }
 
@@ -108,12 +155,14 @@ fn find_payment(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
     quote! {
         /// The provider's id of the payment an initiation made, looked up as connector.yaml
         /// says, from the request stored with its key.
-        pub async fn find_payment(ctx: &Context, operation: &str, request: &str) -> Result<Option<String>, ConnectorError> {
-            let unreadable = |error: serde_json::Error| ConnectorError::internal(format!("a stored {operation} request cannot be read: {error}"));
-            match operation {
-                #(#arms)*
-                _ => Ok(None),
-            }
+        pub fn find_payment<'a>(ctx: &'a Context, operation: &'a str, request: &'a str) -> Found<'a> {
+            Box::pin(async move {
+                let unreadable = |error: serde_json::Error| ConnectorError::internal(format!("a stored {operation} request cannot be read: {error}"));
+                match operation {
+                    #(#arms)*
+                    _ => Ok(None),
+                }
+            })
         }
     }
 }
@@ -155,6 +204,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                     Ok(Entry { served: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, id: item.id.clone(), item })
                 },
             };
+            let (record_signature, target) = record_fn_head(&record_fn, &params_type, id, &build);
             let since = filter_param(op).map_or(quote!(None), |field| quote!(params.#field));
             let page = paging_param(op, "page").map_or(quote!(1), |field| quote!(params.#field));
             let size = paging_param(op, "pageSize")
@@ -166,14 +216,15 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<Vec<models::#item>, ConnectorError> {
                     let request = #request_fn(&params);
                     let metrics = ctx.metrics();
-                    let convert = |record: &Value| #record_fn(record, &params, metrics);
-                    listing::page(ctx.upstream(), &#spec_name, &ctx.lists().#name, &request, #since, #page, #size, convert).await
+                    let to_entry = |record: &Value| #record_fn(record, &params, metrics);
+                    let lists = ctx.state::<Lists>();
+                    listing::page(ctx.upstream(), &#spec_name, &lists.#name, &request, #since, #page, #size, to_entry).await
                 }
 
                 #request
 
-                fn #record_fn(record: &Value, params: &#params_type, metrics: &Metrics) -> Result<Entry<models::#item>, ConnectorError> {
-                    let target = |field: &'static str| Target { operation: #id, field, metrics };
+                #record_signature -> Result<Entry<models::#item>, ConnectorError> {
+                    #target
                     let item = #build;
                     #finish
                 }
@@ -187,6 +238,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
             let steps = steps(&mapping.record.steps);
             let record_text = &mapping.record.text;
+            let (record_signature, target) = record_fn_head(&record_fn, &params_type, id, &build);
             quote! {
                 #[doc = concat!(" `", #id, "` from the provider.")]
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
@@ -198,14 +250,46 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
 
                 #request
 
-                fn #record_fn(record: &Value, params: &#params_type, metrics: &Metrics) -> Result<models::#item, ConnectorError> {
-                    let target = |field: &'static str| Target { operation: #id, field, metrics };
+                #record_signature -> Result<models::#item, ConnectorError> {
+                    #target
                     Ok(#build)
                 }
             }
         }
         _ => TokenStream::new(),
     }
+}
+
+/// `fn x_record(record, params, metrics)` with the arguments `build` does not use marked so,
+/// and the `target` closure when it needs one.
+fn record_fn_head(
+    name: &proc_macro2::Ident,
+    params_type: &TokenStream,
+    operation: &str,
+    build: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let argument = |name: &str| {
+        let ident = if mentions(build, name) {
+            format_ident!("{name}")
+        } else {
+            format_ident!("_{name}")
+        };
+        quote!(#ident)
+    };
+    let (record, params) = (argument("record"), argument("params"));
+    let targets = mentions(build, "target");
+    let metrics = if targets {
+        quote!(metrics)
+    } else {
+        quote!(_metrics)
+    };
+    let target = targets.then(|| {
+        quote!(let target = |field: &'static str| Target { operation: #operation, field, metrics };)
+    });
+    (
+        quote!(fn #name(#record: &Value, #params: &#params_type, #metrics: &Metrics)),
+        quote!(#target),
+    )
 }
 
 // ---- initiations ------------------------------------------------------------------------------
@@ -249,6 +333,11 @@ fn initiation_operation(
         &mapping.fields,
         &request_fields,
     );
+    let request_arg = if mentions(&build, "request") {
+        quote!(request)
+    } else {
+        quote!(_request)
+    };
     let request = initiation_request(op, mapping, initiation, &request_fn);
     let record_steps = steps(&mapping.record.steps);
     let record_text = &mapping.record.text;
@@ -287,7 +376,7 @@ fn initiation_operation(
         #request
         #lookup
 
-        fn #record_fn(record: &Value, request: &#body_type, metrics: &Metrics) -> Result<models::#created_type, ConnectorError> {
+        fn #record_fn(record: &Value, #request_arg: &#body_type, metrics: &Metrics) -> Result<models::#created_type, ConnectorError> {
             let target = |field: &'static str| Target { operation: #id, field, metrics };
             Ok(#build)
         }
@@ -325,29 +414,40 @@ fn initiation_request(
         }
         None => TokenStream::new(),
     };
-    let key = match &initiation.idempotency_key {
-        Some(_) => quote! {
+    let key = initiation.idempotency_key.as_ref().map(|_| {
+        quote! {
             let key = ctx.initiation().map(|attempt| attempt.key().to_owned()).ok_or_else(|| {
                 ConnectorError::internal(concat!(#id, " ran outside an initiation"))
             })?;
-        },
-        None => quote!(let _ = ctx;),
+        }
+    });
+    let body = quote! {
+        #key
+        let mut payload = Value::Object(serde_json::Map::new());
+        #(#puts)*
+        #key_put
+        Ok(UpstreamRequest {
+            method: #method.to_owned(),
+            path: #path,
+            query: vec![#(#query),*],
+            headers: vec![#(#headers),*],
+            body: Some(payload),
+            ..Default::default()
+        })
+    };
+    let ctx = if key.is_some() {
+        quote!(ctx)
+    } else {
+        quote!(_ctx)
+    };
+    let request = if mentions(&body, "record") {
+        quote!(record)
+    } else {
+        quote!(_record)
     };
     quote! {
-        fn #name(ctx: &Context, request: &Value) -> Result<UpstreamRequest, ConnectorError> {
-            let record = request;
-            #key
-            let mut payload = Value::Object(serde_json::Map::new());
-            #(#puts)*
-            #key_put
-            Ok(UpstreamRequest {
-                method: #method.to_owned(),
-                path: #path,
-                query: vec![#(#query),*],
-                headers: vec![#(#headers),*],
-                body: Some(payload),
-                ..Default::default()
-            })
+        fn #name(#ctx: &Context, #request: &Value) -> Result<UpstreamRequest, ConnectorError> {
+            #body
         }
     }
 }
@@ -596,15 +696,23 @@ fn request_builder(
         query,
         headers,
     } = request_parts(op, &mapping.request);
+    let request = quote! {
+        UpstreamRequest {
+            method: #method.to_owned(),
+            path: #path,
+            query: vec![#(#query),*],
+            headers: vec![#(#headers),*],
+            ..Default::default()
+        }
+    };
+    let params = if mentions(&request, "params") {
+        quote!(params)
+    } else {
+        quote!(_params)
+    };
     quote! {
-        fn #name(params: &#params_type) -> UpstreamRequest {
-            UpstreamRequest {
-                method: #method.to_owned(),
-                path: #path,
-                query: vec![#(#query),*],
-                headers: vec![#(#headers),*],
-                ..Default::default()
-            }
+        fn #name(#params: &#params_type) -> UpstreamRequest {
+            #request
         }
     }
 }
@@ -724,10 +832,14 @@ fn field_value(protocol: &Protocol, op: &Operation, field: &Field, expr: &Expr) 
     } else {
         value
     };
-    quote!({
-        let t = target(#name);
-        #value
-    })
+    if mentions(&value, "t") {
+        quote!({
+            let t = target(#name);
+            #value
+        })
+    } else {
+        value
+    }
 }
 
 fn optional_value(
@@ -813,9 +925,7 @@ fn optional_value(
         (Shape::Named(name), conversion) => {
             enum_value(protocol, name, expr, conversion.as_ref(), &value, target)
         }
-        (Shape::Integer(_), _) => {
-            quote!(#value.and_then(|value| value.as_i64()).map(|value| value.try_into().unwrap_or_default()))
-        }
+        (Shape::Integer(_), _) => quote!(#target.integer(#value)?),
         (Shape::Number(_), _) => quote!(#value.and_then(|value| value.as_f64())),
         (Shape::Boolean, _) => quote!(#value.and_then(|value| value.as_bool())),
         (Shape::Map(_), _) => quote! {

@@ -23,10 +23,12 @@ pub fn render(protocol: &Protocol) -> TokenStream {
             TypeDef::Object(object) if validated.contains(name) => {
                 validate_impl(protocol, name, object)
             }
+            TypeDef::Enum(_) if validated.contains(name) => valid_by_type(name),
             _ => TokenStream::new(),
         };
         quote! { #item #validate }
     });
+    let initiations = initiation_impls(protocol);
     let uses_serde = protocol
         .types
         .values()
@@ -42,6 +44,98 @@ pub fn render(protocol: &Protocol) -> TokenStream {
         //! The protocol's types, exactly as the spec names them on the wire.
         #serde_import
         #(#items)*
+        #initiations
+    }
+}
+
+/// What the runtime's initiations need to know of the protocol's types: the key and the
+/// money of a payment request, the id of what it created, and where a transaction names
+/// the payment it came from.
+fn initiation_impls(protocol: &Protocol) -> TokenStream {
+    let mut requests = BTreeSet::new();
+    let mut created = BTreeSet::new();
+    let mut impls = Vec::new();
+    for (op, initiation) in protocol.initiations() {
+        let (Some(body), Some(success)) = (&op.body, &op.success.shape) else {
+            continue;
+        };
+        if let Some((name, _)) = protocol.object(&body.shape)
+            && requests.insert(name.to_owned())
+        {
+            let ident = names::pascal_ident(name);
+            let key = names::snake_ident(&initiation.key_field);
+            let money = initiation.money.as_ref().map(|(amount, currency)| {
+                let (amount_field, currency_field) =
+                    (names::snake_ident(amount), names::snake_ident(currency));
+                quote! {
+                    fn money(&self) -> Option<super::runtime::initiation::Money<'_>> {
+                        Some(super::runtime::initiation::Money {
+                            amount_field: #amount,
+                            amount: &self.#amount_field,
+                            currency_field: #currency,
+                            currency: &self.#currency_field,
+                        })
+                    }
+                }
+            });
+            impls.push(quote! {
+                impl super::runtime::initiation::PaymentRequest for #ident {
+                    fn idempotency_key(&self) -> &str {
+                        &self.#key
+                    }
+                    #money
+                }
+            });
+        }
+        if let Some((name, _)) = protocol.object(success)
+            && created.insert(name.to_owned())
+        {
+            let ident = names::pascal_ident(name);
+            let id = names::snake_ident(&initiation.id_field);
+            impls.push(quote! {
+                impl super::runtime::initiation::CreatedPayment for #ident {
+                    fn payment_id(&self) -> &str {
+                        &self.#id
+                    }
+                }
+            });
+        }
+    }
+    if let Some(link) = &protocol.link
+        && let Some(op) = protocol.operation(&link.operation)
+        && let Some(Shape::Array(array)) = &op.success.shape
+        && let Some((name, _)) = protocol.object(&array.items)
+    {
+        let ident = names::pascal_ident(name);
+        let related = names::snake_ident(&link.related_field);
+        let kind = names::snake_ident(&link.type_field);
+        let kind_type = names::pascal_ident(&link.type_enum);
+        impls.push(quote! {
+            impl super::runtime::initiation::LinkedTransaction for #ident {
+                fn related_transaction(&mut self) -> &mut Option<String> {
+                    &mut self.#related
+                }
+
+                fn set_transaction_type(&mut self, transaction_type: &str) {
+                    if let Ok(kind) = transaction_type.parse::<#kind_type>() {
+                        self.#kind = kind;
+                    }
+                }
+            }
+        });
+    }
+    quote!(#(#impls)*)
+}
+
+/// `Validate` for a type that arrives in a request body but has nothing to check.
+fn valid_by_type(name: &str) -> TokenStream {
+    let ident = names::pascal_ident(name);
+    quote! {
+        impl super::runtime::validate::Validate for #ident {
+            fn validate(&self, _path: &str) -> Result<(), super::runtime::ConnectorError> {
+                Ok(())
+            }
+        }
     }
 }
 
@@ -141,7 +235,8 @@ fn alias_type(name: &str, alias: &AliasDef) -> TokenStream {
 
 // ---- validation of request bodies --------------------------------------------------------
 
-/// Object types that can arrive in a request body, where the spec's constraints are enforced.
+/// Object and enum types that can arrive in a request body, where the spec's constraints are
+/// enforced.
 fn body_types(protocol: &Protocol) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     let mut pending: Vec<&Shape> = protocol
@@ -164,7 +259,12 @@ fn body_types(protocol: &Protocol) -> BTreeSet<String> {
             _ => {}
         }
     }
-    found.retain(|name| matches!(protocol.types.get(name), Some(TypeDef::Object(_))));
+    found.retain(|name| {
+        matches!(
+            protocol.types.get(name),
+            Some(TypeDef::Object(_) | TypeDef::Enum(_))
+        )
+    });
     found
 }
 
@@ -181,8 +281,8 @@ fn validate_impl(protocol: &Protocol, name: &str, object: &ObjectDef) -> TokenSt
         quote!(path)
     };
     quote! {
-        impl super::validate::Validate for #ident {
-            fn validate(&self, #path: &str) -> Result<(), super::error::ConnectorError> {
+        impl super::runtime::validate::Validate for #ident {
+            fn validate(&self, #path: &str) -> Result<(), super::runtime::ConnectorError> {
                 #(#checks)*
                 Ok(())
             }
@@ -196,12 +296,14 @@ fn field_checks(protocol: &Protocol, field: &Field) -> Option<TokenStream> {
     let path = quote!(field_path);
     if field.required && !field.nullable {
         let checks = value_checks(protocol, &field.shape, quote!(&self.#ident), &path)?;
-        Some(quote! { { let field_path = super::validate::field_path(path, #wire); #checks } })
+        Some(
+            quote! { { let field_path = super::runtime::validate::field_path(path, #wire); #checks } },
+        )
     } else {
         let checks = value_checks(protocol, &field.shape, quote!(value), &path)?;
         Some(quote! {
             if let Some(value) = &self.#ident {
-                let field_path = super::validate::field_path(path, #wire);
+                let field_path = super::runtime::validate::field_path(path, #wire);
                 #checks
             }
         })
@@ -222,27 +324,27 @@ fn value_checks(
                 && (s.min_length.is_some() || s.max_length.is_some()) =>
         {
             let (min, max) = (optional_usize(s.min_length), optional_usize(s.max_length));
-            Some(quote! { super::validate::check_length(&#path, #value, #min, #max)?; })
+            Some(quote! { super::runtime::validate::check_length(&#path, #value, #min, #max)?; })
         }
         Shape::Integer(i) if i.minimum.is_some() || i.maximum.is_some() => {
             let min = i.minimum.map(|m| {
                 let m = Literal::i64_unsuffixed(m);
-                quote! { super::validate::check_minimum(&#path, *#value, #m)?; }
+                quote! { super::runtime::validate::check_minimum(&#path, *#value, #m)?; }
             });
             let max = i.maximum.map(|m| {
                 let m = Literal::i64_unsuffixed(m);
-                quote! { super::validate::check_maximum(&#path, *#value, #m)?; }
+                quote! { super::runtime::validate::check_maximum(&#path, *#value, #m)?; }
             });
             Some(quote! { #min #max })
         }
         Shape::Number(n) if n.minimum.is_some() || n.maximum.is_some() => {
             let (min, max) = (number_bound(n.minimum), number_bound(n.maximum));
-            Some(quote! { super::validate::check_number(&#path, *#value, #min, #max)?; })
+            Some(quote! { super::runtime::validate::check_number(&#path, *#value, #min, #max)?; })
         }
         Shape::Array(a) => {
             let count = (a.min_items.is_some() || a.max_items.is_some()).then(|| {
                 let (min, max) = (optional_usize(a.min_items), optional_usize(a.max_items));
-                quote! { super::validate::check_items(&#path, #value.len(), #min, #max)?; }
+                quote! { super::runtime::validate::check_items(&#path, #value.len(), #min, #max)?; }
             });
             let items =
                 value_checks(protocol, &a.items, quote!(item), &quote!(item_path)).map(|checks| {
@@ -259,7 +361,7 @@ fn value_checks(
             value_checks(protocol, values, quote!(item), &quote!(item_path)).map(|checks| {
                 quote! {
                     for (key, item) in #value {
-                        let item_path = super::validate::field_path(&#path, key);
+                        let item_path = super::runtime::validate::field_path(&#path, key);
                         #checks
                     }
                 }
@@ -267,7 +369,7 @@ fn value_checks(
         }
         Shape::Named(name) => match protocol.types.get(name) {
             Some(TypeDef::Object(_)) => {
-                Some(quote! { super::validate::Validate::validate(#value, &#path)?; })
+                Some(quote! { super::runtime::validate::Validate::validate(#value, &#path)?; })
             }
             Some(TypeDef::Alias(alias)) => value_checks(protocol, &alias.shape, value, path),
             _ => None,

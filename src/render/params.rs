@@ -38,14 +38,17 @@ pub fn render(protocol: &Protocol) -> TokenStream {
         TokenStream::new()
     } else {
         quote! {
-            use super::error::ConnectorError;
-            use super::runtime::RequestInput;
-            use super::validate;
+            use axum::extract::FromRequestParts;
+            use axum::http::request::Parts;
+
+            #models
+            use super::runtime::request::RequestParts;
+            use super::runtime::{ConnectorError, validate};
         }
     };
     quote! {
-        //! Each operation's path, query and header parameters, parsed and checked.
-        #models
+        //! Each operation's path, query and header parameters, parsed and checked: a handler
+        //! takes them as an extractor, and a parameter that does not fit is a 400 naming it.
         #runtime
         #(#structs)*
     }
@@ -67,7 +70,7 @@ fn params_struct(protocol: &Protocol, op: &Operation) -> Option<TokenStream> {
     });
     let reads_query = op.params.iter().any(|p| p.location == ParamLocation::Query);
     let query = if reads_query {
-        quote!(let query = input.query();)
+        quote!(let query = request.query();)
     } else {
         TokenStream::new()
     };
@@ -81,8 +84,11 @@ fn params_struct(protocol: &Protocol, op: &Operation) -> Option<TokenStream> {
         #[derive(Debug, Clone, PartialEq)]
         pub struct #ident { #(#fields)* }
 
-        impl #ident {
-            pub(crate) fn from_request(input: &RequestInput) -> Result<Self, ConnectorError> {
+        impl<S: Send + Sync> FromRequestParts<S> for #ident {
+            type Rejection = ConnectorError;
+
+            async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectorError> {
+                let request = RequestParts::read(parts).await?;
                 #query
                 Ok(Self { #(#values)* })
             }
@@ -103,9 +109,9 @@ fn param_type(param: &Param) -> TokenStream {
 fn read_param(protocol: &Protocol, param: &Param) -> TokenStream {
     let name = &param.name;
     let raw = match param.location {
-        ParamLocation::Path => quote!(input.path_param(#name)),
+        ParamLocation::Path => quote!(request.path_param(#name)),
         ParamLocation::Query => quote!(query.get(#name)?),
-        ParamLocation::Header => quote!(input.header(#name)?),
+        ParamLocation::Header => quote!(request.header(#name)?),
     };
     let parse = parse_value(protocol, param);
     if param.required {

@@ -1,13 +1,13 @@
-//! server.rs: the axum router and one handler per operation, wiring request parsing, the
-//! user's `Connector` method and the response together.
+//! server.rs: the protocol's routes and one axum handler per operation (extractors in,
+//! `IntoResponse` out), and the `App` the runtime starts.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::api::{arguments, describe};
 use super::params::params_ident;
-use super::types::rust_type;
-use crate::ir::{Initiation, Method, Operation, Protocol, Shape, TypeDef};
+use super::types::{mentions_model, rust_type};
+use crate::ir::{Method, Operation, Protocol};
 use crate::names;
 use crate::plan::Plan;
 
@@ -17,72 +17,129 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
         .operations
         .iter()
         .map(|op| handler(protocol, plan, op));
-    let methods = method_imports(protocol);
-    let models = if protocol.operations.iter().any(|op| op.body.is_some()) {
-        quote!(
-            use super::models;
-        )
+    let imports = imports(protocol);
+    let package = &plan.krate.package;
+    let state = if protocol.operations.is_empty() {
+        quote!(_state)
     } else {
-        TokenStream::new()
+        quote!(state)
     };
-    let params = if protocol.operations.iter().any(|op| !op.params.is_empty()) {
+    quote! {
+        //! The HTTP surface: one route and handler per protocol operation, and what the
+        //! runtime needs to start this connector.
+        #imports
+
+        impl<C: Connector> App for C {
+            const PACKAGE: &'static str = #package;
+
+            fn upstream_settings(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
+                super::settings::upstream(env, problems)
+            }
+
+            fn routes(#state: AppState<Self>) -> Router {
+                Router::new()
+                    #routes
+                    .with_state(#state)
+            }
+        }
+
+        #(#handlers)*
+    }
+}
+
+fn imports(protocol: &Protocol) -> TokenStream {
+    let operations = &protocol.operations;
+    let mut methods: Vec<Method> = operations.iter().map(|op| op.method).collect();
+    methods.sort();
+    methods.dedup();
+    let methods = methods.into_iter().map(method_fn);
+    let routing = (!operations.is_empty()).then(|| {
+        quote! {
+            use std::sync::Arc;
+
+            use axum::Router;
+            use axum::extract::State;
+            use axum::routing::{#(#methods),*};
+        }
+    });
+    let routing = routing.unwrap_or_else(|| {
+        quote!(
+            use axum::Router;
+        )
+    });
+    let models = operations
+        .iter()
+        .any(|op| {
+            op.body.as_ref().is_some_and(|b| mentions_model(&b.shape))
+                || op.success.shape.as_ref().is_some_and(mentions_model)
+        })
+        .then(|| {
+            quote!(
+                use super::models;
+            )
+        });
+    let params = operations.iter().any(|op| !op.params.is_empty()).then(|| {
         quote!(
             use super::params::*;
         )
-    } else {
-        TokenStream::new()
-    };
-    let validate = if protocol
-        .operations
+    });
+    let mut runtime = vec![quote!(App), quote!(AppState)];
+    if !operations.is_empty() {
+        runtime.extend([quote!(ConnectorError), quote!(Context)]);
+    }
+    if operations.iter().any(|op| op.body.is_some()) {
+        runtime.push(quote!(Json));
+    }
+    if operations
         .iter()
-        .any(|op| validates_body(protocol, op))
+        .any(|op| op.initiation.is_none() && op.success.shape.is_some())
     {
-        quote!(
-            use super::validate::Validate;
-        )
-    } else {
-        TokenStream::new()
-    };
-    let (initiation, error) = if protocol.initiations().next().is_some() {
-        (
+        runtime.push(quote!(Reply));
+    }
+    let mut server = vec![];
+    if operations.iter().any(|op| op.initiation.is_none()) {
+        server.push(quote!(call_connector));
+    }
+    if !operations.is_empty() {
+        server.push(quote!(operation));
+    }
+    let server = (!server.is_empty()).then(|| quote!(use super::runtime::server::{#(#server),*};));
+    let response = operations
+        .iter()
+        .any(|op| op.success.shape.is_none())
+        .then(|| {
             quote!(
-                use super::initiation;
-            ),
-            quote!(
-                use super::error::ConnectorError;
-            ),
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new())
-    };
+                use super::runtime::response::Empty;
+            )
+        });
+    let initiation = initiation_imports(protocol);
     quote! {
-        //! The HTTP surface: protocol routes behind the API key, one handler per operation.
-        use axum::Router;
-        use axum::extract::{Request, State};
-        use axum::response::Response;
-        #methods
+        #routing
 
         use super::api::Connector;
         #models
         #params
-        use super::runtime::{self, AppState, RequestInput};
-        #error
-        #validate
+        use super::runtime::config::{Env, UpstreamSettings};
         #initiation
+        #response
+        #server
+        use super::runtime::{#(#runtime),*};
+    }
+}
 
-        /// Every protocol route, authenticated, plus `/healthz` and JSON 404/405 answers.
-        pub fn router<C: Connector>(state: AppState<C>) -> Router {
-            let api_key = state.api_key.clone();
-            let metrics = state.services.metrics();
-            let protocol = Router::new()
-                #routes
-                .method_not_allowed_fallback(runtime::method_not_allowed)
-                .route_layer(axum::middleware::from_fn_with_state(api_key, runtime::require_api_key))
-                .with_state(state);
-            runtime::with_common_routes(protocol, metrics)
+fn initiation_imports(protocol: &Protocol) -> TokenStream {
+    let mut names = Vec::new();
+    if protocol.initiations().next().is_some() {
+        names.push(quote!(self));
+        names.push(quote!(Operation));
+        if protocol.link.is_some() {
+            names.push(quote!(Unknown));
         }
-
-        #(#handlers)*
+    }
+    if names.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(use super::runtime::initiation::{#(#names),*};)
     }
 }
 
@@ -90,19 +147,7 @@ fn method_fn(method: Method) -> proc_macro2::Ident {
     format_ident!("{}", method.as_str().to_lowercase())
 }
 
-fn method_imports(protocol: &Protocol) -> TokenStream {
-    let mut methods: Vec<Method> = protocol.operations.iter().map(|op| op.method).collect();
-    methods.sort();
-    methods.dedup();
-    let idents = methods.into_iter().map(method_fn);
-    if protocol.operations.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(use axum::routing::{#(#idents),*};)
-    }
-}
-
-/// `.route(path, get(a).post(b))`, one call per path, in spec order.
+/// `.route(path, operation(get(a), "a").merge(...))`, one call per path, in spec order.
 fn routes(protocol: &Protocol) -> TokenStream {
     let mut paths: Vec<&str> = Vec::new();
     for op in &protocol.operations {
@@ -118,124 +163,134 @@ fn routes(protocol: &Protocol) -> TokenStream {
             .map(|op| {
                 let method = method_fn(op.method);
                 let handler = names::snake_ident(&op.id);
-                quote!(#method(#handler::<C>))
+                let id = &op.id;
+                quote!(operation(#method(#handler::<C>), #id))
             });
         let first = chain.next();
-        let rest = chain.map(|call| quote!(.#call));
+        let rest = chain.map(|call| quote!(.merge(#call)));
         quote!(.route(#path, #first #(#rest)*))
     });
     quote!(#(#routes)*)
 }
 
-fn validates_body(protocol: &Protocol, op: &Operation) -> bool {
-    matches!(&op.body, Some(body) if matches!(&body.shape, Shape::Named(name) if matches!(protocol.types.get(name), Some(TypeDef::Object(_)))))
+/// The handler's extractors, after the connector's state: the context, then the
+/// parameters, then the body.
+fn extractors(op: &Operation) -> Vec<TokenStream> {
+    let mut extractors = vec![quote!(ctx: Context)];
+    if let Some(params) = params_ident(op) {
+        extractors.push(quote!(params: #params));
+    }
+    if let Some(body) = &op.body {
+        let ty = rust_type(&body.shape, false);
+        extractors.push(if body.required {
+            quote!(Json(body): Json<#ty>)
+        } else {
+            quote!(body: Option<Json<#ty>>)
+        });
+    }
+    extractors
+}
+
+/// The connector method's arguments, as the handler holds them.
+fn call_arguments(op: &Operation) -> Vec<TokenStream> {
+    arguments(op)
+        .into_iter()
+        .map(|(name, _)| match &op.body {
+            Some(body) if name == "body" && !body.required => quote!(body.map(|Json(body)| body)),
+            _ => quote!(#name),
+        })
+        .collect()
 }
 
 fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
+    if op.initiation.is_some() {
+        return initiation_handler(plan, op);
+    }
     let name = names::snake_ident(&op.id);
     let id = &op.id;
     let doc = format!(" {}", describe(op));
     let status = proc_macro2::Literal::u16_unsuffixed(op.success.status);
-    let params =
-        params_ident(op).map(|ident| quote! { let params = #ident::from_request(&input)?; });
-    let body = op.body.as_ref().map(|body| {
-        let ty = rust_type(&body.shape, false);
-        let validate = validates_body(protocol, op);
-        match (body.required, validate) {
-            (true, true) => quote! {
-                let body: #ty = input.json_body()?;
-                body.validate("")?;
-            },
-            (true, false) => quote! { let body: #ty = input.json_body()?; },
-            (false, true) => quote! {
-                let body: Option<#ty> = input.optional_json_body()?;
-                if let Some(body) = &body {
-                    body.validate("")?;
-                }
-            },
-            (false, false) => quote! { let body: Option<#ty> = input.optional_json_body()?; },
+    let extractors = extractors(op);
+    let arguments = call_arguments(op);
+    let call = quote!(call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
+    let (output, answer) = match &op.success.shape {
+        Some(shape) => {
+            let ty = rust_type(shape, false);
+            (quote!(Reply<#status, #ty>), quote!(Reply))
         }
-    });
-    if let Some(initiation) = &op.initiation {
-        return initiation_handler(op, initiation, &doc, body);
-    }
-    let arguments: Vec<_> = arguments(op).into_iter().map(|(name, _)| name).collect();
-    let call =
-        quote!(runtime::call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
-    let call = if protocol
+        None => (quote!(Empty<#status>), quote!(|()| Empty)),
+    };
+    let links = protocol
         .link
         .as_ref()
         .is_some_and(|link| link.operation == op.id)
-    {
-        let clear_unknown = plan.links_by_provider_reference(&op.id);
+        && protocol.initiations().next().is_some();
+    let body = if links {
+        let unknown = unknown_links(plan, op);
         quote! {
             let link_ctx = ctx.clone();
             let mut items = #call.await?;
-            initiation::link(&link_ctx, &mut items, #clear_unknown).await?;
-            Ok(items)
+            initiation::link(&link_ctx, &mut items, #unknown).await?;
+            Ok(Reply(items))
         }
     } else {
-        quote!(#call.await)
-    };
-    let respond = if op.success.shape.is_some() {
-        quote!(runtime::respond)
-    } else {
-        quote!(runtime::respond_empty)
+        quote!(#call.await.map(#answer))
     };
     quote! {
         #[doc = #doc]
-        async fn #name<C: Connector>(State(state): State<AppState<C>>, request: Request) -> Response {
-            let result = async {
-                let input = RequestInput::read(request, state.body_limit).await?;
-                let ctx = input.context(&state.services);
-                #params
-                #body
-                let connector = state.connector.clone();
-                #call
-            };
-            #respond(#id, #status, result.await)
+        async fn #name<C: Connector>(
+            State(connector): State<Arc<C>>,
+            #(#extractors),*
+        ) -> Result<#output, ConnectorError> {
+            #body
         }
     }
 }
 
+/// What linking does with a `relatedTransactionID` that names no initiation made here.
+fn unknown_links(plan: &Plan, op: &Operation) -> TokenStream {
+    if !plan.links_by_provider_reference(&op.id) {
+        quote!(Unknown::Keep)
+    } else if plan.finds_payments() {
+        quote!(Unknown::ClearAfterLookup(super::mapped::find_payment))
+    } else {
+        quote!(Unknown::Clear)
+    }
+}
+
 /// A payment initiation: money checked, then run at most once per idempotency key.
-fn initiation_handler(
-    op: &Operation,
-    initiation: &Initiation,
-    doc: &str,
-    body: Option<TokenStream>,
-) -> TokenStream {
+fn initiation_handler(plan: &Plan, op: &Operation) -> TokenStream {
     let name = names::snake_ident(&op.id);
     let id = &op.id;
+    let doc = format!(" {}", describe(op));
     let status = proc_macro2::Literal::u16_unsuffixed(op.success.status);
-    let key = names::snake_ident(&initiation.key_field);
-    let created = op
-        .success
-        .shape
+    let transaction_type = op
+        .initiation
         .as_ref()
-        .map(|shape| rust_type(shape, false));
-    let created_id = names::snake_ident(&initiation.id_field);
-    let transaction_type = initiation.transaction_type.as_deref().unwrap_or_default();
-    let money = initiation.money.as_ref().map(|(amount, currency)| {
-        let (amount_field, currency_field) = (names::snake_ident(amount), names::snake_ident(currency));
-        quote!(initiation::check_money(#amount, &body.#amount_field, #currency, &body.#currency_field)?;)
-    });
+        .and_then(|initiation| initiation.transaction_type.as_deref())
+        .unwrap_or_default();
+    let currencies = if plan.mapped.is_some() {
+        quote!(super::mapped::CURRENCIES)
+    } else {
+        quote!(&[])
+    };
+    let extractors = extractors(op);
     quote! {
         #[doc = #doc]
-        async fn #name<C: Connector>(State(state): State<AppState<C>>, request: Request) -> Response {
-            const OPERATION: initiation::Operation = initiation::Operation { id: #id, status: #status, transaction_type: #transaction_type };
-            let result = async {
-                let input = RequestInput::read(request, state.body_limit).await?;
-                let ctx = input.context(&state.services);
-                #body
-                #money
-                let request = serde_json::to_value(&body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
-                let key = body.#key.clone();
-                let connector = state.connector.clone();
-                let call = move |ctx| async move { connector.#name(ctx, body).await };
-                initiation::run(ctx, &OPERATION, key, request, |created: &#created| created.#created_id.clone(), call).await
+        async fn #name<C: Connector>(
+            State(connector): State<Arc<C>>,
+            #(#extractors),*
+        ) -> Result<initiation::Answer, ConnectorError> {
+            const OPERATION: Operation = Operation {
+                id: #id,
+                status: #status,
+                transaction_type: #transaction_type,
+                currencies: #currencies,
             };
-            runtime::respond_encoded(#id, result.await.map(|answer| (answer.status, answer.body.into_bytes())))
+            initiation::run(ctx, &OPERATION, body, move |ctx, body| async move {
+                connector.#name(ctx, body).await
+            })
+            .await
         }
     }
 }

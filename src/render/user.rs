@@ -58,12 +58,31 @@ pub fn handlers(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Stri
             " commented methods below show each signature, ready to uncomment.",
         ]
     };
+    let functions = rust_functions(protocol, plan);
+    let stubs = functions.iter().map(RustFunction::stub);
+    let function_imports = (!functions.is_empty()).then(|| {
+        let models = functions
+            .iter()
+            .any(|function| super::mentions(&function.output, "models"))
+            .then(|| {
+                quote!(
+                    use crate::generated::models;
+                )
+            });
+        quote! {
+            use crate::generated::convert::ConversionError;
+            #models
+        }
+    });
     let tokens = quote! {
         //! Your connector. connector-gen created this file once and never touches it again.
         //!
         #(#![doc = #intro])*
 
+        #function_imports
         use crate::generated::{Config, Connector};
+
+        #(#stubs)*
 
         /// What your handlers share: HTTP clients, credentials, caches.
         pub struct Handlers {}
@@ -134,4 +153,94 @@ fn example(op: &Operation, mapped: bool) -> String {
         ));
     }
     text.replace(" \n", "\n")
+}
+
+/// A `rust: crate::handlers::name` function the mapping calls, to be written in handlers.rs.
+struct RustFunction {
+    name: String,
+    /// The protocol field's type.
+    output: TokenStream,
+    operation: String,
+    field: String,
+}
+
+impl RustFunction {
+    /// The function with its signature, failing until it is written.
+    fn stub(&self) -> TokenStream {
+        let name = names::snake_ident(&self.name);
+        let output = &self.output;
+        let doc = format!(
+            " `{}` of `{}`, mapped with `rust:` in connector.yaml: the provider's record in, the\n \
+             protocol value out. A `ConversionError` answers the request 502 naming the field.",
+            self.field, self.operation
+        );
+        let message = format!("{} is not written yet", self.name);
+        quote! {
+            #[doc = #doc]
+            pub fn #name(record: &serde_json::Value) -> Result<#output, ConversionError> {
+                let _ = record;
+                Err(ConversionError::new(#message))
+            }
+        }
+    }
+}
+
+/// Every `rust:` function under `crate::handlers::` that the mapping names, once each.
+fn rust_functions(protocol: &Protocol, plan: &Plan) -> Vec<RustFunction> {
+    let mut found: std::collections::BTreeMap<String, RustFunction> = Default::default();
+    let Some(mapped) = &plan.mapped else {
+        return Vec::new();
+    };
+    for (id, mapping) in &mapped.operations {
+        let Some(op) = protocol.operation(id) else {
+            continue;
+        };
+        let record = match &op.success.shape {
+            Some(crate::ir::Shape::Array(array)) => protocol.object(&array.items),
+            Some(shape) => protocol.object(shape),
+            None => None,
+        };
+        if let Some((_, object)) = record {
+            collect_rust(protocol, id, object, &mapping.fields, &mut found);
+        }
+    }
+    found.into_values().collect()
+}
+
+fn collect_rust(
+    protocol: &Protocol,
+    operation: &str,
+    object: &crate::ir::ObjectDef,
+    fields: &[crate::mapping::FieldMapping],
+    found: &mut std::collections::BTreeMap<String, RustFunction>,
+) {
+    for mapping in fields {
+        let Some(field) = object.fields.iter().find(|f| f.name == mapping.field) else {
+            continue;
+        };
+        match &mapping.value.source {
+            crate::mapping::Source::Rust(path) => {
+                if let Some(name) = path.strip_prefix("crate::handlers::")
+                    && !name.contains("::")
+                {
+                    found
+                        .entry(name.to_owned())
+                        .or_insert_with(|| RustFunction {
+                            name: name.to_owned(),
+                            output: super::types::rust_type(&field.shape, false),
+                            operation: operation.to_owned(),
+                            field: field.name.clone(),
+                        });
+                }
+            }
+            crate::mapping::Source::Each { fields, .. } => {
+                if let crate::ir::Shape::Array(array) = protocol.resolve(&field.shape)
+                    && let Some((_, item)) = protocol.object(&array.items)
+                {
+                    collect_rust(protocol, operation, item, fields, found);
+                }
+            }
+            _ => {}
+        }
+    }
 }

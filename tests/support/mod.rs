@@ -203,13 +203,21 @@ impl TestCrate {
 
     /// Builds the crate into the shared e2e target dir and returns its binary.
     pub fn build(&self) -> PathBuf {
+        self.build_with_features(&[])
+    }
+
+    /// Builds the crate with these cargo features besides its defaults.
+    pub fn build_with_features(&self, features: &[&str]) -> PathBuf {
         let target = workspace().join("target/e2e-target");
-        let run = Run::of(
-            Command::new(env!("CARGO"))
-                .args(["build", "--offline", "--quiet"])
-                .current_dir(&self.wrapper)
-                .env("CARGO_TARGET_DIR", &target),
-        );
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .args(["build", "--offline", "--quiet"])
+            .current_dir(&self.wrapper)
+            .env("CARGO_TARGET_DIR", &target);
+        if !features.is_empty() {
+            command.arg("--features").arg(features.join(","));
+        }
+        let run = Run::of(&mut command);
         assert_eq!(
             run.code,
             Some(0),

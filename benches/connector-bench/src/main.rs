@@ -191,6 +191,8 @@ fn build(root: &Path) -> PathBuf {
             "-p",
             "connector-bench",
         ])
+        // The payout soak runs cursorpay replicas on PostgreSQL too.
+        .args(["--features", "cursorpay/postgres"])
         .current_dir(root);
     // `cargo run` gives this program its package's variables (CARGO_PKG_NAME, OUT_DIR, ...).
     // Build scripts such as ring's rerun when those change, so passing them on would rebuild

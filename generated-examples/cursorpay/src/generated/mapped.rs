@@ -5,22 +5,17 @@
 //! trait's default methods call these; implement a method in src/handlers.rs to
 //! answer that operation your own way instead.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    clippy::redundant_clone,
-    clippy::useless_conversion
-)]
 use serde_json::Value;
-use super::convert::{self, AmountFormat, Sign, Step, TimeFormat};
-use super::error::ConnectorError;
-use super::fields::{self, Target};
-use super::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
-use super::metrics::Metrics;
+
 use super::models;
 use super::params::*;
-use super::runtime::Context;
-use super::upstream::UpstreamRequest;
+use super::runtime::convert::{self, AmountFormat, Sign, Step, TimeFormat};
+use super::runtime::fields::{self, Target};
+use super::runtime::initiation::Found;
+use super::runtime::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
+use super::runtime::metrics::Metrics;
+use super::runtime::upstream::UpstreamRequest;
+use super::runtime::{ConnectorError, Context};
 
 /// Currency precisions from connector.yaml, on top of ISO 4217.
 pub const CURRENCIES: &[(&str, u32)] = &[];
@@ -59,21 +54,22 @@ pub async fn get_accounts(
 ) -> Result<Vec<models::Account>, ConnectorError> {
     let request = get_accounts_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_accounts_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_accounts_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_ACCOUNTS,
-            &ctx.lists().get_accounts,
+            &lists.get_accounts,
             &request,
             params.created_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_accounts_request(params: &GetAccountsParams) -> UpstreamRequest {
+fn get_accounts_request(_params: &GetAccountsParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -89,7 +85,7 @@ fn get_accounts_request(params: &GetAccountsParams) -> UpstreamRequest {
 
 fn get_accounts_record(
     record: &Value,
-    params: &GetAccountsParams,
+    _params: &GetAccountsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Account>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -116,19 +112,16 @@ fn get_accounts_record(
                     )?,
             )?
         },
-        metadata: {
-            let t = target("metadata");
-            Some(
-                convert::metadata(
-                    record,
-                    &[
-                        ("country", &[Step::Key("country")]),
-                        ("default_currency", &[Step::Key("default_currency")]),
-                    ],
-                    &[("settings", &[Step::Key("settings")])],
-                ),
-            )
-        },
+        metadata: Some(
+            convert::metadata(
+                record,
+                &[
+                    ("country", &[Step::Key("country")]),
+                    ("default_currency", &[Step::Key("default_currency")]),
+                ],
+                &[("settings", &[Step::Key("settings")])],
+            ),
+        ),
     };
     let served = convert::served_time(item.created_at, &item.id);
     Ok(Entry {
@@ -170,7 +163,7 @@ fn get_account_balances_request(params: &GetAccountBalancesParams) -> UpstreamRe
 
 fn get_account_balances_record(
     record: &Value,
-    params: &GetAccountBalancesParams,
+    _params: &GetAccountBalancesParams,
     metrics: &Metrics,
 ) -> Result<models::Balances, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -276,21 +269,22 @@ pub async fn get_beneficiaries(
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
     let request = get_beneficiaries_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_BENEFICIARIES,
-            &ctx.lists().get_beneficiaries,
+            &lists.get_beneficiaries,
             &request,
             params.created_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_beneficiaries_request(params: &GetBeneficiariesParams) -> UpstreamRequest {
+fn get_beneficiaries_request(_params: &GetBeneficiariesParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -306,7 +300,7 @@ fn get_beneficiaries_request(params: &GetBeneficiariesParams) -> UpstreamRequest
 
 fn get_beneficiaries_record(
     record: &Value,
-    params: &GetBeneficiariesParams,
+    _params: &GetBeneficiariesParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Beneficiary>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -333,10 +327,9 @@ fn get_beneficiaries_record(
             let t = target("ownerName");
             t.required(t.text(convert::lookup(record, &[Step::Key("name")]).cloned()))?
         },
-        metadata: {
-            let t = target("metadata");
-            Some(convert::metadata(record, &[("email", &[Step::Key("email")])], &[]))
-        },
+        metadata: Some(
+            convert::metadata(record, &[("email", &[Step::Key("email")])], &[]),
+        ),
     };
     let served = convert::served_time(item.created_at, &item.id);
     Ok(Entry {
@@ -377,21 +370,22 @@ pub async fn get_transactions(
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
     let request = get_transactions_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_transactions_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_transactions_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_TRANSACTIONS,
-            &ctx.lists().get_transactions,
+            &lists.get_transactions,
             &request,
             params.updated_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_transactions_request(params: &GetTransactionsParams) -> UpstreamRequest {
+fn get_transactions_request(_params: &GetTransactionsParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -407,7 +401,7 @@ fn get_transactions_request(params: &GetTransactionsParams) -> UpstreamRequest {
 
 fn get_transactions_record(
     record: &Value,
-    params: &GetTransactionsParams,
+    _params: &GetTransactionsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Transaction>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -509,16 +503,13 @@ fn get_transactions_record(
             let t = target("destinationAccountID");
             t.text(convert::lookup(record, &[Step::Key("destination")]).cloned())
         },
-        metadata: {
-            let t = target("metadata");
-            Some(
-                convert::metadata(
-                    record,
-                    &[("description", &[Step::Key("description")])],
-                    &[],
-                ),
-            )
-        },
+        metadata: Some(
+            convert::metadata(
+                record,
+                &[("description", &[Step::Key("description")])],
+                &[],
+            ),
+        ),
     };
     let served = convert::served_time(item.updated_at, &item.id);
     Ok(Entry {
@@ -560,9 +551,8 @@ pub async fn create_payout(
 
 fn create_payout_request(
     ctx: &Context,
-    request: &Value,
+    record: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
-    let record = request;
     let key = ctx
         .initiation()
         .map(|attempt| attempt.key().to_owned())
@@ -782,9 +772,8 @@ pub async fn create_transfer(
 
 fn create_transfer_request(
     ctx: &Context,
-    request: &Value,
+    record: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
-    let record = request;
     let key = ctx
         .initiation()
         .map(|attempt| attempt.key().to_owned())
@@ -977,31 +966,37 @@ fn create_transfer_record(
 
 /// The provider's id of the payment an initiation made, looked up as connector.yaml
 /// says, from the request stored with its key.
-pub async fn find_payment(
-    ctx: &Context,
-    operation: &str,
-    request: &str,
-) -> Result<Option<String>, ConnectorError> {
-    let unreadable = |error: serde_json::Error| ConnectorError::internal(
-        format!("a stored {operation} request cannot be read: {error}"),
-    );
-    match operation {
-        "createPayout" => {
-            let body: models::PayoutRequest = serde_json::from_str(request)
-                .map_err(unreadable)?;
-            let value: Value = serde_json::from_str(request).map_err(unreadable)?;
-            Ok(create_payout_lookup(ctx, &body, &value).await?.map(|created| created.id))
+pub fn find_payment<'a>(
+    ctx: &'a Context,
+    operation: &'a str,
+    request: &'a str,
+) -> Found<'a> {
+    Box::pin(async move {
+        let unreadable = |error: serde_json::Error| ConnectorError::internal(
+            format!("a stored {operation} request cannot be read: {error}"),
+        );
+        match operation {
+            "createPayout" => {
+                let body: models::PayoutRequest = serde_json::from_str(request)
+                    .map_err(unreadable)?;
+                let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                Ok(
+                    create_payout_lookup(ctx, &body, &value)
+                        .await?
+                        .map(|created| created.id),
+                )
+            }
+            "createTransfer" => {
+                let body: models::TransferRequest = serde_json::from_str(request)
+                    .map_err(unreadable)?;
+                let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                Ok(
+                    create_transfer_lookup(ctx, &body, &value)
+                        .await?
+                        .map(|created| created.id),
+                )
+            }
+            _ => Ok(None),
         }
-        "createTransfer" => {
-            let body: models::TransferRequest = serde_json::from_str(request)
-                .map_err(unreadable)?;
-            let value: Value = serde_json::from_str(request).map_err(unreadable)?;
-            Ok(
-                create_transfer_lookup(ctx, &body, &value)
-                    .await?
-                    .map(|created| created.id),
-            )
-        }
-        _ => Ok(None),
-    }
+    })
 }

@@ -3,57 +3,32 @@
 
 //! The provider settings declared in connector.yaml, read when the connector starts.
 
-/// How to reach the provider (`upstream` in connector.yaml).
-#[derive(Clone, PartialEq, Eq)]
-pub struct UpstreamSettings {
-    /// Base URL of the provider's API (`upstream.base_url`). Read from `CURSORPAY_BASE_URL`.
-    pub base_url: String,
-    /// The provider's API token (`upstream.auth.bearer`). Read from `CURSORPAY_API_KEY`.
-    pub auth_token: String,
-}
+use std::time::Duration;
 
-impl UpstreamSettings {
-    /// Reads every setting, recording each missing one in `problems`.
-    pub(crate) fn from_lookup(
-        env: &dyn Fn(&str) -> Option<String>,
-        problems: &mut Vec<String>,
-    ) -> Self {
-        Self {
-            base_url: super::runtime::required_env(
-                env,
-                "CURSORPAY_BASE_URL",
-                "Base URL of the provider's API (`upstream.base_url`).",
-                problems,
-            ),
-            auth_token: super::runtime::required_env(
-                env,
-                "CURSORPAY_API_KEY",
-                "The provider's API token (`upstream.auth.bearer`).",
-                problems,
-            ),
-        }
-    }
+use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
 
-    /// The provider client's settings: these values, and connector.yaml's auth, timeout and retries.
-    pub(crate) fn client_settings(&self) -> super::upstream::ClientSettings {
-        use super::upstream::Auth;
-        super::upstream::ClientSettings {
-            base_url: self.base_url.clone(),
-            auth: Auth::Bearer(self.auth_token.clone()),
-            headers: vec![],
-            timeout: std::time::Duration::from_millis(10000),
-            attempts: 4,
-            deadline: std::time::Duration::from_millis(20000),
-        }
-    }
-}
-
-/// Credentials are never printed.
-impl std::fmt::Debug for UpstreamSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamSettings")
-            .field("base_url", &self.base_url)
-            .field("auth_token", &"<redacted>")
-            .finish()
+/// How to reach the provider (`upstream` in connector.yaml), read at start-up:
+/// - `CURSORPAY_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
+/// - `CURSORPAY_API_KEY`: The provider's API token (`upstream.auth.bearer`).
+pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
+    let base_url = required_env(
+        env,
+        "CURSORPAY_BASE_URL",
+        "Base URL of the provider's API (`upstream.base_url`).",
+        problems,
+    );
+    let auth_token = required_env(
+        env,
+        "CURSORPAY_API_KEY",
+        "The provider's API token (`upstream.auth.bearer`).",
+        problems,
+    );
+    UpstreamSettings {
+        base_url,
+        auth: Auth::Bearer(auth_token),
+        headers: vec![],
+        timeout: Duration::from_millis(10000),
+        attempts: 4,
+        deadline: Duration::from_millis(20000),
     }
 }

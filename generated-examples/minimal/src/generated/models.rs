@@ -155,8 +155,8 @@ pub struct PayoutRequest {
     pub metadata: Option<Metadata>,
 }
 
-impl super::validate::Validate for PayoutRequest {
-    fn validate(&self, _path: &str) -> Result<(), super::error::ConnectorError> {
+impl super::runtime::validate::Validate for PayoutRequest {
+    fn validate(&self, _path: &str) -> Result<(), super::runtime::ConnectorError> {
         Ok(())
     }
 }
@@ -348,6 +348,7 @@ impl std::fmt::Display for TransactionStatus {
 
 impl std::str::FromStr for TransactionStatus {
     type Err = String;
+
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "PENDING" => Ok(Self::Pending),
@@ -429,6 +430,7 @@ impl std::fmt::Display for TransactionType {
 
 impl std::str::FromStr for TransactionType {
     type Err = String;
+
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "PAYIN" => Ok(Self::Payin),
@@ -524,8 +526,62 @@ pub struct TransferRequest {
     pub metadata: Option<Metadata>,
 }
 
-impl super::validate::Validate for TransferRequest {
-    fn validate(&self, _path: &str) -> Result<(), super::error::ConnectorError> {
+impl super::runtime::validate::Validate for TransferRequest {
+    fn validate(&self, _path: &str) -> Result<(), super::runtime::ConnectorError> {
         Ok(())
+    }
+}
+
+impl super::runtime::initiation::PaymentRequest for PayoutRequest {
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+
+    fn money(&self) -> Option<super::runtime::initiation::Money<'_>> {
+        Some(super::runtime::initiation::Money {
+            amount_field: "amount",
+            amount: &self.amount,
+            currency_field: "currency",
+            currency: &self.currency,
+        })
+    }
+}
+
+impl super::runtime::initiation::CreatedPayment for Payout {
+    fn payment_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl super::runtime::initiation::PaymentRequest for TransferRequest {
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+
+    fn money(&self) -> Option<super::runtime::initiation::Money<'_>> {
+        Some(super::runtime::initiation::Money {
+            amount_field: "amount",
+            amount: &self.amount,
+            currency_field: "currency",
+            currency: &self.currency,
+        })
+    }
+}
+
+impl super::runtime::initiation::CreatedPayment for Transfer {
+    fn payment_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl super::runtime::initiation::LinkedTransaction for Transaction {
+    fn related_transaction(&mut self) -> &mut Option<String> {
+        &mut self.related_transaction_id
+    }
+
+    fn set_transaction_type(&mut self, transaction_type: &str) {
+        if let Ok(kind) = transaction_type.parse::<TransactionType>() {
+            self.type_ = kind;
+        }
     }
 }

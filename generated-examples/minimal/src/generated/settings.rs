@@ -3,33 +3,25 @@
 
 //! The provider settings declared in connector.yaml, read when the connector starts.
 
-/// How to reach the provider (`upstream` in connector.yaml).
-#[derive(Clone, PartialEq, Eq)]
-pub struct UpstreamSettings {
-    /// Base URL of the provider's API (`upstream.base_url`). Read from `MINIMAL_BASE_URL`.
-    pub base_url: String,
-}
+use std::time::Duration;
 
-impl UpstreamSettings {
-    /// Reads every setting, recording each missing one in `problems`.
-    pub(crate) fn from_lookup(
-        env: &dyn Fn(&str) -> Option<String>,
-        problems: &mut Vec<String>,
-    ) -> Self {
-        Self {
-            base_url: super::runtime::required_env(
-                env,
-                "MINIMAL_BASE_URL",
-                "Base URL of the provider's API (`upstream.base_url`).",
-                problems,
-            ),
-        }
-    }
-}
+use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
 
-/// Credentials are never printed.
-impl std::fmt::Debug for UpstreamSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamSettings").field("base_url", &self.base_url).finish()
+/// How to reach the provider (`upstream` in connector.yaml), read at start-up:
+/// - `MINIMAL_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
+pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
+    let base_url = required_env(
+        env,
+        "MINIMAL_BASE_URL",
+        "Base URL of the provider's API (`upstream.base_url`).",
+        problems,
+    );
+    UpstreamSettings {
+        base_url,
+        auth: Auth::None,
+        headers: vec![],
+        timeout: Duration::from_millis(10000),
+        attempts: 3,
+        deadline: Duration::from_millis(15000),
     }
 }

@@ -4,10 +4,10 @@
 //! The interface your connector implements: one method per protocol operation.
 
 use std::future::Future;
-use super::error::ConnectorError;
-use super::runtime::Context;
+
 use super::models;
 use super::params::*;
+use super::runtime::{ConnectorError, Context};
 
 /// The Generic connector protocol. Implement the operations your provider supports;
 /// the others answer `501 Not Implemented`.

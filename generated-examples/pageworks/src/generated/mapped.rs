@@ -5,22 +5,16 @@
 //! trait's default methods call these; implement a method in src/handlers.rs to
 //! answer that operation your own way instead.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    clippy::redundant_clone,
-    clippy::useless_conversion
-)]
 use serde_json::Value;
-use super::convert::{self, AmountFormat, Sign, Step, TimeFormat};
-use super::error::ConnectorError;
-use super::fields::{self, Target};
-use super::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
-use super::metrics::Metrics;
+
 use super::models;
 use super::params::*;
-use super::runtime::Context;
-use super::upstream::UpstreamRequest;
+use super::runtime::convert::{self, AmountFormat, Sign, Step, TimeFormat};
+use super::runtime::fields::{self, Target};
+use super::runtime::listing::{self, Entry, ListSpec, Order, Paging, Since};
+use super::runtime::metrics::Metrics;
+use super::runtime::upstream::UpstreamRequest;
+use super::runtime::{ConnectorError, Context};
 
 /// Currency precisions from connector.yaml, on top of ISO 4217.
 pub const CURRENCIES: &[(&str, u32)] = &[];
@@ -59,21 +53,22 @@ pub async fn get_accounts(
 ) -> Result<Vec<models::Account>, ConnectorError> {
     let request = get_accounts_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_accounts_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_accounts_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_ACCOUNTS,
-            &ctx.lists().get_accounts,
+            &lists.get_accounts,
             &request,
             params.created_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_accounts_request(params: &GetAccountsParams) -> UpstreamRequest {
+fn get_accounts_request(_params: &GetAccountsParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -89,7 +84,7 @@ fn get_accounts_request(params: &GetAccountsParams) -> UpstreamRequest {
 
 fn get_accounts_record(
     record: &Value,
-    params: &GetAccountsParams,
+    _params: &GetAccountsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Account>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -138,16 +133,13 @@ fn get_accounts_record(
                     )?,
             )?
         },
-        metadata: {
-            let t = target("metadata");
-            Some(
-                convert::metadata(
-                    record,
-                    &[("owner", &[Step::Key("owner"), Step::Key("name")])],
-                    &[],
-                ),
-            )
-        },
+        metadata: Some(
+            convert::metadata(
+                record,
+                &[("owner", &[Step::Key("owner"), Step::Key("name")])],
+                &[],
+            ),
+        ),
     };
     let served = convert::served_time(item.created_at, &item.id);
     Ok(Entry {
@@ -189,7 +181,7 @@ fn get_account_balances_request(params: &GetAccountBalancesParams) -> UpstreamRe
 
 fn get_account_balances_record(
     record: &Value,
-    params: &GetAccountBalancesParams,
+    _params: &GetAccountBalancesParams,
     metrics: &Metrics,
 ) -> Result<models::Balances, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -314,21 +306,22 @@ pub async fn get_beneficiaries(
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
     let request = get_beneficiaries_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_BENEFICIARIES,
-            &ctx.lists().get_beneficiaries,
+            &lists.get_beneficiaries,
             &request,
             params.created_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_beneficiaries_request(params: &GetBeneficiariesParams) -> UpstreamRequest {
+fn get_beneficiaries_request(_params: &GetBeneficiariesParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -344,7 +337,7 @@ fn get_beneficiaries_request(params: &GetBeneficiariesParams) -> UpstreamRequest
 
 fn get_beneficiaries_record(
     record: &Value,
-    params: &GetBeneficiariesParams,
+    _params: &GetBeneficiariesParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Beneficiary>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -412,21 +405,22 @@ pub async fn get_transactions(
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
     let request = get_transactions_request(&params);
     let metrics = ctx.metrics();
-    let convert = |record: &Value| get_transactions_record(record, &params, metrics);
+    let to_entry = |record: &Value| get_transactions_record(record, &params, metrics);
+    let lists = ctx.state::<Lists>();
     listing::page(
             ctx.upstream(),
             &GET_TRANSACTIONS,
-            &ctx.lists().get_transactions,
+            &lists.get_transactions,
             &request,
             params.updated_at_from,
             params.page,
             params.page_size,
-            convert,
+            to_entry,
         )
         .await
 }
 
-fn get_transactions_request(params: &GetTransactionsParams) -> UpstreamRequest {
+fn get_transactions_request(_params: &GetTransactionsParams) -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -442,7 +436,7 @@ fn get_transactions_request(params: &GetTransactionsParams) -> UpstreamRequest {
 
 fn get_transactions_record(
     record: &Value,
-    params: &GetTransactionsParams,
+    _params: &GetTransactionsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Transaction>, ConnectorError> {
     let target = |field: &'static str| Target {
@@ -552,10 +546,7 @@ fn get_transactions_record(
             let t = target("destinationAccountID");
             t.text(convert::lookup(record, &[Step::Key("to_account")]).cloned())
         },
-        metadata: {
-            let t = target("metadata");
-            Some(convert::metadata(record, &[], &[("tags", &[Step::Key("tags")])]))
-        },
+        metadata: Some(convert::metadata(record, &[], &[("tags", &[Step::Key("tags")])])),
     };
     let served = convert::served_time(item.updated_at, &item.id);
     Ok(Entry {

@@ -2,58 +2,16 @@
 // Regenerate with `connector-gen generate`; your code belongs in src/handlers.rs.
 
 //! The protocol side of this connector, generated from the Generic connector spec and
-//! connector.yaml. `connector-gen generate` rewrites every file in this folder.
+//! connector.yaml, and the connector runtime it runs on. `connector-gen generate`
+//! rewrites every file in this folder.
 
-#[rustfmt::skip]
 pub mod api;
-
-#[rustfmt::skip]
-pub mod convert;
-
-#[rustfmt::skip]
-pub mod error;
-
-#[rustfmt::skip]
-pub mod fields;
-
-#[rustfmt::skip]
-pub mod initiation;
-
-#[rustfmt::skip]
-pub mod listing;
-
-#[rustfmt::skip]
 pub mod mapped;
-
-#[rustfmt::skip]
-pub mod metrics;
-
-#[rustfmt::skip]
 pub mod models;
-
-#[rustfmt::skip]
 pub mod params;
-
-#[rustfmt::skip]
 pub mod runtime;
-
-#[rustfmt::skip]
 pub mod server;
-
-#[rustfmt::skip]
 pub mod settings;
 
-#[rustfmt::skip]
-pub mod store;
-
-#[rustfmt::skip]
-pub mod upstream;
-
-#[rustfmt::skip]
-pub mod validate;
-
 pub use api::Connector;
-
-pub use error::ConnectorError;
-
-pub use runtime::{Config, Context};
+pub use runtime::{Config, ConnectorError, Context, convert, initiation, upstream};

@@ -3,80 +3,51 @@
 
 //! The provider settings declared in connector.yaml, read when the connector starts.
 
-/// How to reach the provider (`upstream` in connector.yaml).
-#[derive(Clone, PartialEq, Eq)]
-pub struct UpstreamSettings {
-    /// Base URL of the provider's API (`upstream.base_url`). Read from `PAGEWORKS_BASE_URL`.
-    pub base_url: String,
-    /// The provider's OAuth2 token endpoint (`upstream.auth.oauth2`). Read from `PAGEWORKS_TOKEN_URL`.
-    pub token_url: String,
-    /// The OAuth2 client id (`upstream.auth.oauth2`). Read from `PAGEWORKS_CLIENT_ID`.
-    pub client_id: String,
-    /// The OAuth2 client secret (`upstream.auth.oauth2`). Read from `PAGEWORKS_CLIENT_SECRET`.
-    pub client_secret: String,
-}
+use std::time::Duration;
 
-impl UpstreamSettings {
-    /// Reads every setting, recording each missing one in `problems`.
-    pub(crate) fn from_lookup(
-        env: &dyn Fn(&str) -> Option<String>,
-        problems: &mut Vec<String>,
-    ) -> Self {
-        Self {
-            base_url: super::runtime::required_env(
-                env,
-                "PAGEWORKS_BASE_URL",
-                "Base URL of the provider's API (`upstream.base_url`).",
-                problems,
-            ),
-            token_url: super::runtime::required_env(
-                env,
-                "PAGEWORKS_TOKEN_URL",
-                "The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).",
-                problems,
-            ),
-            client_id: super::runtime::required_env(
-                env,
-                "PAGEWORKS_CLIENT_ID",
-                "The OAuth2 client id (`upstream.auth.oauth2`).",
-                problems,
-            ),
-            client_secret: super::runtime::required_env(
-                env,
-                "PAGEWORKS_CLIENT_SECRET",
-                "The OAuth2 client secret (`upstream.auth.oauth2`).",
-                problems,
-            ),
-        }
-    }
+use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
 
-    /// The provider client's settings: these values, and connector.yaml's auth, timeout and retries.
-    pub(crate) fn client_settings(&self) -> super::upstream::ClientSettings {
-        use super::upstream::Auth;
-        super::upstream::ClientSettings {
-            base_url: self.base_url.clone(),
-            auth: Auth::OAuth2 {
-                token_url: self.token_url.clone(),
-                client_id: self.client_id.clone(),
-                client_secret: self.client_secret.clone(),
-                scope: None,
-            },
-            headers: vec![],
-            timeout: std::time::Duration::from_millis(10000),
-            attempts: 3,
-            deadline: std::time::Duration::from_millis(15000),
-        }
-    }
-}
-
-/// Credentials are never printed.
-impl std::fmt::Debug for UpstreamSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamSettings")
-            .field("base_url", &self.base_url)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
+/// How to reach the provider (`upstream` in connector.yaml), read at start-up:
+/// - `PAGEWORKS_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
+/// - `PAGEWORKS_TOKEN_URL`: The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).
+/// - `PAGEWORKS_CLIENT_ID`: The OAuth2 client id (`upstream.auth.oauth2`).
+/// - `PAGEWORKS_CLIENT_SECRET`: The OAuth2 client secret (`upstream.auth.oauth2`).
+pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
+    let base_url = required_env(
+        env,
+        "PAGEWORKS_BASE_URL",
+        "Base URL of the provider's API (`upstream.base_url`).",
+        problems,
+    );
+    let token_url = required_env(
+        env,
+        "PAGEWORKS_TOKEN_URL",
+        "The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).",
+        problems,
+    );
+    let client_id = required_env(
+        env,
+        "PAGEWORKS_CLIENT_ID",
+        "The OAuth2 client id (`upstream.auth.oauth2`).",
+        problems,
+    );
+    let client_secret = required_env(
+        env,
+        "PAGEWORKS_CLIENT_SECRET",
+        "The OAuth2 client secret (`upstream.auth.oauth2`).",
+        problems,
+    );
+    UpstreamSettings {
+        base_url,
+        auth: Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope: None,
+        },
+        headers: vec![],
+        timeout: Duration::from_millis(10000),
+        attempts: 3,
+        deadline: Duration::from_millis(15000),
     }
 }

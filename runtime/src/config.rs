@@ -1,0 +1,498 @@
+//! Everything a connector reads from its environment at start-up. Every missing or
+//! malformed setting is reported, all at once, before anything starts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+
+/// How settings are looked up: `std::env::var` in production, a map in tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Everything the connector reads from its environment at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CONNECTOR_LISTEN`: the address to serve on (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `CONNECTOR_API_KEY`: the key Formance sends as `Authorization: Bearer <key>`.
+    pub api_key: ApiKey,
+    /// `CONNECTOR_LOG`: error, warn, info (default), debug or trace.
+    pub log_level: tracing::Level,
+    /// `CONNECTOR_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_json: bool,
+    /// `CONNECTOR_BODY_LIMIT`: the largest request body accepted, in bytes (default 1 MiB).
+    pub body_limit: usize,
+    /// The provider settings declared in connector.yaml.
+    pub upstream: UpstreamSettings,
+    /// Where initiations are recorded: `DATABASE_URL` or `CONNECTOR_STORE`.
+    #[cfg(feature = "store")]
+    pub store: StoreSettings,
+}
+
+impl Config {
+    /// Reads every setting from the process environment; `upstream` reads the provider
+    /// settings connector.yaml declares.
+    pub fn from_env(
+        upstream: impl FnOnce(Env, &mut Vec<String>) -> UpstreamSettings,
+    ) -> Result<Self, Vec<String>> {
+        Self::from_lookup(&|name| std::env::var(name).ok(), upstream)
+    }
+
+    /// Reads every setting through `env`, reporting all problems at once.
+    pub fn from_lookup(
+        env: Env,
+        upstream: impl FnOnce(Env, &mut Vec<String>) -> UpstreamSettings,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let api_key = required_env(
+            env,
+            "CONNECTOR_API_KEY",
+            "the API key Formance sends as `Authorization: Bearer <key>`",
+            &mut problems,
+        );
+        let listen = parse_env(
+            env,
+            "CONNECTOR_LISTEN",
+            "127.0.0.1:8080",
+            "an address such as 127.0.0.1:8080",
+            &mut problems,
+        );
+        let log_level = parse_env(
+            env,
+            "CONNECTOR_LOG",
+            "info",
+            "one of error, warn, info, debug, trace",
+            &mut problems,
+        );
+        let log_json = match env("CONNECTOR_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                problems.push(format!(
+                    "CONNECTOR_LOG_FORMAT must be text or json, got {other:?}"
+                ));
+                false
+            }
+        };
+        let body_limit = parse_env(
+            env,
+            "CONNECTOR_BODY_LIMIT",
+            "1048576",
+            "a size in bytes",
+            &mut problems,
+        );
+        let upstream = upstream(env, &mut problems);
+        #[cfg(feature = "store")]
+        let store = StoreSettings::from_lookup(env, &mut problems);
+        match (listen, log_level, body_limit) {
+            (Some(listen), Some(log_level), Some(body_limit)) if problems.is_empty() => Ok(Self {
+                listen,
+                api_key: ApiKey::new(api_key),
+                log_level,
+                log_json,
+                body_limit,
+                upstream,
+                #[cfg(feature = "store")]
+                store,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// A required, non-empty environment variable; a missing one is recorded in `problems`.
+pub fn required_env(env: Env, name: &str, what: &str, problems: &mut Vec<String>) -> String {
+    match env(name) {
+        Some(value) if !value.trim().is_empty() => value,
+        _ => {
+            problems.push(format!("{name} is not set: {what}"));
+            String::new()
+        }
+    }
+}
+
+/// An optional setting parsed from its text, `default` when unset; a value that does not
+/// parse is recorded in `problems`.
+pub fn parse_env<T: std::str::FromStr>(
+    env: Env,
+    name: &str,
+    default: &str,
+    expected: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let raw = env(name).unwrap_or_else(|| default.to_owned());
+    let parsed = raw.trim().parse().ok();
+    if parsed.is_none() {
+        problems.push(format!("{name} must be {expected}, got {raw:?}"));
+    }
+    parsed
+}
+
+/// `30s`, `1500ms`, `2m`; at least one millisecond.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let number: u64 = number.parse().ok()?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.checked_mul(60)?),
+        _ => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// The API key, compared in constant time and never printed.
+#[derive(Clone)]
+pub struct ApiKey(Arc<str>);
+
+impl ApiKey {
+    pub fn new(key: String) -> Self {
+        Self(Arc::from(key))
+    }
+
+    pub fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// How to reach the provider (`upstream` in connector.yaml), with the values read from the
+/// environment. Credentials are never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    /// Base URL of the provider's API (`upstream.base_url`).
+    pub base_url: String,
+    /// How requests prove who we are (`upstream.auth`).
+    pub auth: Auth,
+    /// Headers sent with every request (`upstream.headers`).
+    pub headers: Vec<(String, String)>,
+    /// The longest one request may take (`upstream.timeout`).
+    pub timeout: Duration,
+    /// Attempts per GET, the first one included (`upstream.retry.attempts`).
+    pub attempts: u32,
+    /// The longest a GET with its retries may take (`upstream.retry.deadline`).
+    pub deadline: Duration,
+}
+
+impl UpstreamSettings {
+    /// A provider reached at `base_url` without authentication, with connector.yaml's
+    /// default timeout (10 s) and retries (3 attempts within 15 s).
+    pub fn new(base_url: String) -> Self {
+        Self {
+            base_url,
+            auth: Auth::None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            attempts: 3,
+            deadline: Duration::from_secs(15),
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "<redacted>"))
+            .collect();
+        f.debug_struct("UpstreamSettings")
+            .field("base_url", &self.base_url)
+            .field("auth", &self.auth)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// How requests prove who we are to the provider.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Header {
+        name: String,
+        value: String,
+    },
+    Query {
+        name: String,
+        value: String,
+    },
+    Basic {
+        username: String,
+        password: String,
+    },
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
+}
+
+impl Auth {
+    /// The connector.yaml setting this authentication comes from, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Auth::None => "no `upstream.auth`",
+            Auth::Bearer(_) => "`upstream.auth.bearer`",
+            Auth::Header { .. } | Auth::Query { .. } => "`upstream.auth.api_key`",
+            Auth::Basic { .. } => "`upstream.auth.basic`",
+            Auth::OAuth2 { .. } => "`upstream.auth.oauth2`",
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Header { name, .. } => write!(f, "Header({name}: <redacted>)"),
+            Auth::Query { name, .. } => write!(f, "Query({name}=<redacted>)"),
+            Auth::Basic { username, .. } => write!(f, "Basic({username}:<redacted>)"),
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                scope,
+                ..
+            } => f
+                .debug_struct("OAuth2")
+                .field("token_url", token_url)
+                .field("client_id", client_id)
+                .field("scope", scope)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Where the initiation store lives.
+#[cfg(feature = "store")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A `postgres://` URL; its password is never printed.
+    Postgres(String),
+    /// A SQLite database file.
+    Sqlite(std::path::PathBuf),
+}
+
+#[cfg(feature = "store")]
+impl StoreLocation {
+    /// For logs and errors: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite(path) => format!("sqlite:{}", path.display()),
+            StoreLocation::Postgres(url) => {
+                let without_credentials = url.split_once("://").and_then(|(scheme, rest)| {
+                    rest.rsplit_once('@').map(|(_, host)| (scheme, host))
+                });
+                match without_credentials {
+                    Some((scheme, host)) => format!("{scheme}://…@{host}"),
+                    None => url.clone(),
+                }
+            }
+        }
+    }
+}
+
+/// The initiation store's settings.
+#[cfg(feature = "store")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub location: StoreLocation,
+    /// `CONNECTOR_INITIATION_TIMEOUT`: how long one attempt to initiate a payment may
+    /// take (default 30s). A key whose attempt is older than this is taken over by the
+    /// next retry, on any replica.
+    pub attempt_timeout: Duration,
+}
+
+#[cfg(feature = "store")]
+impl StoreSettings {
+    /// `DATABASE_URL` (`postgres://...`, or `sqlite:PATH`) or `CONNECTOR_STORE` (a SQLite
+    /// file, default `connector-store.sqlite3`), and `CONNECTOR_INITIATION_TIMEOUT`.
+    pub fn from_lookup(env: Env, problems: &mut Vec<String>) -> Self {
+        let sqlite = |path: &str| StoreLocation::Sqlite(std::path::PathBuf::from(path));
+        let database_url = env("DATABASE_URL")
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
+        let location = match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                if !cfg!(feature = "postgres") {
+                    problems.push(
+                        "DATABASE_URL names a PostgreSQL database, but this connector was built \
+                         without PostgreSQL support: build it with `--features postgres`"
+                            .to_owned(),
+                    );
+                }
+                StoreLocation::Postgres(url)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                sqlite(url.trim_start_matches("sqlite:").trim_start_matches("//"))
+            }
+            Some(url) => {
+                problems.push(format!(
+                    "DATABASE_URL must be a postgres:// or sqlite: URL, got {:?}",
+                    StoreLocation::Postgres(url).describe()
+                ));
+                sqlite("")
+            }
+            None => sqlite(
+                env("CONNECTOR_STORE")
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("connector-store.sqlite3"),
+            ),
+        };
+        let raw = env("CONNECTOR_INITIATION_TIMEOUT").unwrap_or_else(|| "30s".to_owned());
+        let attempt_timeout = parse_duration(&raw).unwrap_or_else(|| {
+            problems.push(format!(
+                "CONNECTOR_INITIATION_TIMEOUT must be a duration such as 30s or 1500ms, got {raw:?}"
+            ));
+            Duration::from_secs(30)
+        });
+        Self {
+            location,
+            attempt_timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn no_provider(_: Env, _: &mut Vec<String>) -> UpstreamSettings {
+        UpstreamSettings::new("http://provider.test".to_owned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_api_key_is_set() {
+        let config = Config::from_lookup(&lookup(&[("CONNECTOR_API_KEY", "k")]), no_provider)
+            .expect("valid");
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.log_level, tracing::Level::INFO);
+        assert!(!config.log_json);
+        assert_eq!(config.body_limit, 1_048_576);
+        assert!(config.api_key.matches("k"));
+        assert!(!config.api_key.matches("K"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let env = lookup(&[
+            ("CONNECTOR_LISTEN", "nowhere"),
+            ("CONNECTOR_LOG", "loud"),
+            ("CONNECTOR_LOG_FORMAT", "xml"),
+            ("CONNECTOR_BODY_LIMIT", "1 MB"),
+        ]);
+        let problems = Config::from_lookup(&env, |env, problems| {
+            required_env(env, "ACME_BASE_URL", "the provider", problems);
+            UpstreamSettings::new(String::new())
+        })
+        .unwrap_err();
+        let joined = problems.join("\n");
+        for name in [
+            "CONNECTOR_API_KEY is not set",
+            "CONNECTOR_LISTEN must be",
+            "CONNECTOR_LOG must be",
+            "CONNECTOR_LOG_FORMAT must be text or json, got \"xml\"",
+            "CONNECTOR_BODY_LIMIT must be a size in bytes, got \"1 MB\"",
+            "ACME_BASE_URL is not set: the provider",
+        ] {
+            assert!(joined.contains(name), "{name} missing from:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn durations_take_milliseconds_seconds_and_minutes() {
+        assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 30s "), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        for bad in ["", "0s", "10", "s", "1h", "-1s", "1.5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let mut settings = UpstreamSettings::new("https://api.test".to_owned());
+        settings.auth = Auth::OAuth2 {
+            token_url: "https://api.test/token".to_owned(),
+            client_id: "client".to_owned(),
+            client_secret: "hunter2".to_owned(),
+            scope: None,
+        };
+        settings.headers = vec![("X-Tenant".to_owned(), "tenant-secret".to_owned())];
+        let printed = format!("{settings:?} {:?}", ApiKey::new("hunter3".to_owned()));
+        assert!(printed.contains("https://api.test/token"), "{printed}");
+        for secret in ["hunter2", "hunter3", "tenant-secret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[cfg(feature = "store")]
+    #[test]
+    fn the_store_is_sqlite_unless_database_url_names_postgres() {
+        let mut problems = Vec::new();
+        let default = StoreSettings::from_lookup(&lookup(&[]), &mut problems);
+        assert_eq!(
+            default.location,
+            StoreLocation::Sqlite("connector-store.sqlite3".into())
+        );
+        assert_eq!(default.attempt_timeout, Duration::from_secs(30));
+        let postgres = StoreSettings::from_lookup(
+            &lookup(&[("DATABASE_URL", "postgres://user:pw@db:5432/connector")]),
+            &mut problems,
+        );
+        assert_eq!(
+            postgres.location.describe(),
+            "postgres://…@db:5432/connector"
+        );
+        if cfg!(feature = "postgres") {
+            assert!(problems.is_empty(), "{problems:?}");
+        } else {
+            let refused = problems
+                .pop()
+                .expect("PostgreSQL needs the postgres feature");
+            assert!(refused.contains("--features postgres"), "{refused}");
+        }
+        let sqlite = StoreSettings::from_lookup(
+            &lookup(&[("DATABASE_URL", "sqlite:///data/store.db")]),
+            &mut problems,
+        );
+        assert_eq!(
+            sqlite.location,
+            StoreLocation::Sqlite("/data/store.db".into())
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        StoreSettings::from_lookup(
+            &lookup(&[
+                ("DATABASE_URL", "mysql://x@y/z"),
+                ("CONNECTOR_INITIATION_TIMEOUT", "soon"),
+            ]),
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("\"mysql://…@y/z\""), "{problems:?}");
+    }
+}

@@ -1,0 +1,252 @@
+//! From provider values to protocol fields. A value that cannot be converted fails the
+//! request with a 502 naming the operation, the field and the value: a connector must
+//! never round an amount or invent a time.
+
+use super::convert::{self, AmountFormat, ConversionError, Sign, TimeFormat};
+use super::error::ConnectorError;
+use super::metrics::Metrics;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Where a value goes: `operation.field`, for messages and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub operation: &'static str,
+    pub field: &'static str,
+    pub metrics: &'a Metrics,
+}
+
+impl Target<'_> {
+    fn fail(&self, error: impl std::fmt::Display) -> ConnectorError {
+        let name = format!("{}.{}", self.operation, self.field);
+        self.metrics.conversion_failure(&name);
+        tracing::warn!(
+            field = % name, % error, "a provider value could not be converted"
+        );
+        ConnectorError::bad_gateway(format!("{}: field {}: {error}", self.operation, self.field))
+    }
+
+    fn missing(&self) -> ConnectorError {
+        self.fail("the provider's record has no value for it")
+    }
+
+    pub fn required<T>(&self, value: Option<T>) -> Result<T, ConnectorError> {
+        value.ok_or_else(|| self.missing())
+    }
+
+    /// Text as [`convert::to_text`] makes it, taking a string without copying it.
+    pub fn text(&self, value: Option<Value>) -> Option<String> {
+        match value? {
+            Value::String(text) => Some(text),
+            other => convert::to_text(&other),
+        }
+    }
+
+    pub fn time(
+        &self,
+        value: Option<Value>,
+        format: &TimeFormat,
+    ) -> Result<Option<DateTime<Utc>>, ConnectorError> {
+        value
+            .map(|value| convert::parse_time(&value, format).map_err(|e| self.fail(e)))
+            .transpose()
+    }
+
+    /// A JSON integer that fits the protocol field's type.
+    pub fn integer<T: TryFrom<i64>>(
+        &self,
+        value: Option<Value>,
+    ) -> Result<Option<T>, ConnectorError> {
+        let Some(value) = value else { return Ok(None) };
+        value
+            .as_i64()
+            .and_then(|number| T::try_from(number).ok())
+            .map(Some)
+            .ok_or_else(|| self.fail(format!("expected an integer in range, got {value}")))
+    }
+
+    pub fn currency(
+        &self,
+        value: Option<Value>,
+        extra: &[(&str, u32)],
+    ) -> Result<Option<String>, ConnectorError> {
+        let Some(code) = self.text(value) else {
+            return Ok(None);
+        };
+        convert::umn(&code, extra)
+            .map(Some)
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn amount(
+        &self,
+        value: Option<Value>,
+        currency: Option<Value>,
+        format: AmountFormat,
+        sign: Sign,
+        extra: &[(&str, u32)],
+    ) -> Result<Option<String>, ConnectorError> {
+        let Some(value) = value else { return Ok(None) };
+        let Some(code) = self.text(currency) else {
+            return Err(self.fail("the amount has no currency, so its precision is unknown"));
+        };
+        let currency = convert::currency(&code, extra).map_err(|e| self.fail(e))?;
+        currency
+            .minor_units(&value, format, sign)
+            .map(Some)
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn enumeration<T: Copy>(
+        &self,
+        value: Option<Value>,
+        table: &[(&str, T)],
+        fallback: Option<T>,
+    ) -> Result<Option<T>, ConnectorError> {
+        let Some(text) = self.text(value) else {
+            return Ok(None);
+        };
+        let (mapped, fell_back) =
+            convert::map_enum(&text, table, fallback).map_err(|e| self.fail(e))?;
+        if fell_back {
+            let name = format!("{}.{}", self.operation, self.field);
+            self.metrics.enum_fallback(&name);
+            tracing::info!(
+                field = % name, value = % text,
+                "an unknown provider value went to the fallback"
+            );
+        }
+        Ok(Some(mapped))
+    }
+
+    pub fn each<T>(
+        &self,
+        value: Option<&Value>,
+        item: impl Fn(&Value) -> Result<T, ConnectorError>,
+    ) -> Result<Vec<T>, ConnectorError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.iter().map(item).collect(),
+            Some(other) => Err(self.fail(format!("expected a list, got {other}"))),
+        }
+    }
+
+    /// A user function's result, with its error put in context.
+    pub fn custom<T>(&self, result: Result<T, ConversionError>) -> Result<T, ConnectorError> {
+        result.map_err(|e| self.fail(e))
+    }
+}
+
+/// A path parameter's text, percent-encoded for a URL path segment.
+pub fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+
+    encoded
+}
+
+/// The first present value.
+pub fn first_of(values: impl IntoIterator<Item = Option<Value>>) -> Option<Value> {
+    values.into_iter().flatten().find(|value| !value.is_null())
+}
+
+/// The object at `path` in a provider's answer (`text` is the path as connector.yaml
+/// writes it); a 502 naming the operation when there is none.
+pub fn record_at<'a>(
+    operation: &str,
+    body: &'a Value,
+    path: &[convert::Step],
+    text: &str,
+) -> Result<&'a Value, ConnectorError> {
+    convert::lookup(body, path).ok_or_else(|| {
+        ConnectorError::bad_gateway(format!(
+            "{operation}: the provider's answer has nothing at `{text}`"
+        ))
+    })
+}
+
+/// Sets `value` at the dotted `keys` of a provider request body, making the objects on
+/// the way. A null or missing value leaves the key out.
+pub fn put(body: &mut Value, keys: &[&str], value: Option<Value>) {
+    let (Some(value), Some((last, parents))) = (value.filter(|v| !v.is_null()), keys.split_last())
+    else {
+        return;
+    };
+    let mut object = body;
+    for key in parents {
+        if !object.get(*key).is_some_and(Value::is_object) {
+            object[*key] = Value::Object(serde_json::Map::new());
+        }
+        object = &mut object[*key];
+    }
+
+    object[*last] = value;
+}
+
+/// The provider's request field `field`, for a 400 that names it.
+pub fn request_field<T>(
+    field: &str,
+    value: Result<T, ConversionError>,
+) -> Result<T, ConnectorError> {
+    value.map_err(|error| ConnectorError::bad_request(format!("{field}: {error}")))
+}
+
+/// A protocol amount (minor units) as the provider writes it, at the precision of
+/// `currency` (UMN `EUR/2` or a code): `"1234"` EUR -> `"12.34"`, or `12.34` as a
+/// number, or `1234` in minor units.
+pub fn provider_amount(
+    amount: Option<Value>,
+    currency: Option<Value>,
+    format: AmountFormat,
+    as_number: bool,
+    extra: &[(&str, u32)],
+) -> Result<Option<Value>, ConversionError> {
+    let Some(amount) = amount.as_ref().and_then(convert::to_text) else {
+        return Ok(None);
+    };
+    let code = currency
+        .as_ref()
+        .and_then(convert::to_text)
+        .ok_or_else(|| ConversionError::new("the amount has no currency"))?;
+    let precision = convert::currency(&code, extra)?.precision();
+    let text = match format {
+        AmountFormat::Decimal => convert::decimal_from_minor(&amount, precision)?,
+        AmountFormat::MinorUnits if convert::is_minor_units(&amount) => amount,
+        AmountFormat::MinorUnits => {
+            return Err(ConversionError::new(format!(
+                "expected an amount in minor units, got {amount:?}"
+            )));
+        }
+    };
+    if !as_number {
+        return Ok(Some(Value::String(text)));
+    }
+
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(|number| Some(Value::Number(number)))
+        .map_err(|_| ConversionError::new(format!("{text} cannot be written as a JSON number")))
+}
+
+/// A protocol currency (UMN `EUR/2`) as the provider's code: `EUR`, or `eur`.
+pub fn provider_currency(
+    currency: Option<Value>,
+    lower: bool,
+    extra: &[(&str, u32)],
+) -> Result<Option<Value>, ConversionError> {
+    let Some(code) = currency.as_ref().and_then(convert::to_text) else {
+        return Ok(None);
+    };
+    let currency = convert::currency(&code, extra)?;
+    let code = if lower {
+        currency.code().to_ascii_lowercase()
+    } else {
+        currency.code().to_owned()
+    };
+    Ok(Some(Value::String(code)))
+}

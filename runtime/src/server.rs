@@ -1,0 +1,403 @@
+//! Start-up and the HTTP plumbing every route shares: logging, authentication, request
+//! ids, `/healthz` and `/metrics`, JSON 404 and 405 answers, graceful shutdown.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{FromRef, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use tracing::Instrument;
+
+use super::config::{Config, Env, UpstreamSettings};
+use super::context::{RequestId, Services};
+use super::error::ConnectorError;
+use super::metrics::Metrics;
+
+/// What the generated code tells the runtime about one connector: its name, the provider
+/// settings connector.yaml declares, and the protocol's routes.
+pub trait App: Send + Sync + Sized + 'static {
+    /// The crate's name, for messages.
+    const PACKAGE: &'static str;
+
+    /// Reads the provider settings from the environment, recording what is missing.
+    fn upstream_settings(env: Env, problems: &mut Vec<String>) -> UpstreamSettings;
+
+    /// Every protocol route, each labelled with its operation (see [`operation`]).
+    fn routes(state: AppState<Self>) -> Router;
+}
+
+/// What every route shares: the connector and the services.
+pub struct AppState<C> {
+    pub connector: Arc<C>,
+    pub services: Services,
+}
+
+impl<C> Clone for AppState<C> {
+    fn clone(&self) -> Self {
+        Self {
+            connector: Arc::clone(&self.connector),
+            services: self.services.clone(),
+        }
+    }
+}
+
+impl<C> FromRef<AppState<C>> for Services {
+    fn from_ref(state: &AppState<C>) -> Self {
+        state.services.clone()
+    }
+}
+
+impl<C> FromRef<AppState<C>> for Arc<C> {
+    fn from_ref(state: &AppState<C>) -> Self {
+        Arc::clone(&state.connector)
+    }
+}
+
+/// Starts the connector: reads the configuration, sets up logging, and serves until
+/// SIGTERM or Ctrl-C. `make_connector` builds your connector from the configuration.
+pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
+    let config = match Config::from_env(A::upstream_settings) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("error: {} cannot start:", A::PACKAGE);
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    std::panic::set_hook(Box::new(
+        |info| tracing::error!(panic = %info, "a handler panicked"),
+    ));
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(serve(config, make_connector)),
+        Err(error) => {
+            eprintln!("error: {} cannot start its runtime: {error}", A::PACKAGE);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds `config.listen` and serves until a shutdown signal; in-flight requests finish.
+pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(address = %config.listen, %error, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().unwrap_or(config.listen);
+    let connector = Arc::new(make_connector(&config));
+    let services = match Services::start(config).await {
+        Ok(services) => services,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let router = router(
+        A::routes(AppState {
+            connector,
+            services: services.clone(),
+        }),
+        services,
+    );
+    tracing::info!(%address, "connector listening");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    match served {
+        Ok(()) => {
+            tracing::info!("connector stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The protocol routes behind the API key, with `/healthz`, `/metrics`, JSON 404 and 405
+/// answers and request tracing around them.
+pub fn router(protocol: Router, services: Services) -> Router {
+    let metrics = Arc::clone(services.metrics());
+    let scrape = Arc::clone(&metrics);
+    let protocol = protocol
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            services,
+            require_api_key,
+        ));
+    Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { render_metrics(&scrape) }),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .merge(protocol)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(metrics, trace_request))
+}
+
+/// Labels every answer of a route with its operation, for the request metrics; rejected
+/// parameters and bodies count for the operation too.
+pub fn operation<S>(route: MethodRouter<S>, operation: &'static str) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route.layer(axum::middleware::map_response(
+        move |mut response: Response| async move {
+            response.extensions_mut().insert(OperationLabel(operation));
+            response
+        },
+    ))
+}
+
+/// Which operation answered, so that request metrics can say.
+#[derive(Debug, Clone, Copy)]
+struct OperationLabel(&'static str);
+
+fn init_tracing(config: &Config) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(config.log_level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = terminate_signal();
+    let mut ctrl_c = std::pin::pin!(ctrl_c);
+    let mut terminate = std::pin::pin!(terminate);
+    std::future::poll_fn(|cx| {
+        if ctrl_c.as_mut().poll(cx).is_ready() || terminate.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(unix)]
+async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            terminate.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate_signal() {
+    std::future::pending::<()>().await;
+}
+
+fn render_metrics(metrics: &Metrics) -> Response {
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    let content_type = HeaderValue::from_static("application/json");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ConnectorError {
+    ConnectorError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ConnectorError {
+    ConnectorError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Lets a request through only with `Authorization: Bearer <CONNECTOR_API_KEY>`.
+async fn require_api_key(
+    State(services): State<Services>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token);
+    match token {
+        Some(token) if services.config().api_key.matches(token) => next.run(request).await,
+        Some(_) => ConnectorError::unauthorized("the API key is not valid").into_response(),
+        None => ConnectorError::unauthorized("send the API key as `Authorization: Bearer <key>`")
+            .into_response(),
+    }
+}
+
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Gives every request an id (the caller's `X-Request-Id`, or a new one), a span that
+/// carries it through every log line, and one log line when it is answered.
+async fn trace_request(
+    State(metrics): State<Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let id = request_id(request.headers());
+    request
+        .extensions_mut()
+        .insert(RequestId(Arc::from(id.as_str())));
+    let span = tracing::info_span!(
+        "request", id = %id, method = %request.method(), path = %request.uri().path()
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let operation = response
+        .extensions()
+        .get::<OperationLabel>()
+        .map_or("other", |label| label.0);
+    metrics.request(operation, status);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, elapsed_ms, "request served");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let given = headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()));
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!(
+            "{:x}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+    }
+}
+
+/// Runs a connector method on its own task, so that a panic in it becomes a 500 for this
+/// request instead of a dropped connection, and the server keeps serving.
+pub async fn call_connector<T: Send + 'static>(
+    operation: &'static str,
+    call: impl Future<Output = Result<T, ConnectorError>> + Send + 'static,
+) -> Result<T, ConnectorError> {
+    finished(operation, tokio::spawn(call.in_current_span()).await)
+}
+
+/// A connector method's task as it ended: its result, or a 500 when it panicked or was
+/// stopped.
+pub fn finished<T>(
+    operation: &'static str,
+    joined: Result<Result<T, ConnectorError>, tokio::task::JoinError>,
+) -> Result<T, ConnectorError> {
+    joined.unwrap_or_else(|error| {
+        tracing::error!(
+            operation,
+            panicked = error.is_panic(),
+            "handler did not finish"
+        );
+        Err(ConnectorError::internal(format!(
+            "the {operation} handler failed unexpectedly; see the connector's logs"
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::block_on;
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively_and_trimmed() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn request_ids_are_taken_when_printable_and_short() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-request-id", HeaderValue::from_str(value).unwrap());
+            request_id(&headers)
+        };
+        assert_eq!(with("abc-123"), "abc-123");
+        let long = "x".repeat(129);
+        assert_ne!(with(&long), long);
+        assert_ne!(with("has space"), "has space");
+        let fresh = request_id(&HeaderMap::new());
+        assert!(
+            fresh.starts_with(&format!("{:x}-", std::process::id())),
+            "{fresh}"
+        );
+        assert_ne!(fresh, request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_panicking_task_becomes_a_500_naming_the_operation() {
+        block_on(async {
+            let error = call_connector::<()>("getAccounts", async { panic!("boom") })
+                .await
+                .unwrap_err();
+            assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(error.detail.contains("getAccounts"), "{}", error.detail);
+            let fine = call_connector("getAccounts", async { Ok(7) }).await;
+            assert_eq!(fine, Ok(7));
+        });
+    }
+}

@@ -1,0 +1,431 @@
+//! The provider's API, as the mapping describes it. Provider failures keep their class:
+//! rate limits and outages become 429/503 (Formance retries them, `Retry-After` passed
+//! on), refused credentials a 502 naming `upstream.auth`, never a plain 4xx.
+
+use super::config::{Auth, UpstreamSettings};
+use super::error::ConnectorError;
+use super::metrics::Metrics;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One request to the provider; `url` (absolute) wins over `path` when set.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamRequest {
+    pub method: String,
+    pub path: String,
+    pub url: Option<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl UpstreamRequest {
+    /// A GET: it changes nothing at the provider, so it may be retried.
+    fn reads(&self) -> bool {
+        self.method.eq_ignore_ascii_case("GET")
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+struct Token {
+    value: String,
+    refresh_at: Instant,
+}
+
+/// The provider's API client, shared by every request.
+pub struct Upstream {
+    client: reqwest::Client,
+    settings: UpstreamSettings,
+    token: tokio::sync::Mutex<Option<Token>>,
+    metrics: Arc<Metrics>,
+}
+
+enum Failure {
+    /// The provider answered, with a status outside 2xx.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+    /// No answer: time-out, refused connection, broken body.
+    Transport(String),
+}
+
+impl Upstream {
+    pub fn new(settings: UpstreamSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        Ok(Self {
+            client,
+            settings,
+            token: tokio::sync::Mutex::new(None),
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Sends a request; GETs are retried on 429, 5xx and transport failures until the
+    /// attempts or the deadline run out. Answers only 2xx; anything else is an error
+    /// whose status tells Formance whether to retry.
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        request: &UpstreamRequest,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        let started = Instant::now();
+        let retryable = request.reads();
+        let mut attempt = 1;
+        let mut refreshed_token = false;
+        loop {
+            let failure = match self.attempt(operation, request).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            if let Failure::Status { status: 401, .. } = failure
+                && matches!(self.settings.auth, Auth::OAuth2 { .. })
+                && !refreshed_token
+            {
+                // The cached token may have been revoked early: one fresh token, once.
+                *self.token.lock().await = None;
+                refreshed_token = true;
+                continue;
+            }
+            let wait = backoff(attempt, &failure);
+            let transient = match &failure {
+                Failure::Status { status, .. } => {
+                    *status == 429 || *status == 408 || *status >= 500
+                }
+                Failure::Transport(_) => true,
+            };
+            if retryable
+                && transient
+                && attempt < self.settings.attempts
+                && started.elapsed() + wait < self.settings.deadline
+            {
+                tracing::debug!(
+                    operation,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying the provider"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(self.classify(operation, failure, request));
+        }
+    }
+
+    async fn attempt(
+        &self,
+        operation: &'static str,
+        request: &UpstreamRequest,
+    ) -> Result<UpstreamResponse, Failure> {
+        let base = self.settings.base_url.trim_end_matches('/');
+        let url = match &request.url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.clone(),
+            Some(url) => format!("{base}{url}"),
+            None => format!("{base}{}", request.path),
+        };
+        let method =
+            reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut builder = self
+            .client
+            .request(method, &url)
+            .header("accept", "application/json");
+        for (name, value) in self.settings.headers.iter().chain(&request.headers) {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let mut query = request.query.clone();
+        builder = match &self.settings.auth {
+            Auth::None => builder,
+            Auth::Bearer(token) => builder.bearer_auth(token),
+            Auth::Header { name, value } => builder.header(name.as_str(), value.as_str()),
+            Auth::Query { name, value } => {
+                query.push((name.clone(), value.clone()));
+                builder
+            }
+            Auth::Basic { username, password } => builder.basic_auth(username, Some(password)),
+            Auth::OAuth2 { .. } => builder.bearer_auth(self.oauth2_token(operation).await?),
+        };
+        if !query.is_empty() {
+            builder = builder.query(&query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let started = Instant::now();
+        let result = builder.send().await;
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                let outcome = if error.is_timeout() {
+                    "timeout"
+                } else {
+                    "error"
+                };
+                self.metrics
+                    .upstream_call(operation, outcome, started.elapsed());
+                return Err(Failure::Transport(transport_message(&error)));
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) => {
+                self.metrics
+                    .upstream_call(operation, "error", started.elapsed());
+                return Err(Failure::Transport(transport_message(&error)));
+            }
+        };
+        self.metrics
+            .upstream_call(operation, &status.to_string(), started.elapsed());
+        if !(200..300).contains(&status) {
+            let retry_after = headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(Failure::Status {
+                status,
+                retry_after,
+                body: excerpt(&text),
+            });
+        }
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|error| Failure::Status {
+                status: 200,
+                retry_after: None,
+                body: format!(
+                    "the provider answered {status} with a body that is not JSON ({error}): {}",
+                    excerpt(&text)
+                ),
+            })?
+        };
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// A cached client-credentials token, fetched again shortly before it expires.
+    async fn oauth2_token(&self, operation: &'static str) -> Result<String, Failure> {
+        let Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &self.settings.auth
+        else {
+            return Err(Failure::Transport("no OAuth2 settings".to_owned()));
+        };
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.value.clone());
+        }
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            form.append_pair("client_id", client_id);
+            form.append_pair("client_secret", client_secret);
+            if let Some(scope) = scope {
+                form.append_pair("scope", scope);
+            }
+            form.finish()
+        };
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form)
+            .send()
+            .await
+            .map_err(|error| Failure::Transport(transport_message(&error)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| Failure::Transport(transport_message(&error)))?;
+        self.metrics
+            .upstream_call(operation, &format!("token {status}"), started.elapsed());
+        if !(200..300).contains(&status) {
+            // The token endpoint refusing us is a credentials problem whatever its status.
+            let status = if status == 429 || status >= 500 {
+                status
+            } else {
+                401
+            };
+            return Err(Failure::Status {
+                status,
+                retry_after: None,
+                body: excerpt(&text),
+            });
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let Some(value) = body.get("access_token").and_then(Value::as_str) else {
+            return Err(Failure::Status {
+                status: 401,
+                retry_after: None,
+                body: "the token response has no access_token".to_owned(),
+            });
+        };
+        let lifetime = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        // Refresh before expiry: at 90% of the lifetime, and at least 30 s early when it is
+        // long; a short-lived token still serves the first half of its life.
+        let early = (lifetime / 10).max(lifetime.min(30)).min(lifetime / 2);
+        let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(early));
+        *cached = Some(Token {
+            value: value.to_owned(),
+            refresh_at,
+        });
+        Ok(value.to_owned())
+    }
+
+    fn classify(
+        &self,
+        operation: &'static str,
+        failure: Failure,
+        request: &UpstreamRequest,
+    ) -> ConnectorError {
+        let target = format!(
+            "{} {}",
+            request.method,
+            request.url.as_deref().unwrap_or(&request.path)
+        );
+        let writes = !request.reads();
+        match failure {
+            Failure::Transport(message) => {
+                tracing::warn!(
+                    operation, % target, % message, "the provider did not answer"
+                );
+                ConnectorError::unavailable(
+                    format!("the provider did not answer {target}: {message}"),
+                    Some(1),
+                )
+            }
+            Failure::Status {
+                status: 429,
+                retry_after,
+                body,
+            } => ConnectorError::rate_limited(
+                format!("the provider is rate limiting {target}: {body}"),
+                retry_after.or(Some(1)),
+            ),
+            Failure::Status {
+                status: 401 | 403,
+                body,
+                ..
+            } => ConnectorError::bad_gateway(format!(
+                "the provider refused the credentials of {} for {target}: {body}",
+                self.settings.auth.describe()
+            )),
+            Failure::Status {
+                status: 404, body, ..
+            } => ConnectorError::not_found(format!("the provider has no {target}: {body}")),
+            Failure::Status {
+                status: 200, body, ..
+            } => ConnectorError::bad_gateway(body),
+            Failure::Status {
+                status,
+                retry_after,
+                body,
+            } if status == 408 || status >= 500 => {
+                let error = ConnectorError::unavailable(
+                    format!("the provider failed {target} with {status}: {body}"),
+                    retry_after.or(Some(1)),
+                );
+                if status == 503 || status == 408 || status == 504 {
+                    error
+                } else {
+                    ConnectorError {
+                        status: StatusCode::BAD_GATEWAY,
+                        ..error
+                    }
+                }
+            }
+            // A payment the provider refuses (funds, limits, a closed account) is a final
+            // answer, not a fault to retry; a key it is still working on is.
+            Failure::Status {
+                status: 409, body, ..
+            } if writes => ConnectorError {
+                retry_after: Some(1),
+                ..ConnectorError::new(
+                    StatusCode::TOO_EARLY,
+                    format!("the provider is still working on {target}: {body}"),
+                )
+            },
+            Failure::Status {
+                status: 400 | 402 | 422,
+                body,
+                ..
+            } if writes => {
+                ConnectorError::bad_request(format!("the provider refused {target}: {body}"))
+            }
+            Failure::Status { status, body, .. } => ConnectorError::bad_gateway(format!(
+                "the provider rejected {target} with {status}: {body}; the mapping may not match its API"
+            )),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, or the provider's `Retry-After` when given.
+fn backoff(attempt: u32, failure: &Failure) -> Duration {
+    if let Failure::Status {
+        retry_after: Some(seconds),
+        ..
+    } = failure
+    {
+        return Duration::from_secs((*seconds).min(30));
+    }
+
+    let ceiling_ms = 100u64.saturating_mul(1 << attempt.min(10)).min(5_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_millis(ceiling_ms / 2 + nanos % (ceiling_ms / 2 + 1))
+}
+
+fn transport_message(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+
+    message
+}
+
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
