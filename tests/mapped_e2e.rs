@@ -11,6 +11,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1268,5 +1269,48 @@ fn pageworks_owner_name_comes_from_the_rust_function_in_handlers() {
             "connector_conversion_failures_total{field=\"getBeneficiaries.ownerName\"} 1"
         ),
         "{metrics}"
+    );
+}
+
+#[test]
+fn a_fresh_handlers_file_stubs_each_rust_function_with_its_signature() {
+    let krate = TestCrate::empty("mapped-rust-stub", "stubworks");
+    let mapping = fs::read_to_string(
+        support::workspace().join("generated-examples/pageworks/connector.yaml"),
+    )
+    .unwrap()
+    .replace("name: pageworks", "name: stubworks");
+    krate.write("connector.yaml", &mapping);
+    krate.generate(None, &[]).assert_code(0);
+    let handlers = krate.read("src/handlers.rs");
+    assert!(
+        handlers.contains(
+            "pub fn owner_name(record: &serde_json::Value) -> Result<String, ConversionError> {"
+        ),
+        "{handlers}"
+    );
+    assert!(
+        handlers.contains("use crate::generated::convert::ConversionError;"),
+        "{handlers}"
+    );
+
+    let pw = Pageworks::start(28, PW_CLIENT_ID, PW_CLIENT_SECRET);
+    pw.seed_counterparties(2);
+    let env = [
+        ("PAGEWORKS_BASE_URL".to_owned(), pw.url()),
+        ("PAGEWORKS_TOKEN_URL".to_owned(), pw.token_url()),
+        ("PAGEWORKS_CLIENT_ID".to_owned(), PW_CLIENT_ID.to_owned()),
+        (
+            "PAGEWORKS_CLIENT_SECRET".to_owned(),
+            PW_CLIENT_SECRET.to_owned(),
+        ),
+    ];
+    let server = Server::start(&krate.build(), &env);
+    let response = server.get("/beneficiaries");
+    assert_eq!(response.status, 502, "{response:?}");
+    let detail = response.json()["Detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("ownerName") && detail.contains("owner_name is not written yet"),
+        "{detail}"
     );
 }

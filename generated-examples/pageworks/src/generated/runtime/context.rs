@@ -200,3 +200,41 @@ where
         Ok(Context::new(Services::from_ref(state), request_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::UpstreamSettings;
+    use super::super::testing::block_on;
+    use super::*;
+
+    #[derive(Default)]
+    struct Cache(Mutex<Vec<u32>>);
+
+    #[test]
+    fn each_state_type_has_one_value_shared_by_every_request() {
+        let store = std::env::temp_dir().join(format!(
+            "connector-runtime-state-{}.sqlite3",
+            std::process::id()
+        ));
+        let store = store.display().to_string();
+        let env = |name: &str| match name {
+            "CONNECTOR_API_KEY" => Some("k".to_owned()),
+            "CONNECTOR_STORE" => Some(store.clone()),
+            _ => None,
+        };
+        let config = Config::from_lookup(&env, |_, _| {
+            UpstreamSettings::new("http://127.0.0.1:9".to_owned())
+        })
+        .unwrap();
+        let services = block_on(Services::start(config)).unwrap();
+        let request = Context::new(services.clone(), Arc::from("r-1"));
+        request.state::<Cache>().0.lock().unwrap().push(7);
+        assert_eq!(*services.state::<Cache>().0.lock().unwrap(), [7]);
+        assert!(services.state::<Mutex<String>>().lock().unwrap().is_empty());
+        assert_eq!(request.request_id(), "r-1");
+        assert_eq!(
+            format!("{request:?}"),
+            r#"Context { request_id: "r-1", .. }"#
+        );
+    }
+}

@@ -195,3 +195,39 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_latency_render_in_the_prometheus_text_format() {
+        let metrics = Metrics::default();
+        metrics.request("getAccounts", 200);
+        metrics.request("getAccounts", 200);
+        metrics.request("other", 404);
+        metrics.upstream_call("getAccounts", "200", Duration::from_millis(30));
+        metrics.upstream_call("getAccounts", "503", Duration::from_millis(3));
+        metrics.conversion_failure("getAccounts.createdAt");
+        metrics.enum_fallback("getTransactions.status");
+        metrics.initiation("createPayout", "replayed");
+        let text = metrics.render();
+        for line in [
+            "# TYPE connector_requests_total counter",
+            "connector_requests_total{operation=\"getAccounts\",status=\"200\"} 2",
+            "connector_requests_total{operation=\"other\",status=\"404\"} 1",
+            "connector_upstream_calls_total{operation=\"getAccounts\",outcome=\"503\"} 1",
+            "connector_upstream_latency_seconds_bucket{operation=\"getAccounts\",le=\"0.005\"} 1",
+            "connector_upstream_latency_seconds_bucket{operation=\"getAccounts\",le=\"0.05\"} 2",
+            "connector_upstream_latency_seconds_bucket{operation=\"getAccounts\",le=\"+Inf\"} 2",
+            "connector_upstream_latency_seconds_count{operation=\"getAccounts\"} 2",
+            "connector_conversion_failures_total{field=\"getAccounts.createdAt\"} 1",
+            "connector_enum_fallbacks_total{field=\"getTransactions.status\"} 1",
+            "connector_initiations_total{operation=\"createPayout\",outcome=\"replayed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert_eq!(metrics.upstream_calls("getAccounts"), 2);
+        assert_eq!(metrics.upstream_calls("getTransactions"), 0);
+    }
+}

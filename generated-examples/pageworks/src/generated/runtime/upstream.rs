@@ -396,7 +396,8 @@ impl Upstream {
     }
 }
 
-/// Exponential backoff with full jitter, or the provider's `Retry-After` when given.
+/// Exponential backoff, jittered within its upper half, or the provider's `Retry-After`
+/// when given (at most 30 s).
 fn backoff(attempt: u32, failure: &Failure) -> Duration {
     if let Failure::Status {
         retry_after: Some(seconds),
@@ -430,5 +431,219 @@ fn excerpt(text: &str) -> String {
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::super::testing::{Received, block_on, serve};
+    use super::*;
+
+    fn get(path: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            method: "GET".to_owned(),
+            path: path.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn post(path: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            method: "POST".to_owned(),
+            body: Some(serde_json::json!({"amount": "1.00"})),
+            ..get(path)
+        }
+    }
+
+    /// A provider answering the statuses in `script` in turn (then 200), and what it got.
+    fn scripted(script: Vec<u16>) -> (UpstreamSettings, Arc<Mutex<Vec<Received>>>) {
+        let next = AtomicUsize::new(0);
+        let (url, received) = serve(move |_| {
+            let status = script
+                .get(next.fetch_add(1, Ordering::SeqCst))
+                .copied()
+                .unwrap_or(200);
+            let extra = if status == 429 {
+                vec!["retry-after: 0".to_owned()]
+            } else {
+                Vec::new()
+            };
+            (status, extra, r#"{"ok":true}"#.to_owned())
+        });
+        let mut settings = UpstreamSettings::new(url);
+        settings.deadline = Duration::from_secs(5);
+        (settings, received)
+    }
+
+    fn send(
+        settings: UpstreamSettings,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, ConnectorError> {
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(upstream.send("getAccounts", &request))
+    }
+
+    #[test]
+    fn reads_are_retried_on_transient_failures_within_their_attempts() {
+        let (settings, received) = scripted(vec![503, 429]);
+        let answer = send(settings, get("/accounts")).unwrap();
+        assert_eq!(answer.body["ok"], true);
+        assert_eq!(received.lock().unwrap().len(), 3);
+        let (settings, received) = scripted(vec![500, 500, 500, 500]);
+        let error = send(settings, get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_GATEWAY, "{error}");
+        assert_eq!(received.lock().unwrap().len(), 3, "3 attempts by default");
+    }
+
+    #[test]
+    fn writes_are_never_retried_and_refusals_are_final() {
+        let (settings, received) = scripted(vec![503]);
+        let error = send(settings, post("/payouts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(received.lock().unwrap().len(), 1);
+        for (provider, ours) in [(422, 400), (402, 400), (409, 425), (404, 404)] {
+            let (settings, _) = scripted(vec![provider]);
+            let error = send(settings, post("/payouts")).unwrap_err();
+            assert_eq!(error.status.as_u16(), ours, "provider {provider}: {error}");
+        }
+    }
+
+    #[test]
+    fn provider_failures_keep_their_class_for_formance() {
+        for (provider, ours) in [
+            (429, 429),
+            (401, 502),
+            (403, 502),
+            (400, 502),
+            (408, 503),
+            (504, 503),
+        ] {
+            let (mut settings, _) = scripted(vec![provider; 5]);
+            settings.attempts = 1;
+            let error = send(settings, get("/accounts")).unwrap_err();
+            assert_eq!(error.status.as_u16(), ours, "provider {provider}: {error}");
+            if provider == 401 {
+                assert!(
+                    error.detail.contains("no `upstream.auth`"),
+                    "{}",
+                    error.detail
+                );
+            }
+        }
+        let mut settings = UpstreamSettings::new("http://127.0.0.1:9".to_owned());
+        settings.attempts = 1;
+        let error = send(settings, get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert!(
+            error.detail.contains("did not answer GET /accounts"),
+            "{}",
+            error.detail
+        );
+    }
+
+    #[test]
+    fn credentials_and_headers_go_with_every_request() {
+        let (mut settings, received) = scripted(Vec::new());
+        settings.auth = Auth::Query {
+            name: "key".to_owned(),
+            value: "k1".to_owned(),
+        };
+        settings.headers = vec![("X-Tenant".to_owned(), "t9".to_owned())];
+        let mut request = get("/accounts");
+        request.query = vec![("limit".to_owned(), "5".to_owned())];
+        send(settings, request).unwrap();
+        let received = received.lock().unwrap();
+        assert!(
+            received[0]
+                .line
+                .starts_with("GET /accounts?limit=5&key=k1 "),
+            "{:?}",
+            received[0]
+        );
+        assert_eq!(received[0].header("x-tenant"), Some("t9"));
+        assert_eq!(received[0].header("accept"), Some("application/json"));
+    }
+
+    #[test]
+    fn an_oauth2_token_is_reused_and_renewed_once_when_refused() {
+        let issued = AtomicUsize::new(0);
+        let refuse_next = std::sync::atomic::AtomicBool::new(false);
+        let (url, received) = serve(move |request| {
+            if request.line.starts_with("POST /token") {
+                let n = issued.fetch_add(1, Ordering::SeqCst);
+                return (
+                    200,
+                    Vec::new(),
+                    format!(r#"{{"access_token":"t{n}","expires_in":3600}}"#),
+                );
+            }
+            if request.header("authorization") == Some("Bearer t0")
+                && !refuse_next.swap(true, Ordering::SeqCst)
+            {
+                return (200, Vec::new(), "{}".to_owned());
+            }
+            match request.header("authorization") {
+                Some("Bearer t1") => (200, Vec::new(), "{}".to_owned()),
+                _ => (401, Vec::new(), "{}".to_owned()),
+            }
+        });
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::OAuth2 {
+            token_url: format!("{url}/token"),
+            client_id: "id".to_owned(),
+            client_secret: "secret".to_owned(),
+            scope: None,
+        };
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(async {
+            upstream.send("getAccounts", &get("/a")).await.unwrap();
+            upstream.send("getAccounts", &get("/b")).await.unwrap();
+        });
+        let lines: Vec<String> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.line.clone())
+            .collect();
+        let tokens = lines
+            .iter()
+            .filter(|line| line.starts_with("POST /token"))
+            .count();
+        assert_eq!(
+            tokens, 2,
+            "one token, then one renewal after the 401: {lines:?}"
+        );
+        assert_eq!(lines.len(), 5, "{lines:?}");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let transport = Failure::Transport(String::new());
+        for attempt in 1..6 {
+            let ceiling = Duration::from_millis((100 << attempt).min(5_000));
+            let wait = backoff(attempt, &transport);
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+        let told = |seconds| Failure::Status {
+            status: 429,
+            retry_after: Some(seconds),
+            body: String::new(),
+        };
+        assert_eq!(backoff(1, &told(7)), Duration::from_secs(7));
+        assert_eq!(backoff(1, &told(3600)), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn long_provider_answers_are_cut_in_messages() {
+        assert_eq!(excerpt("  short  "), "short");
+        let long = "é".repeat(400);
+        let cut = excerpt(&long);
+        assert!(cut.ends_with("...") && cut.chars().count() == 303, "{cut}");
     }
 }
