@@ -208,11 +208,9 @@ fn commit(dir: &Path, writes: &[&RenderedFile], deletes: &[String]) -> Result<()
     }
     let mut ordered: Vec<&&RenderedFile> = writes.iter().collect();
     ordered.sort_by_key(|file| file.path == MANIFEST);
+    create_parents(dir, writes)?;
     for file in ordered {
         let target = dir.join(&file.path);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_error(parent))?;
-        }
         fs::rename(staging.join(&file.path), &target).map_err(io_error(&target))?;
     }
     for path in deletes {
@@ -227,12 +225,23 @@ fn stage(staging: &Path, writes: &[&RenderedFile]) -> Result<(), OutputError> {
     if staging.exists() {
         fs::remove_dir_all(staging).map_err(io_error(staging))?;
     }
+    create_parents(staging, writes)?;
     for file in writes {
         let path = staging.join(&file.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io_error(parent))?;
-        }
         fs::write(&path, &file.bytes).map_err(io_error(&path))?;
+    }
+    Ok(())
+}
+
+/// Creates, once each, the folders the files go in.
+fn create_parents(root: &Path, files: &[&RenderedFile]) -> Result<(), OutputError> {
+    let parents: std::collections::BTreeSet<&Path> = files
+        .iter()
+        .filter_map(|file| Path::new(&file.path).parent())
+        .collect();
+    for parent in parents {
+        let path = root.join(parent);
+        fs::create_dir_all(&path).map_err(io_error(&path))?;
     }
     Ok(())
 }

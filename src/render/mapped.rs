@@ -7,7 +7,7 @@ use quote::{format_ident, quote};
 
 use super::params::params_ident;
 use super::types::rust_type;
-use super::{mentions, uses};
+use super::{idents, mentions, uses};
 use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
@@ -80,17 +80,18 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                 use super::params::*;
             )
         });
+    let named = idents(code);
     let external = uses(
-        code,
+        &named,
         &[
             ("std::future", &["Future"]),
             ("std::pin", &["Pin"]),
             ("serde_json", &["Value"]),
         ],
     );
-    let local = uses(code, &[("super", &["models"])]);
+    let local = uses(&named, &[("super", &["models"])]);
     let runtime = uses(
-        code,
+        &named,
         &[
             (
                 "super::runtime::convert",

@@ -13,6 +13,8 @@ mod user;
 
 pub use templates::new_mapping;
 
+use std::collections::BTreeSet;
+
 use proc_macro2::TokenStream;
 
 use crate::diagnostics::Diagnostic;
@@ -44,26 +46,26 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> Result<Vec<RenderedFile>, Dia
         .map_or(1, |n| n.get())
         .min(plan.files.len())
         .max(1);
+    // The longest to format go first, so that no worker is left with one at the end.
+    let mut order: Vec<usize> = (0..plan.files.len()).collect();
+    order.sort_by_key(|&index| formatting_cost(plan.files[index].kind));
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&index) = order.get(at) else {
+                return done;
+            };
+            done.push((index, render_one(&plan.files[index])));
+        }
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(file) = plan.files.get(index) else {
-                            return done;
-                        };
-                        done.push((index, render_one(file)));
-                    }
-                })
-            })
-            .collect();
-        let mut rendered: Vec<(usize, Result<RenderedFile, Diagnostic>)> =
-            Vec::with_capacity(plan.files.len());
-        for handle in handles {
-            match handle.join() {
+        // This thread is one of the workers.
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut rendered: Vec<(usize, Result<RenderedFile, Diagnostic>)> = work();
+        for helper in helpers {
+            match helper.join() {
                 Ok(part) => rendered.extend(part),
                 Err(_) => {
                     return Err(Diagnostic::error(
@@ -75,6 +77,16 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> Result<Vec<RenderedFile>, Dia
         rendered.sort_by_key(|(i, _)| *i);
         rendered.into_iter().map(|(_, file)| file).collect()
     })
+}
+
+/// Rank of a file by how long it takes to render, the longest first.
+fn formatting_cost(kind: FileKind) -> u8 {
+    match kind {
+        FileKind::Mapped => 0,
+        FileKind::Models => 1,
+        FileKind::Server | FileKind::Params | FileKind::Api | FileKind::Handlers => 2,
+        _ => 3,
+    }
 }
 
 /// What every generated Rust file starts with.
@@ -195,8 +207,8 @@ fn needs_blank_line(line: &str, next: &str) -> bool {
 
 /// Every identifier in `tokens`: what generated code names decides what it imports and
 /// which arguments it uses.
-fn idents(tokens: &TokenStream) -> std::collections::BTreeSet<String> {
-    let mut found = std::collections::BTreeSet::new();
+fn idents(tokens: &TokenStream) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
     let mut pending = vec![tokens.clone()];
     while let Some(stream) = pending.pop() {
         for tree in stream {
@@ -214,13 +226,16 @@ fn idents(tokens: &TokenStream) -> std::collections::BTreeSet<String> {
 
 /// Whether `tokens` name `ident` anywhere.
 fn mentions(tokens: &TokenStream, ident: &str) -> bool {
-    idents(tokens).contains(ident)
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(found) => found == ident,
+        proc_macro2::TokenTree::Group(group) => mentions(&group.stream(), ident),
+        _ => false,
+    })
 }
 
-/// `use` items for what `code` names, out of `candidates`: each a module path and the names
+/// `use` items for what generated code `named` (its [`idents`]), out of `candidates`: each a module path and the names
 /// it offers (`self` is the module itself, named by its last segment).
-fn uses(code: &TokenStream, candidates: &[(&str, &[&str])]) -> TokenStream {
-    let named = idents(code);
+fn uses(named: &BTreeSet<String>, candidates: &[(&str, &[&str])]) -> TokenStream {
     let items = candidates.iter().filter_map(|(path, names)| {
         let module = path.rsplit("::").next().unwrap_or(path);
         let used: Vec<&str> = names
