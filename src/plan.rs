@@ -153,11 +153,12 @@ pub struct SettingPlan {
     pub secret: bool,
 }
 
-/// `name = <toml value>` in the generated Cargo.toml.
+/// `name = <toml value>` in the generated Cargo.toml, with the comment lines above it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DependencyLine {
     pub name: String,
     pub spec: String,
+    pub comments: Vec<String>,
 }
 
 /// `name = [...]` in the generated Cargo.toml's `[features]`, with the comment lines above it.
@@ -370,6 +371,7 @@ fn dependencies(
             DependencyLine {
                 name: entry.name,
                 spec,
+                comments: entry.comments,
             }
         })
         .collect();
@@ -431,6 +433,7 @@ fn user_dependency((name, dependency): (&String, &crate::mapping::Dependency)) -
     DependencyLine {
         name: name.clone(),
         spec,
+        comments: Vec::new(),
     }
 }
 
