@@ -8,7 +8,6 @@
 //! provider or look the payment up before paying.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -19,7 +18,7 @@ use tracing::Instrument;
 use super::context::Context;
 use super::convert;
 use super::error::ConnectorError;
-use super::server::{call_connector, finished};
+use super::server::{BoxFuture, call_connector, finished};
 use super::store::{Claim, Link, StoreError};
 
 pub use super::store::Answer;
@@ -351,8 +350,7 @@ pub fn check_money(money: &Money<'_>, currencies: &[(&str, u32)]) -> Result<(), 
 pub type FindPayment = for<'a> fn(&'a Context, &'a str, &'a str) -> Found<'a>;
 
 /// The provider's id of the payment a look-up found, if it exists.
-pub type Found<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<String>, ConnectorError>> + Send + 'a>>;
+pub type Found<'a> = BoxFuture<'a, Result<Option<String>, ConnectorError>>;
 
 /// What becomes of a `relatedTransactionID` that names no initiation made here.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 
 use super::api::{arguments, describe};
 use super::params::params_ident;
-use super::types::{mentions_model, rust_type};
+use super::types::{mentions_model, output_type, rust_type};
 use crate::ir::{Method, Operation, Protocol};
 use crate::names;
 use crate::plan::Plan;
@@ -19,11 +19,8 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
         .map(|op| handler(protocol, plan, op));
     let imports = imports(protocol);
     let package = &plan.krate.package;
-    let state = if protocol.operations.is_empty() {
-        quote!(_state)
-    } else {
-        quote!(state)
-    };
+    let methods = protocol.operations.iter().map(dyn_method);
+    let boxed = protocol.operations.iter().map(boxed_method);
     quote! {
         //! The HTTP surface: one route and handler per protocol operation, and what the
         //! runtime needs to start this connector.
@@ -36,11 +33,26 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
                 super::settings::upstream(env, problems)
             }
 
-            fn routes(#state: AppState<Self>) -> Router {
-                Router::new()
-                    #routes
-                    .with_state(#state)
+            fn routes(connector: Arc<Self>, services: Services) -> Router {
+                routes(connector, services)
             }
+        }
+
+        /// The routes, serving any `Connector` through one trait object: they are compiled
+        /// once, here, whatever implements it.
+        fn routes(connector: Arc<dyn DynConnector>, services: Services) -> Router {
+            Router::new()
+                #routes
+                .with_state(AppState { connector, services })
+        }
+
+        /// `Connector` as a trait object.
+        trait DynConnector: Send + Sync + 'static {
+            #(#methods)*
+        }
+
+        impl<C: Connector> DynConnector for C {
+            #(#boxed)*
         }
 
         #(#handlers)*
@@ -55,17 +67,9 @@ fn imports(protocol: &Protocol) -> TokenStream {
     let methods = methods.into_iter().map(method_fn);
     let routing = (!operations.is_empty()).then(|| {
         quote! {
-            use std::sync::Arc;
-
-            use axum::Router;
             use axum::extract::State;
             use axum::routing::{#(#methods),*};
         }
-    });
-    let routing = routing.unwrap_or_else(|| {
-        quote!(
-            use axum::Router;
-        )
     });
     let models = operations
         .iter()
@@ -83,9 +87,9 @@ fn imports(protocol: &Protocol) -> TokenStream {
             use super::params::*;
         )
     });
-    let mut runtime = vec![quote!(App), quote!(AppState)];
+    let mut runtime = vec![quote!(App), quote!(AppState), quote!(ConnectorError)];
     if !operations.is_empty() {
-        runtime.extend([quote!(ConnectorError), quote!(Context)]);
+        runtime.push(quote!(Context));
     }
     if operations.iter().any(|op| op.body.is_some()) {
         runtime.push(quote!(Json));
@@ -96,7 +100,11 @@ fn imports(protocol: &Protocol) -> TokenStream {
     {
         runtime.push(quote!(Reply));
     }
+    runtime.push(quote!(Services));
     let mut server = vec![];
+    if !operations.is_empty() {
+        server.push(quote!(BoxFuture));
+    }
     if operations.iter().any(|op| op.initiation.is_none()) {
         server.push(quote!(call_connector));
     }
@@ -114,6 +122,9 @@ fn imports(protocol: &Protocol) -> TokenStream {
         });
     let initiation = initiation_imports(protocol);
     quote! {
+        use std::sync::Arc;
+
+        use axum::Router;
         #routing
 
         use super::api::Connector;
@@ -143,6 +154,32 @@ fn initiation_imports(protocol: &Protocol) -> TokenStream {
     }
 }
 
+/// A `DynConnector` method: the `Connector` method's arguments, its result boxed.
+fn dyn_signature(op: &Operation) -> TokenStream {
+    let method = names::snake_ident(&op.id);
+    let signature = arguments(op)
+        .into_iter()
+        .map(|(name, ty)| quote!(#name: #ty));
+    let output = output_type(op.success.shape.as_ref());
+    quote!(fn #method(&self, #(#signature),*) -> BoxFuture<'_, Result<#output, ConnectorError>>)
+}
+
+fn dyn_method(op: &Operation) -> TokenStream {
+    let signature = dyn_signature(op);
+    quote!(#signature;)
+}
+
+fn boxed_method(op: &Operation) -> TokenStream {
+    let signature = dyn_signature(op);
+    let method = names::snake_ident(&op.id);
+    let names = arguments(op).into_iter().map(|(name, _)| name);
+    quote! {
+        #signature {
+            Box::pin(Connector::#method(self, #(#names),*))
+        }
+    }
+}
+
 fn method_fn(method: Method) -> proc_macro2::Ident {
     format_ident!("{}", method.as_str().to_lowercase())
 }
@@ -164,7 +201,7 @@ fn routes(protocol: &Protocol) -> TokenStream {
                 let method = method_fn(op.method);
                 let handler = names::snake_ident(&op.id);
                 let id = &op.id;
-                quote!(operation(#method(#handler::<C>), #id))
+                quote!(operation(#method(#handler), #id))
             });
         let first = chain.next();
         let rest = chain.map(|call| quote!(.merge(#call)));
@@ -238,8 +275,8 @@ fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
     };
     quote! {
         #[doc = #doc]
-        async fn #name<C: Connector>(
-            State(connector): State<Arc<C>>,
+        async fn #name(
+            State(connector): State<Arc<dyn DynConnector>>,
             #(#extractors),*
         ) -> Result<#output, ConnectorError> {
             #body
@@ -277,8 +314,8 @@ fn initiation_handler(plan: &Plan, op: &Operation) -> TokenStream {
     let extractors = extractors(op);
     quote! {
         #[doc = #doc]
-        async fn #name<C: Connector>(
-            State(connector): State<Arc<C>>,
+        async fn #name(
+            State(connector): State<Arc<dyn DynConnector>>,
             #(#extractors),*
         ) -> Result<initiation::Answer, ConnectorError> {
             const OPERATION: Operation = Operation {

@@ -15,8 +15,8 @@ use super::models;
 use super::params::*;
 use super::runtime::config::{Env, UpstreamSettings};
 use super::runtime::initiation::{self, Operation, Unknown};
-use super::runtime::server::{call_connector, operation};
-use super::runtime::{App, AppState, ConnectorError, Context, Json, Reply};
+use super::runtime::server::{BoxFuture, call_connector, operation};
+use super::runtime::{App, AppState, ConnectorError, Context, Json, Reply, Services};
 
 impl<C: Connector> App for C {
     const PACKAGE: &'static str = "pageworks";
@@ -25,30 +25,114 @@ impl<C: Connector> App for C {
         super::settings::upstream(env, problems)
     }
 
-    fn routes(state: AppState<Self>) -> Router {
-        Router::new()
-            .route("/accounts", operation(get(get_accounts::<C>), "getAccounts"))
-            .route(
-                "/accounts/{accountId}/balances",
-                operation(get(get_account_balances::<C>), "getAccountBalances"),
-            )
-            .route(
-                "/beneficiaries",
-                operation(get(get_beneficiaries::<C>), "getBeneficiaries"),
-            )
-            .route(
-                "/transactions",
-                operation(get(get_transactions::<C>), "getTransactions"),
-            )
-            .route("/payouts", operation(post(create_payout::<C>), "createPayout"))
-            .route("/transfers", operation(post(create_transfer::<C>), "createTransfer"))
-            .with_state(state)
+    fn routes(connector: Arc<Self>, services: Services) -> Router {
+        routes(connector, services)
+    }
+}
+
+/// The routes, serving any `Connector` through one trait object: they are compiled
+/// once, here, whatever implements it.
+fn routes(connector: Arc<dyn DynConnector>, services: Services) -> Router {
+    Router::new()
+        .route("/accounts", operation(get(get_accounts), "getAccounts"))
+        .route(
+            "/accounts/{accountId}/balances",
+            operation(get(get_account_balances), "getAccountBalances"),
+        )
+        .route("/beneficiaries", operation(get(get_beneficiaries), "getBeneficiaries"))
+        .route("/transactions", operation(get(get_transactions), "getTransactions"))
+        .route("/payouts", operation(post(create_payout), "createPayout"))
+        .route("/transfers", operation(post(create_transfer), "createTransfer"))
+        .with_state(AppState { connector, services })
+}
+
+/// `Connector` as a trait object.
+trait DynConnector: Send + Sync + 'static {
+    fn get_accounts(
+        &self,
+        ctx: Context,
+        params: GetAccountsParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Account>, ConnectorError>>;
+    fn get_account_balances(
+        &self,
+        ctx: Context,
+        params: GetAccountBalancesParams,
+    ) -> BoxFuture<'_, Result<models::Balances, ConnectorError>>;
+    fn get_beneficiaries(
+        &self,
+        ctx: Context,
+        params: GetBeneficiariesParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Beneficiary>, ConnectorError>>;
+    fn get_transactions(
+        &self,
+        ctx: Context,
+        params: GetTransactionsParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Transaction>, ConnectorError>>;
+    fn create_payout(
+        &self,
+        ctx: Context,
+        body: models::PayoutRequest,
+    ) -> BoxFuture<'_, Result<models::Payout, ConnectorError>>;
+    fn create_transfer(
+        &self,
+        ctx: Context,
+        body: models::TransferRequest,
+    ) -> BoxFuture<'_, Result<models::Transfer, ConnectorError>>;
+}
+
+impl<C: Connector> DynConnector for C {
+    fn get_accounts(
+        &self,
+        ctx: Context,
+        params: GetAccountsParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Account>, ConnectorError>> {
+        Box::pin(Connector::get_accounts(self, ctx, params))
+    }
+
+    fn get_account_balances(
+        &self,
+        ctx: Context,
+        params: GetAccountBalancesParams,
+    ) -> BoxFuture<'_, Result<models::Balances, ConnectorError>> {
+        Box::pin(Connector::get_account_balances(self, ctx, params))
+    }
+
+    fn get_beneficiaries(
+        &self,
+        ctx: Context,
+        params: GetBeneficiariesParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Beneficiary>, ConnectorError>> {
+        Box::pin(Connector::get_beneficiaries(self, ctx, params))
+    }
+
+    fn get_transactions(
+        &self,
+        ctx: Context,
+        params: GetTransactionsParams,
+    ) -> BoxFuture<'_, Result<Vec<models::Transaction>, ConnectorError>> {
+        Box::pin(Connector::get_transactions(self, ctx, params))
+    }
+
+    fn create_payout(
+        &self,
+        ctx: Context,
+        body: models::PayoutRequest,
+    ) -> BoxFuture<'_, Result<models::Payout, ConnectorError>> {
+        Box::pin(Connector::create_payout(self, ctx, body))
+    }
+
+    fn create_transfer(
+        &self,
+        ctx: Context,
+        body: models::TransferRequest,
+    ) -> BoxFuture<'_, Result<models::Transfer, ConnectorError>> {
+        Box::pin(Connector::create_transfer(self, ctx, body))
     }
 }
 
 /// `GET /accounts` (getAccounts): List accounts, oldest first
-async fn get_accounts<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn get_accounts(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     params: GetAccountsParams,
 ) -> Result<Reply<200, Vec<models::Account>>, ConnectorError> {
@@ -61,8 +145,8 @@ async fn get_accounts<C: Connector>(
 }
 
 /// `GET /accounts/{accountId}/balances` (getAccountBalances): Current balances of one account
-async fn get_account_balances<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn get_account_balances(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     params: GetAccountBalancesParams,
 ) -> Result<Reply<200, models::Balances>, ConnectorError> {
@@ -75,8 +159,8 @@ async fn get_account_balances<C: Connector>(
 }
 
 /// `GET /beneficiaries` (getBeneficiaries): List beneficiaries, oldest first
-async fn get_beneficiaries<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn get_beneficiaries(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     params: GetBeneficiariesParams,
 ) -> Result<Reply<200, Vec<models::Beneficiary>>, ConnectorError> {
@@ -89,8 +173,8 @@ async fn get_beneficiaries<C: Connector>(
 }
 
 /// `GET /transactions` (getTransactions): List transactions, least recently changed first
-async fn get_transactions<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn get_transactions(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     params: GetTransactionsParams,
 ) -> Result<Reply<200, Vec<models::Transaction>>, ConnectorError> {
@@ -105,8 +189,8 @@ async fn get_transactions<C: Connector>(
 }
 
 /// `POST /payouts` (createPayout): Initiate a payout to an external account (idempotent)
-async fn create_payout<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn create_payout(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     Json(body): Json<models::PayoutRequest>,
 ) -> Result<initiation::Answer, ConnectorError> {
@@ -126,8 +210,8 @@ async fn create_payout<C: Connector>(
 }
 
 /// `POST /transfers` (createTransfer): Initiate a transfer between the provider's own accounts (idempotent)
-async fn create_transfer<C: Connector>(
-    State(connector): State<Arc<C>>,
+async fn create_transfer(
+    State(connector): State<Arc<dyn DynConnector>>,
     ctx: Context,
     Json(body): Json<models::TransferRequest>,
 ) -> Result<initiation::Answer, ConnectorError> {

@@ -32,17 +32,19 @@ pub trait App: Send + Sync + Sized + 'static {
     /// Reads the provider settings from the environment, recording what is missing.
     fn upstream_settings(env: Env, problems: &mut Vec<String>) -> UpstreamSettings;
 
-    /// Every protocol route, each labelled with its operation (see [`operation`]).
-    fn routes(state: AppState<Self>) -> Router;
+    /// Every protocol route, each labelled with its operation (see [`operation`]), serving
+    /// `connector`.
+    fn routes(connector: Arc<Self>, services: Services) -> Router;
 }
 
-/// What every route shares: the connector and the services.
-pub struct AppState<C> {
+/// What every route shares: the connector (often a `dyn` trait object, so that the routes
+/// are compiled once) and the services.
+pub struct AppState<C: ?Sized> {
     pub connector: Arc<C>,
     pub services: Services,
 }
 
-impl<C> Clone for AppState<C> {
+impl<C: ?Sized> Clone for AppState<C> {
     fn clone(&self) -> Self {
         Self {
             connector: Arc::clone(&self.connector),
@@ -51,13 +53,13 @@ impl<C> Clone for AppState<C> {
     }
 }
 
-impl<C> FromRef<AppState<C>> for Services {
+impl<C: ?Sized> FromRef<AppState<C>> for Services {
     fn from_ref(state: &AppState<C>) -> Self {
         state.services.clone()
     }
 }
 
-impl<C> FromRef<AppState<C>> for Arc<C> {
+impl<C: ?Sized> FromRef<AppState<C>> for Arc<C> {
     fn from_ref(state: &AppState<C>) -> Self {
         Arc::clone(&state.connector)
     }
@@ -110,13 +112,7 @@ pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) 
             return ExitCode::FAILURE;
         }
     };
-    let router = router(
-        A::routes(AppState {
-            connector,
-            services: services.clone(),
-        }),
-        services,
-    );
+    let router = router(A::routes(connector, services.clone()), services);
     tracing::info!(%address, "connector listening");
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
@@ -330,6 +326,9 @@ fn request_id(headers: &HeaderMap) -> String {
         ),
     }
 }
+
+/// A boxed future, as a `dyn` connector's methods return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs a connector method on its own task, so that a panic in it becomes a 500 for this
 /// request instead of a dropped connection, and the server keeps serving.
