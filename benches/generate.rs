@@ -1,10 +1,13 @@
-//! Prints how fast connector-gen turns the bundled spec and the minimal example mapping into a
-//! crate on disk, and how much memory that takes:
+//! Prints how fast connector-gen turns the bundled spec and the largest example mapping
+//! (cursorpay) into a crate on disk, and how much memory that takes:
 //!
 //!     cargo bench --bench generate
 //!
-//! With `BENCH_CLEAN_BUILD=1` it also times a from-scratch `cargo build` of the generated crate
-//! (a fresh target directory; dependencies come from the local registry cache).
+//! With `OPENAPI_GENERATOR_JAR=path/to/openapi-generator-cli.jar` it also times
+//! openapi-generator's `rust-axum` generator on the same spec, runs taking turns with ours.
+//! With `BENCH_CLEAN_BUILD=1` it times a from-scratch `cargo build` of the generated crates
+//! (minimal and cursorpay; a fresh target directory each, dependencies from the local registry
+//! cache).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +22,7 @@ const PROCESS_RUNS: usize = 30;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mapping_path = root.join("generated-examples/minimal/connector.yaml");
+    let mapping_path = root.join("generated-examples/cursorpay/connector.yaml");
     let scratch = tempfile::tempdir().expect("temporary directory");
 
     let in_process = time_in_process(&mapping_path, scratch.path());
@@ -32,19 +35,39 @@ fn main() {
         peak_rss_mb()
     );
 
-    let whole = time_whole_process(&mapping_path, scratch.path());
+    let jar = std::env::var_os("OPENAPI_GENERATOR_JAR").map(PathBuf::from);
+    let (whole, theirs) = time_whole_process(&root, &mapping_path, scratch.path(), jar.as_deref());
     report(
         "whole process: `connector-gen generate` into an empty directory",
         &whole,
     );
-
-    if std::env::var_os("BENCH_CLEAN_BUILD").is_some() {
-        let wall = clean_build(&root, &mapping_path, scratch.path());
+    if !theirs.is_empty() {
+        report(
+            "whole process: openapi-generator -g rust-axum, same spec",
+            &theirs,
+        );
         println!(
-            "clean build of the generated crate (fresh target dir): {:.1} s",
-            wall.as_secs_f64()
+            "openapi-generator / connector-gen, medians: {:.0}x",
+            median(&theirs) / median(&whole)
         );
     }
+
+    if std::env::var_os("BENCH_CLEAN_BUILD").is_some() {
+        for example in ["minimal", "cursorpay"] {
+            let mapping = root.join(format!("generated-examples/{example}/connector.yaml"));
+            let wall = clean_build(&root, &mapping, &scratch.path().join(example));
+            println!(
+                "clean build of the generated {example} crate, default features (fresh target dir): {:.1} s",
+                wall.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn median(samples: &[Duration]) -> f64 {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64()).collect();
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
 }
 
 fn time_in_process(mapping_path: &Path, scratch: &Path) -> Vec<Duration> {
@@ -62,27 +85,54 @@ fn time_in_process(mapping_path: &Path, scratch: &Path) -> Vec<Duration> {
         .collect()
 }
 
-fn time_whole_process(mapping_path: &Path, scratch: &Path) -> Vec<Duration> {
-    (0..PROCESS_RUNS)
-        .map(|i| {
-            let out = scratch.join(format!("process-{i}"));
+/// Ours and, given its jar, openapi-generator's, taking turns.
+fn time_whole_process(
+    root: &Path,
+    mapping_path: &Path,
+    scratch: &Path,
+    jar: Option<&Path>,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let runs = if jar.is_some() { 10 } else { PROCESS_RUNS };
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for i in 0..runs {
+        let out = scratch.join(format!("process-{i}"));
+        let started = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_connector-gen"))
+            .args(["generate", "--mapping"])
+            .arg(mapping_path)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("connector-gen runs");
+        assert!(status.success(), "connector-gen failed");
+        ours.push(started.elapsed());
+        if let Some(jar) = jar {
+            let out = scratch.join(format!("openapi-generator-{i}"));
             let started = Instant::now();
-            let status = Command::new(env!("CARGO_BIN_EXE_connector-gen"))
-                .args(["generate", "--mapping"])
-                .arg(mapping_path)
-                .arg("--out")
+            let status = Command::new("java")
+                .arg("-jar")
+                .arg(jar)
+                .args(["generate", "-g", "rust-axum", "-i"])
+                .arg(root.join("spec/generic-connector.yaml"))
+                .arg("-o")
                 .arg(&out)
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .status()
-                .expect("connector-gen runs");
-            assert!(status.success(), "connector-gen failed");
-            started.elapsed()
-        })
-        .collect()
+                .expect("java runs");
+            assert!(status.success(), "openapi-generator failed");
+            theirs.push(started.elapsed());
+        }
+    }
+    (ours, theirs)
 }
 
 fn clean_build(root: &Path, mapping_path: &Path, scratch: &Path) -> Duration {
     let wrapper = scratch.join("clean-build");
+    let _ = std::fs::remove_dir_all(&wrapper);
     let krate = wrapper.join("crate");
     let status = Command::new(env!("CARGO_BIN_EXE_connector-gen"))
         .args(["generate", "--mapping"])
