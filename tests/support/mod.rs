@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod formance;
+pub mod mock_bank;
 pub mod mock_cursor;
 pub mod mock_http;
 pub mod mock_pages;
