@@ -12,6 +12,8 @@ mod mock_cursor;
 mod mock_http;
 #[path = "support/mock_pages.rs"]
 mod mock_pages;
+#[path = "support/mock_wallets.rs"]
+mod mock_wallets;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use mock_bank::{
 };
 use mock_http::{base64_encode, encode_query};
 use mock_pages::days_from_civil;
+use mock_wallets::{WALLETPAY_EPOCH, Walletpay, WpNewTransaction, WpTransaction, walletpay_key_ok};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const DAY: i64 = 86_400_000;
@@ -1522,4 +1525,945 @@ fn nordbank_faults_latency_and_call_counts() {
     assert_eq!(nb.now_ms(), NORDBANK_EPOCH_MS + 1_500);
     nb.set_now_ms(0);
     assert_eq!(nb.now_ms(), 0);
+}
+
+// =============================================================================================
+// Walletpay
+// =============================================================================================
+
+const WP_CLIENT: &str = "wp-client";
+const WP_KEY: &str = "wp-api-key";
+
+fn wp_get(wp: &Walletpay, path: &str, query: &[(&str, &str)]) -> HttpReply {
+    let url = if query.is_empty() {
+        format!("{}{path}", wp.url())
+    } else {
+        format!("{}{path}?{}", wp.url(), encode_query(query))
+    };
+    send("GET", &url, &[("Authorization", &wp.basic_auth())], None)
+}
+
+fn wp_post(wp: &Walletpay, path: &str, body: &Value, key: Option<&str>) -> HttpReply {
+    let auth = wp.basic_auth();
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    let body = body.to_string();
+    send(
+        "POST",
+        &format!("{}{path}", wp.url()),
+        &headers,
+        Some(body.as_bytes()),
+    )
+}
+
+/// Checks a Walletpay error; returns its `Type` and `Errors`.
+#[track_caller]
+fn wp_error(reply: &HttpReply, status: u16) -> (String, Value) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    let body = json_of(reply);
+    let keys: BTreeSet<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["Date", "Errors", "Id", "Message", "Type"])
+    );
+    assert!(body["Errors"].is_object());
+    (
+        body["Type"].as_str().unwrap().to_owned(),
+        body["Errors"].clone(),
+    )
+}
+
+/// Walks a Walletpay list from page 1; checks the headers and the stop rule.
+fn wp_walk(wp: &Walletpay, path: &str, per_page: usize, extra: &[(&str, &str)]) -> Vec<Value> {
+    let mut items = Vec::new();
+    let per_page_text = per_page.to_string();
+    for page in 1..100_000 {
+        let page_text = page.to_string();
+        let mut query = vec![
+            ("page", page_text.as_str()),
+            ("per_page", per_page_text.as_str()),
+        ];
+        query.extend_from_slice(extra);
+        let reply = wp_get(wp, path, &query);
+        assert_eq!(reply.status, 200, "{path} {query:?}: {}", reply.text());
+        let body = json_of(&reply);
+        let content = body.as_array().expect("a bare JSON array");
+        let total: usize = reply.header("x-number-of-items").unwrap().parse().unwrap();
+        let pages: usize = reply.header("x-number-of-pages").unwrap().parse().unwrap();
+        assert_eq!(pages, total.div_ceil(per_page));
+        let last = page >= pages;
+        let expected = if last {
+            total.saturating_sub((page - 1) * per_page)
+        } else {
+            per_page
+        };
+        assert_eq!(content.len(), expected, "{path} page {page}");
+        items.extend(content.iter().cloned());
+        if last {
+            assert_eq!(items.len(), total);
+            return items;
+        }
+    }
+    panic!("no end");
+}
+
+fn ids_of(items: &[Value]) -> Vec<String> {
+    items.iter().map(|i| text_of(&i["Id"]).to_owned()).collect()
+}
+
+#[test]
+fn walletpay_wants_http_basic_on_every_request() {
+    let wp = Walletpay::start(1, WP_CLIENT, WP_KEY);
+    wp.seed_users(2);
+    let url = format!("{}/v2/users", wp.url());
+    let reply = send("GET", &url, &[], None);
+    let (kind, _) = wp_error(&reply, 401);
+    assert_eq!(kind, "unauthorized");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Basic realm=\"walletpay\"")
+    );
+    let wrong = format!(
+        "Basic {}",
+        base64_encode(format!("{WP_CLIENT}:nope").as_bytes())
+    );
+    assert_eq!(
+        send("GET", &url, &[("Authorization", &wrong)], None).status,
+        401
+    );
+    let bearer = format!("Bearer {WP_KEY}");
+    assert_eq!(
+        send("GET", &url, &[("Authorization", &bearer)], None).status,
+        401
+    );
+    let right = format!(
+        "Basic {}",
+        base64_encode(format!("{WP_CLIENT}:{WP_KEY}").as_bytes())
+    );
+    assert_eq!(wp.basic_auth(), right);
+    assert_eq!(
+        send("GET", &url, &[("Authorization", &right)], None).status,
+        200
+    );
+    // Payments too.
+    let reply = send(
+        "POST",
+        &format!("{}/v2/transfers", wp.url()),
+        &[("Content-Type", "application/json")],
+        Some(b"{}"),
+    );
+    assert_eq!(reply.status, 401);
+    assert_eq!(wp.payment_posts(), 1);
+}
+
+#[test]
+fn walletpay_users_wallets_and_bank_accounts_page_from_one() {
+    let wp = Walletpay::start(2, WP_CLIENT, WP_KEY);
+    let users = wp.seed_users(27);
+    wp.seed_wallets(3);
+    wp.seed_bank_accounts(2);
+
+    // Users: newest first by default, oldest first on demand, ties by Id.
+    let truth = wp.users();
+    let mut ascending = truth.clone();
+    ascending.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    assert!(
+        ascending.windows(2).any(|w| w[0].created == w[1].created),
+        "ties on the second"
+    );
+    let expected: Vec<String> = ascending.iter().map(|u| u.id.clone()).collect();
+    for per_page in [1, 4, 27, 100] {
+        let asc = wp_walk(&wp, "/v2/users", per_page, &[("Sort", "CreationDate:ASC")]);
+        assert_eq!(ids_of(&asc), expected);
+        let mut desc = ids_of(&wp_walk(&wp, "/v2/users", per_page, &[]));
+        desc.reverse();
+        assert_eq!(desc, expected, "DESC is the default");
+        let explicit = wp_walk(&wp, "/v2/users", per_page, &[("Sort", "CreationDate:DESC")]);
+        assert_eq!(
+            ids_of(&explicit).into_iter().rev().collect::<Vec<_>>(),
+            expected
+        );
+    }
+    let asc = wp_walk(&wp, "/v2/users", 10, &[("Sort", "CreationDate:ASC")]);
+    for (item, user) in asc.iter().zip(&ascending) {
+        assert_eq!(item, &user.to_json());
+        assert!(item["CreationDate"].is_i64());
+        if user.person_type == "NATURAL" {
+            assert!(item["FirstName"].is_string() && item.get("Name").is_none());
+        } else {
+            assert!(item["Name"].is_string() && item.get("FirstName").is_none());
+        }
+    }
+    assert!(truth.iter().any(|u| u.person_type == "LEGAL"));
+    assert!(truth.iter().any(|u| u.person_type == "NATURAL"));
+    assert!(
+        truth.iter().any(|u| u.tag.is_none()) && truth.iter().any(|u| u.tag.as_deref() == Some(""))
+    );
+
+    // Defaults: page 1, 10 per page; past the end is []; page 0 does not exist.
+    let reply = wp_get(&wp, "/v2/users", &[]);
+    assert_eq!(json_of(&reply).as_array().unwrap().len(), 10);
+    assert_eq!(reply.header("x-number-of-pages"), Some("3"));
+    assert_eq!(reply.header("x-number-of-items"), Some("27"));
+    let reply = wp_get(&wp, "/v2/users", &[("page", "4")]);
+    assert_eq!(json_of(&reply), json!([]));
+    for (query, field) in [
+        (vec![("page", "0")], "page"),
+        (vec![("per_page", "101")], "per_page"),
+        (vec![("per_page", "0")], "per_page"),
+        (vec![("Sort", "CreationDate:asc")], "Sort"),
+        (vec![("Sort", "Id:ASC")], "Sort"),
+        (vec![("page", "1"), ("page", "2")], "page"),
+        (vec![("AfterDate", "5")], "AfterDate"),
+        (vec![("pageSize", "5")], "pageSize"),
+    ] {
+        let (kind, errors) = wp_error(&wp_get(&wp, "/v2/users", &query), 400);
+        assert_eq!(kind, "param_error");
+        assert!(errors.get(field).is_some(), "{query:?}: {errors}");
+    }
+
+    // Wallets and bank accounts are per user: a fan-out.
+    let wallets = wp.wallets();
+    let banks = wp.bank_accounts();
+    let mut fanned = BTreeSet::new();
+    for user in &users {
+        let items = wp_walk(
+            &wp,
+            &format!("/v2/users/{user}/wallets"),
+            2,
+            &[("Sort", "CreationDate:ASC")],
+        );
+        assert_eq!(items.len(), 3);
+        for item in &items {
+            let wallet = wallets
+                .iter()
+                .find(|w| w.id == text_of(&item["Id"]))
+                .unwrap();
+            assert_eq!(item, &wallet.to_json());
+            assert_eq!(item["Owners"], json!([user]));
+            assert_eq!(item["Balance"]["Currency"], item["Currency"]);
+            assert_eq!(item["Balance"]["Amount"].as_i64(), Some(wallet.balance));
+            assert!(fanned.insert(wallet.id.clone()));
+        }
+        let accounts = wp_walk(&wp, &format!("/v2/users/{user}/bankaccounts"), 1, &[]);
+        assert_eq!(accounts.len(), 2);
+        for item in &accounts {
+            let account = banks.iter().find(|b| b.id == text_of(&item["Id"])).unwrap();
+            assert_eq!(item, &account.to_json());
+            assert_eq!(item["UserId"], user.as_str());
+        }
+        assert!(accounts[0]["CreationDate"].as_i64() >= accounts[1]["CreationDate"].as_i64());
+    }
+    assert_eq!(fanned.len(), wallets.len());
+    assert!(banks.iter().any(|b| !b.active));
+    let currencies: BTreeSet<&str> = wallets.iter().map(|w| w.currency.as_str()).collect();
+    assert!(
+        currencies.contains("JPY") || currencies.contains("KWD"),
+        "{currencies:?}"
+    );
+
+    let wallet = &wallets[4];
+    let reply = wp_get(&wp, &format!("/v2/wallets/{}", wallet.id), &[]);
+    assert_eq!(json_of(&reply), wallet.to_json());
+    let reply = wp_get(&wp, &format!("/v2/users/{}", users[0]), &[]);
+    assert_eq!(json_of(&reply), truth[0].to_json());
+    for path in [
+        "/v2/wallets/9999999",
+        "/v2/users/9999999",
+        "/v2/users/9999999/wallets",
+        "/v2/users/9999999/bankaccounts",
+        "/v2/wallets/9999999/transactions",
+        "/v2/nothing",
+        "/v2/payouts/9999999",
+        "/v2/transfers/9999999",
+        "/v2/responses/unknown-key-0000000",
+    ] {
+        let (kind, _) = wp_error(&wp_get(&wp, path, &[]), 404);
+        assert_eq!(kind, "resource_not_found", "{path}");
+    }
+    let reply = send(
+        "DELETE",
+        &format!("{}/v2/users", wp.url()),
+        &[("Authorization", &wp.basic_auth())],
+        None,
+    );
+    assert_eq!(wp_error(&reply, 405).0, "method_not_allowed");
+}
+
+#[test]
+fn walletpay_wallet_transactions_tie_on_seconds_and_leave_sides_empty() {
+    let wp = Walletpay::start(3, WP_CLIENT, WP_KEY);
+    wp.seed_users(4);
+    let wallets = wp.seed_wallets(3);
+    wp.seed_transactions(40);
+    let truth: HashMap<String, WpTransaction> = wp
+        .transactions()
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+
+    let mut listed: HashMap<String, usize> = HashMap::new();
+    let mut ties = 0;
+    let mut burst_max = 0;
+    let mut big = 0;
+    for wallet in &wallets {
+        let path = format!("/v2/wallets/{wallet}/transactions");
+        let asc = wp_walk(&wp, &path, 7, &[("Sort", "CreationDate:ASC")]);
+        let served: Vec<&WpTransaction> = asc.iter().map(|i| &truth[text_of(&i["Id"])]).collect();
+        let mut expected: Vec<&WpTransaction> =
+            truth.values().filter(|t| t.touches(wallet)).collect();
+        expected.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        let ids = |list: &[&WpTransaction]| list.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&served), ids(&expected), "wallet {wallet}");
+        assert!(served.len() >= 40);
+        assert_eq!(
+            ids(&served),
+            wp.wallet_transactions(wallet, None, None, true)
+                .iter()
+                .map(|t| t.id.clone())
+                .collect::<Vec<_>>()
+        );
+        // The default order is newest first, ties by Id descending.
+        let mut desc = ids_of(&wp_walk(&wp, &path, 9, &[]));
+        desc.reverse();
+        assert_eq!(desc, ids(&served));
+
+        ties += served
+            .windows(2)
+            .filter(|w| w[0].created == w[1].created)
+            .count();
+        let mut per_second: BTreeMap<i64, usize> = BTreeMap::new();
+        for t in &served {
+            *per_second.entry(t.created).or_default() += 1;
+            *listed.entry(t.id.clone()).or_default() += 1;
+        }
+        burst_max = burst_max.max(*per_second.values().max().unwrap());
+
+        for (item, t) in asc.iter().zip(&served) {
+            assert_eq!(item, &t.to_json());
+            // The missing side is "", never null.
+            let (debited, credited) = (&item["DebitedWalletId"], &item["CreditedWalletId"]);
+            match t.kind.as_str() {
+                "PAYIN" => {
+                    assert_eq!(debited, "");
+                    assert_eq!(credited, wallet.as_str());
+                    assert_eq!(item["CreditedUserId"], item["AuthorId"]);
+                }
+                "PAYOUT" => {
+                    assert_eq!(debited, wallet.as_str());
+                    assert_eq!(credited, "");
+                    assert_eq!(item["CreditedUserId"], Value::Null);
+                }
+                "TRANSFER" => {
+                    assert!(debited.as_str().is_some_and(|d| !d.is_empty()));
+                    assert!(credited.as_str().is_some_and(|c| !c.is_empty()));
+                    assert_ne!(debited, credited);
+                    assert!(debited == wallet.as_str() || credited == wallet.as_str());
+                }
+                other => panic!("type {other}"),
+            }
+            let owner = |w: &Value| -> Option<String> { wp.wallet(w.as_str()?).map(|w| w.owner) };
+            let author_side = if t.kind == "PAYIN" { credited } else { debited };
+            assert_eq!(
+                item["AuthorId"].as_str().map(str::to_owned),
+                owner(author_side)
+            );
+            // Minor units; CreditedFunds = DebitedFunds - Fees.
+            let amount = |key: &str| item[key]["Amount"].as_i64().unwrap();
+            assert_eq!(
+                amount("CreditedFunds"),
+                amount("DebitedFunds") - amount("Fees")
+            );
+            assert!(amount("Fees") >= 0 && amount("DebitedFunds") > 0);
+            for key in ["DebitedFunds", "CreditedFunds", "Fees"] {
+                assert_eq!(item[key]["Currency"], t.currency.as_str());
+            }
+            if amount("DebitedFunds") > (1 << 53) {
+                big += 1;
+                let as_float = item["DebitedFunds"]["Amount"].as_f64().unwrap();
+                assert_ne!(
+                    as_float as i64,
+                    amount("DebitedFunds"),
+                    "an f64 loses digits"
+                );
+            }
+            // ExecutionDate and the result follow the status.
+            match t.status.as_str() {
+                "CREATED" => {
+                    assert_eq!(item["ExecutionDate"], Value::Null);
+                    assert_eq!(item["ResultCode"], Value::Null);
+                }
+                "SUCCEEDED" => {
+                    assert!(item["ExecutionDate"].as_i64().unwrap() >= t.created);
+                    assert_eq!(item["ResultCode"], "000000");
+                }
+                "FAILED" => {
+                    assert!(item["ExecutionDate"].is_i64());
+                    assert!(matches!(text_of(&item["ResultCode"]), "001001" | "001999"));
+                }
+                other => panic!("status {other}"),
+            }
+            assert!(matches!(
+                t.nature.as_str(),
+                "REGULAR" | "REFUND" | "REPUDIATION"
+            ));
+        }
+    }
+    // A transfer between two seeded wallets is listed under both, with one Id.
+    let transfers: Vec<&WpTransaction> = truth.values().filter(|t| t.kind == "TRANSFER").collect();
+    assert!(!transfers.is_empty());
+    for t in &transfers {
+        assert_eq!(listed[&t.id], 2, "{}", t.id);
+    }
+    for t in truth.values().filter(|t| t.kind != "TRANSFER") {
+        assert_eq!(listed[&t.id], 1);
+    }
+    assert!(ties >= 20, "ties: {ties}");
+    assert!(burst_max >= 6, "bursts: {burst_max}");
+    assert!(big >= 1, "amounts above 2^53: {big}");
+    let natures: BTreeSet<&str> = truth.values().map(|t| t.nature.as_str()).collect();
+    assert!(natures.contains("REFUND"), "{natures:?}");
+    let statuses: BTreeSet<&str> = truth.values().map(|t| t.status.as_str()).collect();
+    assert_eq!(statuses, BTreeSet::from(["CREATED", "FAILED", "SUCCEEDED"]));
+
+    // AfterDate inclusive, BeforeDate exclusive, on CreationDate.
+    let wallet = &wallets[0];
+    let path = format!("/v2/wallets/{wallet}/transactions");
+    let all = wp.wallet_transactions(wallet, None, None, true);
+    let pivot = all[all.len() / 2].created;
+    let tied = all.iter().filter(|t| t.created == pivot).count();
+    let after = pivot.to_string();
+    let from_pivot = wp_walk(
+        &wp,
+        &path,
+        5,
+        &[("AfterDate", &after), ("Sort", "CreationDate:ASC")],
+    );
+    assert_eq!(
+        from_pivot.len(),
+        all.iter().filter(|t| t.created >= pivot).count()
+    );
+    assert_eq!(from_pivot[0]["CreationDate"], pivot);
+    let before = wp_walk(&wp, &path, 5, &[("BeforeDate", &after)]);
+    assert_eq!(before.len(), all.len() - from_pivot.len());
+    assert!(
+        before
+            .iter()
+            .all(|t| t["CreationDate"].as_i64().unwrap() < pivot)
+    );
+    let next = (pivot + 1).to_string();
+    let one_second = wp_walk(
+        &wp,
+        &path,
+        5,
+        &[("AfterDate", &after), ("BeforeDate", &next)],
+    );
+    assert_eq!(one_second.len(), tied);
+    let (_, errors) = wp_error(
+        &wp_get(&wp, &path, &[("AfterDate", &after), ("BeforeDate", &after)]),
+        400,
+    );
+    assert!(errors.get("BeforeDate").is_some());
+    let (_, errors) = wp_error(&wp_get(&wp, &path, &[("AfterDate", "2026-01-01")]), 400);
+    assert!(errors.get("AfterDate").is_some());
+
+    // A status change sets ExecutionDate only: a poll on CreationDate does not see it.
+    let pending = all
+        .iter()
+        .find(|t| t.status == "CREATED")
+        .expect("a pending one");
+    wp.advance(3600);
+    assert!(wp.update_transaction(&pending.id, "SUCCEEDED", None));
+    let changed = wp.transaction(&pending.id).unwrap();
+    assert_eq!(changed.created, pending.created);
+    assert_eq!(changed.executed, Some(wp.now()));
+    let recent = (WALLETPAY_EPOCH - 1).to_string();
+    assert!(wp_walk(&wp, &path, 5, &[("AfterDate", &recent)]).is_empty());
+    assert!(!wp.update_transaction("9999999", "FAILED", None));
+
+    // A seed gives the same data every time.
+    let again = Walletpay::start(3, WP_CLIENT, WP_KEY);
+    again.seed_users(4);
+    again.seed_wallets(3);
+    again.seed_transactions(40);
+    let original: Vec<WpTransaction> = {
+        let mut t = wp.transactions();
+        let i = t.iter().position(|t| t.id == pending.id).unwrap();
+        t[i] = pending.clone();
+        t
+    };
+    assert_eq!(again.transactions(), original);
+
+    // add_transaction derives the author and the credited user from the wallets.
+    let other = &wallets[1];
+    let id = wp.add_transaction(WpNewTransaction {
+        kind: "TRANSFER".to_owned(),
+        debited_wallet: Some(wallet.clone()),
+        credited_wallet: Some(other.clone()),
+        currency: wp.wallet(wallet).unwrap().currency,
+        ..WpNewTransaction::default()
+    });
+    let t = wp.transaction(&id).unwrap();
+    assert_eq!(t.author_id, wp.wallet(wallet).unwrap().owner);
+    assert_eq!(t.credited_user_id, Some(wp.wallet(other).unwrap().owner));
+    assert_eq!(t.created, wp.now());
+}
+
+/// A user with an EUR wallet (balance 10 000.00) and an active and an inactive bank account,
+/// plus a second user with a wallet and a bank account.
+struct WpFixture {
+    wp: Walletpay,
+    user: String,
+    wallet: String,
+    bank: String,
+    inactive_bank: String,
+    other_user: String,
+    other_wallet: String,
+    other_bank: String,
+}
+
+fn wp_fixture(seed: u64) -> WpFixture {
+    let wp = Walletpay::start(seed, WP_CLIENT, WP_KEY);
+    let created = Some(WALLETPAY_EPOCH - 30 * 86_400);
+    let user = wp.add_user(true, "Ada Lovelace", created);
+    let wallet = wp.add_wallet(&user, "EUR", 1_000_000, created);
+    let bank = wp.add_bank_account(&user, true, created);
+    let inactive_bank = wp.add_bank_account(&user, false, created);
+    let other_user = wp.add_user(false, "Acme SAS", created);
+    let other_wallet = wp.add_wallet(&other_user, "EUR", 0, created);
+    let other_bank = wp.add_bank_account(&other_user, true, created);
+    WpFixture {
+        wp,
+        user,
+        wallet,
+        bank,
+        inactive_bank,
+        other_user,
+        other_wallet,
+        other_bank,
+    }
+}
+
+fn payout_body(author: &str, wallet: &str, bank: &str, amount: i64) -> Value {
+    json!({
+        "AuthorId": author,
+        "DebitedWalletId": wallet,
+        "DebitedFunds": {"Currency": "EUR", "Amount": amount},
+        "Fees": {"Currency": "EUR", "Amount": 0},
+        "BankAccountId": bank,
+        "BankWireRef": "INV 42",
+    })
+}
+
+#[test]
+fn walletpay_payouts_need_the_wallet_owner_and_replay_by_key() {
+    let f = wp_fixture(4);
+    let wp = &f.wp;
+    let key = "3f2b1c9e-7a41-4d0c-9f55-0b6f1e2a7c11";
+
+    // A connector knowing only the wallet looks up its owner first.
+    let wallet = json_of(&wp_get(wp, &format!("/v2/wallets/{}", f.wallet), &[]));
+    let author = text_of(&wallet["Owners"][0]).to_owned();
+    assert_eq!(author, f.user);
+
+    let body = payout_body(&author, &f.wallet, &f.bank, 12_345);
+    let reply = wp_post(wp, "/v2/payouts/bankwire", &body, Some(key));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let payout = json_of(&reply);
+    let payout_id = text_of(&payout["Id"]).to_owned();
+    assert_eq!(payout["Type"], "PAYOUT");
+    assert_eq!(payout["Nature"], "REGULAR");
+    assert_eq!(payout["Status"], "CREATED");
+    assert_eq!(payout["ExecutionDate"], Value::Null);
+    assert_eq!(payout["CreationDate"], wp.now());
+    assert_eq!(payout["DebitedWalletId"], f.wallet.as_str());
+    assert_eq!(payout["CreditedWalletId"], "");
+    assert_eq!(payout["BankAccountId"], f.bank.as_str());
+    assert_eq!(payout["BankWireRef"], "INV 42");
+    assert_eq!(payout["PaymentType"], "BANK_WIRE");
+    assert_eq!(
+        payout["DebitedFunds"],
+        json!({"Currency": "EUR", "Amount": 12_345})
+    );
+    assert_eq!(wp.wallet(&f.wallet).unwrap().balance, 1_000_000 - 12_345);
+    assert_eq!(wp.executions_for_key(key), 1);
+
+    // The same key and body: the same answer, nothing executed again.
+    let replay = wp_post(wp, "/v2/payouts/bankwire", &body, Some(key));
+    assert_eq!(replay.status, 200);
+    assert_eq!(json_of(&replay), payout);
+    assert_eq!(wp.executions_for_key(key), 1);
+    assert_eq!(wp.payouts().len(), 1);
+    // Another body, or another path, with that key: 409.
+    let other = payout_body(&author, &f.wallet, &f.bank, 1);
+    assert_eq!(
+        wp_error(&wp_post(wp, "/v2/payouts/bankwire", &other, Some(key)), 409).0,
+        "idempotency_conflict"
+    );
+    assert_eq!(
+        wp_error(&wp_post(wp, "/v2/transfers", &body, Some(key)), 409).0,
+        "idempotency_conflict"
+    );
+    let remembered = json_of(&wp_get(wp, &format!("/v2/responses/{key}"), &[]));
+    assert_eq!(remembered["StatusCode"], 200);
+    assert_eq!(remembered["RequestURL"], "/v2/payouts/bankwire");
+    assert_eq!(remembered["Resource"], payout);
+
+    // The payout is in the wallet's transactions with the same Id.
+    let listed = wp_walk(
+        wp,
+        &format!("/v2/wallets/{}/transactions", f.wallet),
+        10,
+        &[],
+    );
+    assert_eq!(ids_of(&listed), vec![payout_id.clone()]);
+    assert_eq!(listed[0]["CreditedWalletId"], "");
+    assert_eq!(listed[0]["AuthorId"], f.user.as_str());
+    assert!(listed[0].get("BankAccountId").is_none());
+    assert_eq!(
+        json_of(&wp_get(wp, &format!("/v2/payouts/{payout_id}"), &[])),
+        payout
+    );
+
+    // Keys: 16 to 36 of A-Z a-z 0-9 -.
+    for (key, ok) in [
+        ("0123456789abcdef", true),
+        ("0123456789abcde", false),
+        ("0123456789abcdef0123456789abcdef0123", true),
+        ("0123456789abcdef0123456789abcdef01234", false),
+        ("0123456789abcdef_", false),
+        ("0123456789abcdef ", false),
+    ] {
+        assert_eq!(walletpay_key_ok(key), ok, "{key:?}");
+    }
+    let posts = wp.payment_posts();
+    for bad in [
+        "short-key",
+        "0123456789abcdef0123456789abcdef01234",
+        "0123456789abcdef!",
+    ] {
+        let reply = wp_post(wp, "/v2/payouts/bankwire", &body, Some(bad));
+        let (kind, errors) = wp_error(&reply, 400);
+        assert_eq!(kind, "param_error");
+        assert!(errors.get("Idempotency-Key").is_some(), "{bad}");
+    }
+    let sixteen = wp_post(
+        wp,
+        "/v2/payouts/bankwire",
+        &payout_body(&author, &f.wallet, &f.bank, 5),
+        Some("0123456789abcdef"),
+    );
+    assert_eq!(sixteen.status, 200, "{}", sixteen.text());
+
+    // Validation: the author must own the wallet, the bank account must be theirs and active.
+    for (body, field) in [
+        (
+            payout_body(&f.other_user, &f.wallet, &f.bank, 5),
+            "AuthorId",
+        ),
+        (
+            payout_body(&author, &f.wallet, &f.other_bank, 5),
+            "BankAccountId",
+        ),
+        (
+            payout_body(&author, &f.wallet, &f.inactive_bank, 5),
+            "BankAccountId",
+        ),
+        (
+            payout_body(&author, "9999999", &f.bank, 5),
+            "DebitedWalletId",
+        ),
+        (
+            payout_body(&author, &f.wallet, &f.bank, 0),
+            "DebitedFunds.Amount",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 5.5}, "BankAccountId": f.bank}),
+            "Fees.Amount",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 6}, "BankAccountId": f.bank}),
+            "Fees.Amount",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "GBP", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank}),
+            "DebitedFunds.Currency",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": "5"}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank}),
+            "DebitedFunds.Amount",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "BankAccountId": f.bank}),
+            "Fees",
+        ),
+        (
+            json!({"DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank}),
+            "AuthorId",
+        ),
+        (
+            json!({"AuthorId": "", "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank}),
+            "AuthorId",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank, "BankWireRef": "far too long a ref"}),
+            "BankWireRef",
+        ),
+        (
+            json!({"AuthorId": author, "DebitedWalletId": f.wallet, "DebitedFunds": {"Currency": "EUR", "Amount": 5}, "Fees": {"Currency": "EUR", "Amount": 0}, "BankAccountId": f.bank, "Amount": 5}),
+            "Amount",
+        ),
+        (json!([1]), "body"),
+    ] {
+        let reply = wp_post(
+            wp,
+            "/v2/payouts/bankwire",
+            &body,
+            Some("validation-0000001"),
+        );
+        let (kind, errors) = wp_error(&reply, 400);
+        assert_eq!(kind, "param_error");
+        assert!(errors.get(field).is_some(), "{field}: {errors} for {body}");
+    }
+    assert_eq!(
+        wp.executions_for_key("validation-0000001"),
+        0,
+        "rejections are not remembered"
+    );
+    assert_eq!(wp.payment_posts(), posts + 3 + 1 + 15);
+
+    // Not enough money: 200 with a FAILED payout, nothing moves.
+    let balance = wp.wallet(&f.wallet).unwrap().balance;
+    let reply = wp_post(
+        wp,
+        "/v2/payouts/bankwire",
+        &payout_body(&author, &f.wallet, &f.bank, balance + 1),
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    let failed = json_of(&reply);
+    assert_eq!(failed["Status"], "FAILED");
+    assert_eq!(failed["ResultCode"], "001001");
+    assert_eq!(failed["ExecutionDate"], wp.now());
+    assert_eq!(wp.wallet(&f.wallet).unwrap().balance, balance);
+
+    // 500 after executing: the retry with the same key replays the success.
+    wp.fail_after_executing(1);
+    let key2 = "retry-me-0000000000001";
+    let body = payout_body(&author, &f.wallet, &f.bank, 700);
+    let reply = wp_post(wp, "/v2/payouts/bankwire", &body, Some(key2));
+    assert_eq!(wp_error(&reply, 500).0, "internal_error");
+    assert_eq!(wp.executions_for_key(key2), 1);
+    let retry = wp_post(wp, "/v2/payouts/bankwire", &body, Some(key2));
+    assert_eq!(retry.status, 200);
+    assert_eq!(json_of(&retry)["DebitedFunds"]["Amount"], 700);
+    assert_eq!(wp.executions_for_key(key2), 1, "executed once");
+    // Without a key, a retry executes again.
+    wp.fail_after_executing(1);
+    let body = payout_body(&author, &f.wallet, &f.bank, 800);
+    assert_eq!(wp_post(wp, "/v2/payouts/bankwire", &body, None).status, 500);
+    assert_eq!(wp_post(wp, "/v2/payouts/bankwire", &body, None).status, 200);
+    let eight_hundred = wp
+        .payouts()
+        .iter()
+        .filter(|p| p.debited_amount == 800)
+        .count();
+    assert_eq!(eight_hundred, 2);
+    // An injected fault answers before routing: nothing executed, nothing remembered.
+    wp.fail_next("/v2/payouts", 1, 503, Some(3));
+    let key3 = "fault-before-0000000001";
+    let reply = wp_post(
+        wp,
+        "/v2/payouts/bankwire",
+        &payout_body(&author, &f.wallet, &f.bank, 900),
+        Some(key3),
+    );
+    assert_eq!(wp_error(&reply, 503).0, "internal_error");
+    assert_eq!(reply.header("retry-after"), Some("3"));
+    assert_eq!(wp.executions_for_key(key3), 0);
+    assert_eq!(
+        wp_post(
+            wp,
+            "/v2/payouts/bankwire",
+            &payout_body(&author, &f.wallet, &f.bank, 900),
+            Some(key3)
+        )
+        .status,
+        200
+    );
+    assert_eq!(wp.executions_for_key(key3), 1);
+
+    // Settling and failing payouts.
+    wp.advance(120);
+    let failing = wp
+        .payouts()
+        .into_iter()
+        .find(|p| p.debited_amount == 5)
+        .unwrap();
+    let before = wp.wallet(&f.wallet).unwrap().balance;
+    assert!(wp.fail_payout(&failing.id));
+    assert!(!wp.fail_payout(&failing.id));
+    assert_eq!(wp.wallet(&f.wallet).unwrap().balance, before + 5);
+    let created = wp
+        .payouts()
+        .iter()
+        .filter(|p| p.status == "CREATED")
+        .count();
+    assert_eq!(wp.settle_payouts(), created);
+    assert_eq!(wp.settle_payouts(), 0);
+    let settled = wp.transaction(&payout_id).unwrap();
+    assert_eq!(settled.status, "SUCCEEDED");
+    assert_eq!(settled.executed, Some(wp.now()));
+    assert_eq!(
+        settled.created, WALLETPAY_EPOCH,
+        "CreationDate does not move"
+    );
+    let listed = wp_walk(
+        wp,
+        &format!("/v2/wallets/{}/transactions", f.wallet),
+        100,
+        &[("Sort", "CreationDate:ASC")],
+    );
+    assert_eq!(listed[0]["Status"], "SUCCEEDED");
+    assert_eq!(listed[0]["ResultCode"], "000000");
+    assert_eq!(listed.len(), wp.payouts().len());
+}
+
+#[test]
+fn walletpay_transfers_move_money_and_appear_under_both_wallets() {
+    let f = wp_fixture(5);
+    let wp = &f.wp;
+    let body = json!({
+        "AuthorId": f.user,
+        "DebitedWalletId": f.wallet,
+        "CreditedWalletId": f.other_wallet,
+        "DebitedFunds": {"Currency": "EUR", "Amount": 10_000},
+        "Fees": {"Currency": "EUR", "Amount": 250},
+        "Tag": "rent",
+    });
+    let key = "transfer-key-000000001";
+    let reply = wp_post(wp, "/v2/transfers", &body, Some(key));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let transfer = json_of(&reply);
+    let id = text_of(&transfer["Id"]).to_owned();
+    assert_eq!(transfer["Type"], "TRANSFER");
+    assert_eq!(transfer["Status"], "SUCCEEDED");
+    assert_eq!(transfer["ExecutionDate"], wp.now());
+    assert_eq!(transfer["CreditedFunds"]["Amount"], 9_750);
+    assert_eq!(transfer["CreditedUserId"], f.other_user.as_str());
+    assert_eq!(transfer["Tag"], "rent");
+    assert!(transfer.get("BankAccountId").is_none());
+    assert_eq!(wp.wallet(&f.wallet).unwrap().balance, 1_000_000 - 10_000);
+    assert_eq!(wp.wallet(&f.other_wallet).unwrap().balance, 9_750);
+    for wallet in [&f.wallet, &f.other_wallet] {
+        let listed = wp_walk(wp, &format!("/v2/wallets/{wallet}/transactions"), 10, &[]);
+        assert_eq!(
+            listed,
+            vec![transfer.clone()],
+            "one object, under both wallets"
+        );
+    }
+    assert_eq!(
+        json_of(&wp_get(wp, &format!("/v2/transfers/{id}"), &[])),
+        transfer
+    );
+    assert_eq!(wp_post(wp, "/v2/transfers", &body, Some(key)).status, 200);
+    assert_eq!(wp.transfers().len(), 1);
+    assert_eq!(wp.executions_for_key(key), 1);
+
+    for (change, field) in [
+        (json!({"CreditedWalletId": f.wallet}), "CreditedWalletId"),
+        (json!({"CreditedWalletId": "9999999"}), "CreditedWalletId"),
+        (json!({"AuthorId": f.other_user}), "AuthorId"),
+        (json!({"CreditedUserId": f.user}), "CreditedUserId"),
+        (json!({"BankAccountId": f.bank}), "BankAccountId"),
+        (json!({"Tag": 5}), "Tag"),
+    ] {
+        let mut bad = body.clone();
+        for (k, v) in change.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let (kind, errors) = wp_error(&wp_post(wp, "/v2/transfers", &bad, None), 400);
+        assert_eq!(kind, "param_error");
+        assert!(errors.get(field).is_some(), "{field}: {errors}");
+    }
+    let gbp = wp.add_wallet(&f.other_user, "GBP", 0, None);
+    let mut bad = body.clone();
+    bad["CreditedWalletId"] = json!(gbp);
+    assert!(
+        wp_error(&wp_post(wp, "/v2/transfers", &bad, None), 400)
+            .1
+            .get("CreditedWalletId")
+            .is_some()
+    );
+    let mut good = body.clone();
+    good["CreditedUserId"] = json!(f.other_user);
+    assert_eq!(wp_post(wp, "/v2/transfers", &good, None).status, 200);
+
+    // Not enough money: a FAILED transfer, listed, nothing moves.
+    let mut big = body.clone();
+    big["DebitedFunds"]["Amount"] = json!(100_000_000);
+    let reply = wp_post(wp, "/v2/transfers", &big, None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(json_of(&reply)["Status"], "FAILED");
+    assert_eq!(json_of(&reply)["ResultCode"], "001001");
+    assert_eq!(wp.wallet(&f.other_wallet).unwrap().balance, 2 * 9_750);
+    assert_eq!(wp.transfers().len(), 3);
+    let listed = wp_walk(
+        wp,
+        &format!("/v2/wallets/{}/transactions", f.other_wallet),
+        10,
+        &[],
+    );
+    assert_eq!(listed.len(), 3);
+}
+
+#[test]
+fn walletpay_faults_latency_clock_and_call_counts() {
+    let wp = Walletpay::start(6, WP_CLIENT, WP_KEY);
+    wp.seed_users(3);
+    wp.fail_every("/v2/", 2, 429, Some(4));
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| {
+            let reply = wp_get(&wp, "/v2/users", &[]);
+            if reply.status == 429 {
+                assert_eq!(reply.header("retry-after"), Some("4"));
+                assert_eq!(wp_error(&reply, 429).0, "rate_limit");
+            }
+            reply.status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 429, 200, 429]);
+    wp.fail_next("/v2/users", 2, 503, None);
+    assert_eq!(wp_get(&wp, "/v2/users", &[]).status, 503);
+    assert_eq!(wp_get(&wp, "/v2/users", &[]).status, 503);
+    assert_eq!(wp_get(&wp, "/v2/users", &[]).status, 200);
+    wp.clear_faults();
+    assert_eq!(wp.calls("/v2/users"), 7);
+    assert_eq!(wp.call_log()[1].status, 429);
+    wp.reset_calls();
+    assert_eq!(wp.calls("/"), 0);
+
+    wp.set_latency(Duration::from_millis(150));
+    let started = Instant::now();
+    assert_eq!(wp_get(&wp, "/v2/users", &[]).status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    wp.set_latency(Duration::ZERO);
+
+    assert_eq!(wp.now(), WALLETPAY_EPOCH);
+    wp.advance(10);
+    assert_eq!(wp.now(), WALLETPAY_EPOCH + 10);
+    wp.set_now(5);
+    assert_eq!(wp.now(), 5);
+    assert!(wp.users().iter().all(|u| u.created < WALLETPAY_EPOCH));
 }
