@@ -6,9 +6,11 @@
 #![allow(dead_code)]
 
 pub mod formance;
+pub mod mock_bank;
 pub mod mock_cursor;
 pub mod mock_http;
 pub mod mock_pages;
+pub mod mock_wallets;
 pub mod postgres;
 
 use std::ffi::OsStr;
