@@ -15,6 +15,7 @@ pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod usercode;
+pub mod verify;
 pub mod yaml;
 
 use diagnostics::{Diagnostic, SourceFile};
