@@ -14,6 +14,7 @@ pub mod output;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod upgrade;
 pub mod usercode;
 pub mod verify;
 pub mod yaml;
