@@ -94,7 +94,7 @@ enum Command {
     /// Poll a running Generic connector exactly as Formance does and report what it would lose,
     /// reject, retry forever or pay twice.
     #[command(after_help = VERIFY_EXAMPLES)]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Report what a new protocol version changes for this connector, before regenerating.
     #[command(after_help = UPGRADE_EXAMPLES)]
     Upgrade {

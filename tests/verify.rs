@@ -244,6 +244,10 @@ fn exit_code_2_for_an_unreachable_connector_a_refused_key_or_bad_usage() {
     run.assert_code(2);
     assert!(run.stderr.contains("refused the API key (401)"), "{run}");
 
+    let (run, _) = verify(&format!("{}/v2", fake.url()), FAKE_KEY, &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("answered 404: is"), "{run}");
+
     let (run, _) = verify(&fake.url(), FAKE_KEY, &["--page-size", "0"]);
     run.assert_code(2);
     let (run, _) = verify("ftp://example.invalid", FAKE_KEY, &[]);

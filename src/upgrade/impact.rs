@@ -49,8 +49,8 @@ pub struct Item {
     pub schema: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
     pub message: String,
     /// `connector.yaml:12:5`, `src/handlers.rs:40:14`.
     pub locations: Vec<String>,
@@ -66,7 +66,7 @@ impl Item {
             operation: None,
             schema: None,
             field: None,
-            value: None,
+            values: Vec::new(),
             message,
             locations: Vec::new(),
             spans: Vec::new(),
@@ -100,6 +100,15 @@ struct EnumRule {
     span: Span,
     /// Protocol values produced, with where each is written.
     targets: Vec<(String, Span)>,
+    fallback: Option<String>,
+}
+
+/// Enum rules written once (a YAML anchor) and used by several operations.
+struct RuleGroup {
+    rules: Vec<String>,
+    span: Span,
+    /// Protocol values the rule produces.
+    targets: Vec<String>,
     fallback: Option<String>,
 }
 
@@ -256,7 +265,10 @@ impl Context<'_> {
 
     fn push(&mut self, mut item: Item, spans: Vec<Span>) {
         for span in spans {
-            item.locations.push(self.at(&span));
+            let place = self.at(&span);
+            if !item.locations.contains(&place) {
+                item.locations.push(place);
+            }
             item.spans.push(span.start);
         }
         self.items.push(item);
@@ -416,8 +428,8 @@ impl Context<'_> {
             item.field = Some(field.clone());
             self.push(item, span.into_iter().collect());
         }
-        for value in &change.values_added {
-            self.value_added(name, value);
+        if !change.values_added.is_empty() {
+            self.values_added(name, &change.values_added);
         }
         for value in &change.values_removed {
             self.value_removed(name, value);
@@ -527,55 +539,68 @@ impl Context<'_> {
         self.push(item, span.into_iter().collect());
     }
 
-    fn value_added(&mut self, enum_type: &str, value: &str) {
-        let rules: Vec<(String, Span, bool, Option<String>)> = self
-            .uses
-            .rules
-            .iter()
-            .filter(|r| r.enum_type == enum_type)
-            .map(|r| {
-                let produced = r.targets.iter().any(|(v, _)| v == value);
-                (
-                    format!("{}.{}", r.operation, r.field),
-                    r.span.clone(),
-                    produced,
-                    r.fallback.clone(),
-                )
-            })
-            .collect();
-        if rules.is_empty() {
-            let mut item = Item::new(
-                Severity::Info,
-                Change::EnumValueAdded,
-                format!("`{enum_type}` has a new value `{value}`"),
-            );
+    /// One item per enum rule (rules shared through a YAML anchor count once).
+    fn values_added(&mut self, enum_type: &str, values: &[String]) {
+        let mut groups: BTreeMap<usize, RuleGroup> = BTreeMap::new();
+        for rule in self.uses.rules.iter().filter(|r| r.enum_type == enum_type) {
+            let group = groups.entry(rule.span.start).or_insert_with(|| RuleGroup {
+                rules: Vec::new(),
+                span: rule.span.clone(),
+                targets: rule.targets.iter().map(|(v, _)| v.clone()).collect(),
+                fallback: rule.fallback.clone(),
+            });
+            group
+                .rules
+                .push(format!("{}.{}", rule.operation, rule.field));
+        }
+        let listed = |values: &[String]| {
+            values
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if groups.is_empty() {
+            let message = format!("`{enum_type}` has new values {}", listed(values));
+            let mut item = Item::new(Severity::Info, Change::EnumValueAdded, message);
             item.schema = Some(enum_type.to_owned());
-            item.value = Some(value.to_owned());
+            item.values = values.to_vec();
             return self.push(item, vec![]);
         }
-        for (rule, span, produced, fallback) in rules {
-            let (severity, message) = match (produced, fallback) {
-                (true, _) => (
-                    Severity::Info,
-                    format!("`{enum_type}` has a new value `{value}`; {rule} already produces it"),
-                ),
-                (false, Some(fallback)) => (
-                    Severity::Look,
-                    format!(
-                        "`{enum_type}` has a new value `{value}` that no rule of {rule} produces: provider values that mean it go to the fallback `{fallback}`"
-                    ),
-                ),
-                (false, None) => (
-                    Severity::Look,
-                    format!(
-                        "`{enum_type}` has a new value `{value}` that no rule of {rule} produces (and the rule has no fallback)"
-                    ),
-                ),
-            };
-            let mut item = Item::new(severity, Change::EnumValueAdded, message);
-            item.schema = Some(enum_type.to_owned());
-            item.value = Some(value.to_owned());
-            self.push(item, vec![span]);
+        for RuleGroup {
+            rules,
+            span,
+            targets,
+            fallback,
+        } in groups.into_values()
+        {
+            let rules = rules.join(", ");
+            let (produced, missing): (Vec<String>, Vec<String>) =
+                values.iter().cloned().partition(|v| targets.contains(v));
+            if !produced.is_empty() {
+                let message = format!(
+                    "`{enum_type}` has new values {} that {rules} already produce",
+                    listed(&produced)
+                );
+                let mut item = Item::new(Severity::Info, Change::EnumValueAdded, message);
+                item.schema = Some(enum_type.to_owned());
+                item.values = produced;
+                self.push(item, vec![span.clone()]);
+            }
+            if !missing.is_empty() {
+                let absorbed = match &fallback {
+                    Some(fallback) => format!("provider values that mean them go to the fallback `{fallback}`"),
+                    None => "the rule has no fallback, so provider values that mean them fail the record".to_owned(),
+                };
+                let message = format!(
+                    "`{enum_type}` has new values {} that no rule of {rules} produces: {absorbed}",
+                    listed(&missing)
+                );
+                let mut item = Item::new(Severity::Look, Change::EnumValueAdded, message);
+                item.schema = Some(enum_type.to_owned());
+                item.values = missing;
+                self.push(item, vec![span]);
+            }
         }
     }
 
@@ -610,7 +635,7 @@ impl Context<'_> {
         };
         let mut item = Item::new(severity, Change::EnumValueRemoved, message);
         item.schema = Some(enum_type.to_owned());
-        item.value = Some(value.to_owned());
+        item.values = vec![value.to_owned()];
         self.push(item, spans.into_iter().map(|(_, s)| s).collect());
     }
 

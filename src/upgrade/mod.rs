@@ -98,10 +98,18 @@ impl Report {
     /// For a pull-request comment.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        let name = |v: &Version| {
+            let file = Path::new(&v.file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            format!("{} ({})", v.version, file.unwrap_or_default())
+        };
         let _ = writeln!(
             out,
             "## Protocol upgrade: {} {} → {}\n",
-            self.to.title, self.from.version, self.to.version
+            self.to.title,
+            name(&self.from),
+            name(&self.to)
         );
         let _ = writeln!(
             out,

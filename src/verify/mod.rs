@@ -139,6 +139,12 @@ fn preflight(
             None,
         )
         .map_err(|e| Unreachable(format!("cannot reach {url}: {e}")))?;
+    if with_key.status == 404 {
+        return Err(Unreachable(format!(
+            "GET {url} answered 404: is {} the connector's base URL (Formance's endpoint)?",
+            options.url
+        )));
+    }
     if matches!(with_key.status, 401 | 403) {
         return Err(Unreachable(format!(
             "GET {url} refused the API key ({}): {}",
@@ -213,6 +219,7 @@ fn check_error_bodies(poller: &Poller, report: &mut Report) {
         }
         let path = exchange.url.split('?').next().unwrap_or_default();
         let path = path.strip_prefix(poller.base()).unwrap_or(path);
+        let path = template_of(poller.wire(), path);
         report.add(
             Finding::new(
                 Check::ErrorBody,
@@ -225,4 +232,25 @@ fn check_error_bodies(poller: &Poller, report: &mut Report) {
             .example(json!({"url": exchange.url, "body": listing::body_json(body)})),
         );
     }
+}
+
+/// The spec's path template a request path matches (`/accounts/a1/balances` ->
+/// `/accounts/{accountId}/balances`), so that one finding covers every account.
+fn template_of(wire: &Wire, path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |template: &str| {
+        let parts: Vec<&str> = template.split('/').collect();
+        parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(part, segment)| part.starts_with('{') || part == segment)
+    };
+    wire.protocol
+        .operations
+        .iter()
+        .map(|op| op.path.as_str())
+        .find(|template| matches(template))
+        .unwrap_or(path)
+        .to_owned()
 }
