@@ -1,5 +1,6 @@
-//! The command line: `new`, `generate`, `check`. Exit codes: 0 ok, 1 diagnostics or drift,
-//! 2 usage or I/O error.
+//! The command line: `new`, `generate`, `check`, `verify`, `upgrade`. Exit codes: 0 ok, 1
+//! diagnostics, drift or findings, 2 usage or I/O error (or an unreachable connector); `upgrade`
+//! also exits 3 for changes that need a look.
 
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -20,7 +21,18 @@ Examples:
   connector-gen generate                       regenerate from ./connector.yaml
   connector-gen generate --check               CI: fail if the committed code is stale
   connector-gen generate --spec next.yaml      regenerate against another protocol version
-  connector-gen check --mapping connector.yaml validate only, print every problem";
+  connector-gen check --mapping connector.yaml validate only, print every problem
+  connector-gen verify http://127.0.0.1:8080 --api-key dev-secret
+                                               poll a running connector as Formance does
+  connector-gen upgrade --spec next.yaml       what a new protocol version changes for this connector";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  connector-gen verify http://127.0.0.1:8080 --api-key dev-secret
+  connector-gen verify https://connector.example.com --api-key \"$KEY\" --page-size 100,7 --report verify.json
+  connector-gen verify http://127.0.0.1:8080 --api-key dev-secret --initiate --source acct_1 --destination rcp_1
+
+Exit codes: 0 no findings, 1 findings (or the budget ran out), 2 unreachable connector, refused key or usage.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,12 +91,134 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
     },
+    /// Poll a running Generic connector exactly as Formance does and report what it would lose,
+    /// reject, retry forever or pay twice.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(Box<VerifyArgs>),
+    /// Report what a new protocol version changes for this connector, before regenerating.
+    #[command(after_help = UPGRADE_EXAMPLES)]
+    Upgrade {
+        /// The new protocol spec (OpenAPI 3.0).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        /// The protocol the connector is generated from now [default: the bundled spec].
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// The mapping file; its directory is the crate whose src/ is read.
+        #[arg(long, value_name = "FILE", default_value = "connector.yaml")]
+        mapping: PathBuf,
+        /// `markdown` (for a pull-request comment) or `json`.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: UpgradeFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UpgradeFormat {
+    Markdown,
+    Json,
+}
+
+const UPGRADE_EXAMPLES: &str = "\
+Examples:
+  connector-gen upgrade --spec next.yaml
+  connector-gen upgrade --spec next.yaml --mapping acme/connector.yaml --format json > upgrade.json
+  connector-gen upgrade --from old.yaml --spec next.yaml --mapping connector.yaml
+
+Exit codes: 0 nothing to do, 1 blocking changes (generate fails or the crate stops compiling),
+2 usage or unreadable input, 3 changes that need a look.";
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The connector's base URL (Formance's `endpoint`), e.g. http://127.0.0.1:8080.
+    url: String,
+    /// The key Formance sends as `Authorization: Bearer KEY`.
+    #[arg(long, value_name = "KEY")]
+    api_key: String,
+    /// Page sizes to poll at, each from an empty state (Formance's default is 100).
+    #[arg(
+        long,
+        value_name = "N,N",
+        value_delimiter = ',',
+        default_value = "100,7"
+    )]
+    page_size: Vec<usize>,
+    /// Incremental poll cycles after each full sync.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    cycles: usize,
+    /// The protocol spec (OpenAPI 3.0) [default: the bundled Generic connector spec].
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Requests in all, retries included.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    max_requests: usize,
+    /// Time for the whole run (`90s`, `5m`).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    max_time: std::time::Duration,
+    /// Time-out of one request.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Initiate payouts and transfers (it moves money: sandboxes only).
+    #[arg(long)]
+    initiate: bool,
+    /// The account payments are sent from [default: the first account listed].
+    #[arg(long, value_name = "ID", requires = "initiate")]
+    source: Option<String>,
+    /// Where payments go [default: the first beneficiary for payouts, another account for transfers].
+    #[arg(long, value_name = "ID", requires = "initiate")]
+    destination: Option<String>,
+    /// Amount of each payment, in minor units.
+    #[arg(
+        long,
+        value_name = "MINOR",
+        default_value_t = 100,
+        requires = "initiate"
+    )]
+    amount: u128,
+    /// UMN currency of each payment [default: the source account's first balance, else EUR/2].
+    #[arg(long, value_name = "UMN", requires = "initiate")]
+    currency: Option<String>,
+    /// How long to wait for a payment's transaction to be listed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "initiate")]
+    link_wait: std::time::Duration,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// `500ms`, `10s`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 10s or 2m"))?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number.saturating_mul(1000),
+        "m" => number.saturating_mul(60_000),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration such as 500ms, 10s or 2m"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_millis(millis))
 }
 
 /// Why a command stopped: problems in the inputs (exit 1) or something around them (exit 2).
 enum Failure {
     Diagnostics,
     Drift,
+    /// `verify` found problems.
+    Findings,
+    /// A command's own exit code (`upgrade`'s 1 and 3).
+    Exit(u8),
     Usage(String),
 }
 
@@ -138,10 +272,18 @@ pub fn main() -> ExitCode {
             generate_command(&mapping, &out, spec.as_deref(), mode)
         }
         Command::Check { mapping, spec } => check(&mapping, spec.as_deref()),
+        Command::Verify(args) => verify_command(&args),
+        Command::Upgrade {
+            spec,
+            from,
+            mapping,
+            format,
+        } => upgrade_command(&spec, from.as_deref(), &mapping, format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Diagnostics | Failure::Drift) => ExitCode::from(1),
+        Err(Failure::Diagnostics | Failure::Drift | Failure::Findings) => ExitCode::from(1),
+        Err(Failure::Exit(code)) => ExitCode::from(code),
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -341,5 +483,89 @@ fn default_name(dir: &Path) -> Result<String, Failure> {
             "cannot make a crate name from `{}`; pass --name",
             dir.display()
         )))
+    }
+}
+
+fn verify_command(args: &VerifyArgs) -> Result<(), Failure> {
+    if args.page_size.is_empty() || args.page_size.contains(&0) {
+        return Err(Failure::Usage(
+            "--page-size takes positive numbers, e.g. 100,7".to_owned(),
+        ));
+    }
+    if args.initiate && args.amount == 0 {
+        return Err(Failure::Usage("--amount must be above zero".to_owned()));
+    }
+    let spec = spec_source(args.spec.as_deref())?;
+    let protocol = crate::load_protocol(&spec).map_err(|diagnostics| {
+        report(&diagnostics, std::slice::from_ref(&spec));
+        Failure::Usage(format!("cannot use {} as the protocol", spec.name))
+    })?;
+    let wire = crate::verify::wire::Wire::new(protocol)
+        .map_err(|why| Failure::Usage(format!("{}: {why}", spec.name)))?;
+    let options = crate::verify::Options {
+        url: args.url.trim_end_matches('/').to_owned(),
+        api_key: args.api_key.clone(),
+        page_sizes: args.page_size.clone(),
+        cycles: args.cycles,
+        max_requests: args.max_requests,
+        max_time: args.max_time,
+        request_timeout: args.timeout,
+        initiate: args.initiate.then(|| crate::verify::InitiateOptions {
+            source: args.source.clone(),
+            destination: args.destination.clone(),
+            amount: args.amount,
+            currency: args.currency.clone(),
+            link_wait: args.link_wait,
+        }),
+        progress: !args.quiet,
+    };
+    let outcome = crate::verify::run(std::sync::Arc::new(wire), &options)
+        .map_err(|unreachable| Failure::Usage(unreachable.0))?;
+    print!("{}", outcome.human());
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
+        fs::write(path, json + "\n")
+            .map_err(|error| Failure::Usage(format!("cannot write {}: {error}", path.display())))?;
+    }
+    if outcome.findings.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Findings)
+    }
+}
+
+fn upgrade_command(
+    spec_path: &Path,
+    from: Option<&Path>,
+    mapping_path: &Path,
+    format: UpgradeFormat,
+) -> Result<(), Failure> {
+    let new_spec = read_source(spec_path)?;
+    let old_spec = spec_source(from)?;
+    let mapping = read_source(mapping_path)?;
+    let crate_dir = parent_dir(mapping_path);
+    let inputs = crate::upgrade::Inputs {
+        old_spec: &old_spec,
+        new_spec: &new_spec,
+        mapping: Some(&mapping),
+        crate_dir: &crate_dir,
+    };
+    let outcome = crate::upgrade::run(&inputs).map_err(|diagnostics| {
+        report(
+            &diagnostics,
+            &[old_spec.clone(), new_spec.clone(), mapping.clone()],
+        );
+        Failure::Usage("cannot compare the protocol versions".to_owned())
+    })?;
+    match format {
+        UpgradeFormat::Markdown => print!("{}", outcome.markdown()),
+        UpgradeFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).unwrap_or_default()
+        ),
+    }
+    match outcome.exit_code() {
+        0 => Ok(()),
+        code => Err(Failure::Exit(code)),
     }
 }

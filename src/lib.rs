@@ -15,7 +15,9 @@ pub mod plan;
 pub mod render;
 pub mod runtime;
 pub mod spec;
+pub mod upgrade;
 pub mod usercode;
+pub mod verify;
 pub mod yaml;
 
 use diagnostics::{Diagnostic, SourceFile};

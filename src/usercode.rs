@@ -11,15 +11,22 @@ use crate::diagnostics::{Diagnostic, SourceFile};
 use crate::ir::Protocol;
 use crate::names;
 
-/// Warnings for methods in `impl Connector for ...` blocks under `dir/src` (outside
-/// `src/generated`), with the files they quote.
-pub fn stale_methods(dir: &Path, protocol: &Protocol) -> (Vec<Diagnostic>, Vec<SourceFile>) {
-    let known: BTreeSet<String> = protocol
-        .operations
-        .iter()
-        .map(|op| names::snake(&op.id))
-        .collect();
-    let mut diagnostics = Vec::new();
+/// A method of an `impl Connector for ...` block in the user's sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMethod {
+    pub name: String,
+    /// Relative to the crate directory: `src/handlers.rs`.
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 0-based.
+    pub column: usize,
+}
+
+/// Every method of `impl Connector for ...` blocks under `dir/src` (outside `src/generated`),
+/// with the sources they are in.
+pub fn connector_methods(dir: &Path) -> (Vec<UserMethod>, Vec<SourceFile>) {
+    let mut methods = Vec::new();
     let mut sources = Vec::new();
     for path in rust_files(&dir.join("src")) {
         let Ok(text) = fs::read_to_string(&path) else {
@@ -35,9 +42,43 @@ pub fn stale_methods(dir: &Path, protocol: &Protocol) -> (Vec<Diagnostic>, Vec<S
             .unwrap_or(&path)
             .display()
             .to_string();
-        let source = SourceFile::new(name.clone(), text);
-        let mut found = false;
+        if finder.methods.is_empty() {
+            continue;
+        }
         for (method, line, column) in finder.methods {
+            methods.push(UserMethod {
+                name: method,
+                file: name.clone(),
+                line,
+                column,
+            });
+        }
+        sources.push(SourceFile::new(name, text));
+    }
+    (methods, sources)
+}
+
+/// Warnings for methods in `impl Connector for ...` blocks under `dir/src` (outside
+/// `src/generated`), with the files they quote.
+pub fn stale_methods(dir: &Path, protocol: &Protocol) -> (Vec<Diagnostic>, Vec<SourceFile>) {
+    let known: BTreeSet<String> = protocol
+        .operations
+        .iter()
+        .map(|op| names::snake(&op.id))
+        .collect();
+    let mut diagnostics = Vec::new();
+    let (methods, all_sources) = connector_methods(dir);
+    let mut sources = Vec::new();
+    for source in all_sources {
+        let mut found = false;
+        for UserMethod {
+            name: method,
+            line,
+            column,
+            ..
+        } in methods.iter().filter(|m| m.file == source.name).cloned()
+        {
+            let name = source.name.clone();
             if known.contains(&method) {
                 continue;
             }

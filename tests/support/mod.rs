@@ -5,6 +5,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod fake_connector;
 pub mod formance;
 pub mod mock_bank;
 pub mod mock_cursor;

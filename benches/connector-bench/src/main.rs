@@ -28,6 +28,11 @@
 //! records missing after a sync) do stop the benchmark. Every process it starts is killed when
 //! it ends, also on a panic or when the benchmark itself is killed.
 //!
+//! With the argument `verify`, it prints only the figures of `connector-gen verify` against the
+//! generated cursorpay connector serving 2,500 transactions (`src/verify.rs`):
+//!
+//!     cargo run --release -p connector-bench -- verify
+//!
 //! With the argument `payouts`, it runs only the payout soak instead (`src/payouts.rs`):
 //!
 //!     cargo run --release -p connector-bench -- payouts [CLIENTS]
@@ -47,6 +52,7 @@ mod children;
 mod http;
 mod payouts;
 mod support;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,14 +101,17 @@ enum Mode {
     Figures,
     /// `payouts [CLIENTS]`: the payout soak only.
     Payouts { clients: usize },
+    /// `verify`: figures of `connector-gen verify` only.
+    Verify,
 }
 
 fn mode() -> Mode {
-    let usage = "usage: connector-bench [payouts [CLIENTS]]";
+    let usage = "usage: connector-bench [payouts [CLIENTS] | verify]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [] => Mode::Figures,
+        ["verify"] => Mode::Verify,
         ["payouts"] => Mode::Payouts {
             clients: payouts::DEFAULT_CLIENTS,
         },
@@ -125,6 +134,14 @@ fn main() {
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bins = build(&root);
+    if let Mode::Verify = mode {
+        verify::run(&bins, CURSORPAY_TOKEN, API_KEY, &cursorpay_env(""));
+        println!(
+            "connector-bench: done in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     if let Mode::Payouts { clients } = mode {
         payouts::run(&bins, clients);
         println!(
