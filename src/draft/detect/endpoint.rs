@@ -17,7 +17,7 @@ pub const PROTOCOL_OPERATIONS: [&str; 6] = [
 
 /// Mapped at or above; a stub at or above `STUB`; below, the provider probably lacks it.
 const MAPPED: f64 = 0.55;
-const STUB: f64 = 0.35;
+const STUB: f64 = 0.3;
 
 struct Want {
     nouns: &'static [(&'static str, f64)],
@@ -85,7 +85,7 @@ fn want(id: &str) -> Want {
                 ("ledger_entries", 0.45),
                 ("bookings", 0.45),
             ],
-            signals: &[("list", 0.05), ("search", 0.03)],
+            signals: &[("list", 0.05), ("search", 0.03), ("sync", 0.1)],
         },
         "getAccountBalances" => Want {
             nouns: &[("balances", 0.6), ("balance", 0.6)],
@@ -400,8 +400,15 @@ fn score(e: &Endpoint, id: &str, want: &Want) -> Option<f64> {
                     .find(|(n, _)| n == seg)
                     .map(|(_, w)| w * 0.5)
             })
-        })?;
+        })
+        .or_else(|| single_account_balance(e, id, noun, ends_with_param))?;
     s += noun_score;
+    let parent = resource.iter().rev().nth(1).map(|p| p.as_str());
+    if ACCOUNT_NOUNS.iter().any(|n| Some(*n) == parent)
+        && matches!(id, "getAccountBalances" | "getTransactions")
+    {
+        s += 0.05;
+    }
     let signals = format!(
         "{} {} {}",
         squash(&e.operation_id),
@@ -426,9 +433,17 @@ fn score(e: &Endpoint, id: &str, want: &Want) -> Option<f64> {
     if e.deprecated {
         s *= 0.5;
     }
+    if initiation && contains_any(&e.text.chars().take(120).collect::<String>(), &["card"]) {
+        s *= 0.5;
+    }
     let params = path_params(&e.path).len();
     s += match (id, params) {
         ("getAccountBalances", 0) => -0.15,
+        ("getAccountBalances", _)
+            if ends_with_param && !account_like(path_params(&e.path).last()) =>
+        {
+            -0.2
+        }
         ("getAccountBalances", 1) => 0.05,
         ("getAccountBalances", n) => -0.08 * (n - 1) as f64,
         (_, n) if initiation => -0.1 * n.saturating_sub(1) as f64,
@@ -438,6 +453,41 @@ fn score(e: &Endpoint, id: &str, want: &Want) -> Option<f64> {
     s -= 0.01 * segments.len() as f64;
     s += 0.004 * version(&segments);
     Some(s)
+}
+
+const ACCOUNT_NOUNS: &[&str] = &[
+    "accounts",
+    "wallets",
+    "financial_accounts",
+    "balance_accounts",
+    "balanceaccounts",
+];
+
+fn account_like(param: Option<&String>) -> bool {
+    param.is_some_and(|p| {
+        contains_any(
+            &p.to_lowercase(),
+            &["id", "account", "wallet", "token", "balance"],
+        ) && !p.to_lowercase().contains("currency")
+    })
+}
+
+/// One account's own endpoint (`GET /accounts/{id}`) whose answer holds its balance.
+fn single_account_balance(
+    e: &Endpoint,
+    id: &str,
+    noun: &str,
+    ends_with_param: bool,
+) -> Option<f64> {
+    if id != "getAccountBalances" || !ends_with_param || !ACCOUNT_NOUNS.contains(&noun) {
+        return None;
+    }
+    let response = e.response?;
+    let has_balance = response
+        .properties()
+        .iter()
+        .any(|(n, _)| squash(n).contains("balance"));
+    has_balance.then_some(0.4)
 }
 
 fn version(segments: &[String]) -> f64 {
@@ -479,6 +529,8 @@ fn shape_bonus(e: &Endpoint, id: &str) -> f64 {
         "getTransactions" => {
             if has(&["amount", "value", "money"]) {
                 bonus += 0.1;
+            } else {
+                bonus -= 0.15;
             }
             if has(&["currency"]) {
                 bonus += 0.05;

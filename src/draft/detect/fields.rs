@@ -205,8 +205,32 @@ pub fn time_format(schema: Schema, name: &str) -> Option<(TimeFormat, f64)> {
     })
 }
 
-/// The amount and its currency: a number beside a currency code, or an object holding both.
+/// The amount and its currency: a number beside a currency code, or an object holding both,
+/// in the record or in one of its objects (`transaction_info.transaction_amount.value`).
 fn amount(record: Schema) -> Option<(FieldGuess, FieldGuess)> {
+    amount_here(record).or_else(|| {
+        record
+            .properties()
+            .into_iter()
+            .filter(|(n, s)| s.ty() == Type::Object && is_path_key(n))
+            .find_map(|(name, inner)| {
+                let (mut amount, mut currency) = amount_here(inner)?;
+                if let FieldValue::Amount {
+                    path, currency: c, ..
+                } = &mut amount.value
+                {
+                    *path = format!("{name}.{path}");
+                    *c = format!("{name}.{c}");
+                }
+                if let FieldValue::Currency { path, .. } = &mut currency.value {
+                    *path = format!("{name}.{path}");
+                }
+                Some((amount, currency))
+            })
+    })
+}
+
+fn amount_here(record: Schema) -> Option<(FieldGuess, FieldGuess)> {
     if let Some((path, schema, _)) = find(record, AMOUNT_FIELDS, &[]) {
         if schema.ty() == Type::Object || !schema.properties().is_empty() {
             let (inner, inner_schema, _) = find(
@@ -385,6 +409,32 @@ fn balances(response: Schema, guess: &mut OpGuess) {
         Some((path, entry, _)) => (path, entry),
         None => {
             guess.block("ONE", "the balance is one object, not a list of amounts per currency: a single object as a one-item list");
+            let balance = find(
+                response,
+                &[
+                    "balance",
+                    "availableBalance",
+                    "available_balance",
+                    "current_balance",
+                    "currentBalance",
+                    "Balance",
+                ],
+                &[],
+            );
+            if let (Some((path, schema, _)), Some((currency, _, _))) =
+                (balance, find(response, CURRENCY_FIELDS, &[Type::String]))
+            {
+                let (amount, currency) = money(&path, schema, &currency);
+                guess.fields = vec![FieldGuess {
+                    field: "balances",
+                    value: FieldValue::Each {
+                        path: ".".into(),
+                        fields: vec![amount, currency],
+                    },
+                    confidence: 0.5,
+                    evidence: "one balance in the account itself".into(),
+                }];
+            }
             return;
         }
     };

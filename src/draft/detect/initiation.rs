@@ -112,6 +112,18 @@ pub fn detect(api: &Api, endpoint: &Endpoint, guess: &mut OpGuess) {
     }
     guess.evidence.insert("body".into(), body.pointer.clone());
     body_fields(body, guess);
+    if body.is_form() {
+        // A form sends text: numbers are written as their digits.
+        for entry in &mut guess.body {
+            if let BodyValue::Amount { format } = &mut entry.value {
+                *format = match *format {
+                    BodyAmount::MinorUnitsNumber => BodyAmount::MinorUnits,
+                    BodyAmount::DecimalNumber => BodyAmount::Decimal,
+                    other => other,
+                };
+            }
+        }
+    }
     guess.idempotency = Some(idempotency(endpoint, body, guess));
     if let Some(Idempotency::Body { field, .. }) = &guess.idempotency {
         guess.lookup = lookup(api, endpoint, field);

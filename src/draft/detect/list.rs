@@ -451,7 +451,14 @@ fn since(endpoint: &Endpoint, id: &str) -> (Option<SinceGuess>, Option<(SinceGue
         (false, GENERIC) => 1,
         (false, _) => 2,
     };
-    found.sort_by_key(|(kind, g)| (rank(*kind), (g.confidence * -100.0) as i64, g.param.clone()));
+    found.sort_by_key(|(kind, g)| {
+        (
+            rank(*kind),
+            !g.inclusive,
+            (g.confidence * -100.0) as i64,
+            g.param.clone(),
+        )
+    });
     match found.into_iter().next() {
         Some((kind, guess)) if transactions && kind != UPDATED => {
             let why = format!(

@@ -350,7 +350,10 @@ pub fn detect(api: &Api, hints: &Hints) -> Drafted {
     let auth = auth::detect(api);
     let mut taken = Vec::new();
     let mut operations = Vec::new();
-    for id in PROTOCOL_OPERATIONS {
+    // A one-account balance endpoint is chosen first: lists must not take it.
+    let mut order: Vec<&'static str> = PROTOCOL_OPERATIONS.to_vec();
+    order.sort_by_key(|id| *id != "getAccountBalances");
+    for id in order {
         let guess = endpoint::choose(api, id, hints, &taken);
         if let (Some(method), Some(path)) = (&guess.method, &guess.path)
             && !guess.is_initiation()
@@ -359,6 +362,7 @@ pub fn detect(api: &Api, hints: &Hints) -> Drafted {
         }
         operations.push(guess);
     }
+    operations.sort_by_key(|g| PROTOCOL_OPERATIONS.iter().position(|id| *id == g.id));
     let prefixes = endpoint::ServerPrefixes::new(api);
     let documents: Vec<usize> = operations
         .iter()
