@@ -137,6 +137,7 @@ pub fn detect(api: &Api, endpoint: &Endpoint, guess: &mut OpGuess) {
         }
     }
     if matches!(guess.idempotency, Some(Idempotency::Undeclared)) {
+        reference_lookup(api, endpoint, guess);
         guess.todo.push("idempotency: the document declares no idempotency key; a crash after the provider accepted a payment may pay twice on retry: add `idempotency_key` if the provider takes one, or a `lookup`".into());
     }
     answer(endpoint, guess);
@@ -368,6 +369,41 @@ fn idempotency(endpoint: &Endpoint, body: &Body, guess: &mut OpGuess) -> Idempot
         };
     }
     Idempotency::Undeclared
+}
+
+/// Without a declared key: a reference field the provider also filters its payments by
+/// carries Formance's key, so that a retry can look the payment up before paying again.
+fn reference_lookup(api: &Api, endpoint: &Endpoint, guess: &mut OpGuess) {
+    let references = [
+        "reference",
+        "external_id",
+        "externalId",
+        "client_reference",
+        "your_reference",
+        "merchant_reference",
+        "custom_id",
+        "externalReference",
+        "external_reference",
+    ];
+    let Some(body) = &endpoint.body else { return };
+    let props = body.properties();
+    for name in references {
+        let Some((field, _)) = find(&props, &[name]) else {
+            continue;
+        };
+        let Some(found) = lookup(api, endpoint, &field) else {
+            continue;
+        };
+        guess.body.retain(|b| b.key != field);
+        guess.body.push(BodyGuess {
+            key: field.clone(),
+            value: BodyValue::Field("idempotencyKey"),
+            confidence: 0.7,
+            evidence: format!("`{field}` also finds payments: {} {}", "GET", found.path),
+        });
+        guess.lookup = Some(found);
+        return;
+    }
 }
 
 /// A GET that finds payments by the field the key is sent in.
