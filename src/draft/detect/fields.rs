@@ -67,8 +67,10 @@ pub fn detect(endpoint: &Endpoint, guess: &mut OpGuess) {
             fields.push(enum_field("status", record, STATUS_FIELDS, STATUS_WORDS));
         }
     }
-    if let Some(metadata) = record.property("metadata").filter(|m| m.is_string_map()) {
-        let _ = metadata;
+    if record
+        .property("metadata")
+        .is_some_and(|m| m.is_string_map())
+    {
         fields.push(FieldGuess {
             field: "metadata",
             value: FieldValue::Path("metadata".into()),
@@ -102,12 +104,11 @@ fn find<'a>(
 ) -> Option<(String, Schema<'a>, usize)> {
     let props = record.properties();
     for (rank, name) in names.iter().enumerate() {
-        if let Some((found, schema)) = props.iter().find(|(n, _)| squash(n) == squash(name)) {
-            if types.is_empty() || types.contains(&schema.ty()) || schema.ty() == Type::Unknown {
-                if is_path_key(found) {
-                    return Some(((*found).to_owned(), *schema, rank));
-                }
-            }
+        if let Some((found, schema)) = props.iter().find(|(n, _)| squash(n) == squash(name))
+            && (types.is_empty() || types.contains(&schema.ty()) || schema.ty() == Type::Unknown)
+            && is_path_key(found)
+        {
+            return Some(((*found).to_owned(), *schema, rank));
         }
     }
     None

@@ -361,8 +361,8 @@ fn paging(endpoint: &Endpoint, record: Schema, fields: &[(String, Schema)]) -> P
 fn first_page(schema: Schema, text: &str) -> (u64, f64, &'static str) {
     let text = format!("{text} {}", schema.text());
     match schema.minimum() {
-        Some(m) if m == 0.0 => return (0, 0.9, "its minimum is 0"),
-        Some(m) if m == 1.0 => return (1, 0.9, "its minimum is 1"),
+        Some(0.0) => return (0, 0.9, "its minimum is 0"),
+        Some(1.0) => return (1, 0.9, "its minimum is 1"),
         _ => {}
     }
     match schema
@@ -680,13 +680,12 @@ fn order(endpoint: &Endpoint) -> (Order, f64, Vec<(String, String)>) {
                 "order",
             ],
         );
-        if direction {
-            if let Some(asc) = values
+        if direction
+            && let Some(asc) = values
                 .iter()
                 .find(|v| is_one_of(v, &["asc", "ascending", "oldest_first", "oldest"]))
-            {
-                return (Order::OldestFirst, 0.8, vec![(p.name.clone(), asc.clone())]);
-            }
+        {
+            return (Order::OldestFirst, 0.8, vec![(p.name.clone(), asc.clone())]);
         }
     }
     let text = &endpoint.text;
