@@ -24,7 +24,11 @@ Examples:
   connector-gen check --mapping connector.yaml validate only, print every problem
   connector-gen verify http://127.0.0.1:8080 --api-key dev-secret
                                                poll a running connector as Formance does
-  connector-gen upgrade --spec next.yaml       what a new protocol version changes for this connector";
+  connector-gen upgrade --spec next.yaml       what a new protocol version changes for this connector
+  connector-gen draft --from-openapi provider.yaml --out acme
+                                               a first connector.yaml from the provider's OpenAPI
+  connector-gen check --against-spec provider.yaml
+                                               check the mapping against the provider's API";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -33,6 +37,19 @@ Examples:
   connector-gen verify http://127.0.0.1:8080 --api-key dev-secret --initiate --source acct_1 --destination rcp_1
 
 Exit codes: 0 no findings, 1 findings (or the budget ran out), 2 unreachable connector, refused key or usage.";
+
+const DRAFT_EXAMPLES: &str = "\
+Examples:
+  connector-gen draft --from-openapi stripe.yaml --name stripe --out stripe
+  connector-gen draft --from-openapi transfers.json --from-openapi management.json --out adyen
+  connector-gen draft --from-openapi lithic.yml --hints hints.yaml --out lithic --force
+
+A hints file pins endpoints the author chose, one per operation (or `none`):
+  getTransactions: GET /v1/account_activity
+  createTransfer: none
+
+Writes DIR/connector.yaml and DIR/draft-report.json; then `connector-gen check` lists every
+todo left, and `connector-gen check --against-spec FILE` compares the mapping with the API.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +107,28 @@ enum Command {
         /// The protocol spec (OpenAPI 3.0) [default: the bundled Generic connector spec].
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
+        /// Also check the mapping against the provider's OpenAPI document (repeat for several).
+        #[arg(long = "against-spec", value_name = "PROVIDER_SPEC")]
+        against_spec: Vec<PathBuf>,
+    },
+    /// Draft connector.yaml from the provider's OpenAPI documents (3.0, 3.1, Swagger 2.0).
+    #[command(after_help = DRAFT_EXAMPLES)]
+    Draft {
+        /// A provider's OpenAPI document, JSON or YAML (repeat for a provider that splits its API).
+        #[arg(long = "from-openapi", value_name = "FILE", required = true)]
+        from_openapi: Vec<PathBuf>,
+        /// The connector's name [default: from the first document's file name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Where connector.yaml and draft-report.json go.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Endpoints already chosen: `getTransactions: GET /v1/account_activity`, or `none`.
+        #[arg(long, value_name = "FILE")]
+        hints: Option<PathBuf>,
+        /// Replace an existing DIR/connector.yaml.
+        #[arg(long)]
+        force: bool,
     },
     /// Poll a running Generic connector exactly as Formance does and report what it would lose,
     /// reject, retry forever or pay twice.
@@ -212,7 +251,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Why a command stopped: problems in the inputs (exit 1) or something around them (exit 2).
-enum Failure {
+pub(crate) enum Failure {
     Diagnostics,
     Drift,
     /// `verify` found problems.
@@ -271,7 +310,18 @@ pub fn main() -> ExitCode {
             };
             generate_command(&mapping, &out, spec.as_deref(), mode)
         }
-        Command::Check { mapping, spec } => check(&mapping, spec.as_deref()),
+        Command::Check {
+            mapping,
+            spec,
+            against_spec,
+        } => check(&mapping, spec.as_deref(), &against_spec),
+        Command::Draft {
+            from_openapi,
+            name,
+            out,
+            hints,
+            force,
+        } => crate::draft::cli::draft(&from_openapi, name, &out, hints.as_deref(), force),
         Command::Verify(args) => verify_command(&args),
         Command::Upgrade {
             spec,
@@ -298,7 +348,7 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn read_source(path: &Path) -> Result<SourceFile, Failure> {
+pub(crate) fn read_source(path: &Path) -> Result<SourceFile, Failure> {
     fs::read_to_string(path)
         .map(|text| SourceFile::new(path.display().to_string(), text))
         .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", path.display())))
@@ -311,7 +361,7 @@ fn spec_source(path: Option<&Path>) -> Result<SourceFile, Failure> {
     }
 }
 
-fn report(diagnostics: &[Diagnostic], sources: &[SourceFile]) {
+pub(crate) fn report(diagnostics: &[Diagnostic], sources: &[SourceFile]) {
     let renderer = Renderer::new(sources);
     // termcolor's `Auto` only looks at TERM and NO_COLOR: keep escape codes out of pipes and logs.
     let color = if std::io::stderr().is_terminal() {
@@ -391,11 +441,32 @@ fn describe_change(change: &Change) -> String {
     }
 }
 
-fn check(mapping_path: &Path, spec_path: Option<&Path>) -> Result<(), Failure> {
+fn check(
+    mapping_path: &Path,
+    spec_path: Option<&Path>,
+    against: &[PathBuf],
+) -> Result<(), Failure> {
     let spec = spec_source(spec_path)?;
     let mapping = read_source(mapping_path)?;
     match generate(&spec, &mapping) {
-        Ok(generated) => {
+        Ok(mut generated) => {
+            if !against.is_empty() {
+                let providers = against
+                    .iter()
+                    .map(|p| read_source(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match crate::draft::against::check(&mapping, &providers) {
+                    Ok(found) => generated.warnings.extend(found),
+                    Err(diagnostics) => {
+                        report(&diagnostics, &providers);
+                        return Err(Failure::Diagnostics);
+                    }
+                }
+                if generated.warnings.iter().any(Diagnostic::is_error) {
+                    report(&generated.warnings, &[spec, mapping]);
+                    return Err(Failure::Diagnostics);
+                }
+            }
             report(&generated.warnings, &[spec.clone(), mapping.clone()]);
             match generated.warnings.len() {
                 0 => println!("{}: no problems found", mapping.name),

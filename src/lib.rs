@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod diagnostics;
+pub mod draft;
 pub mod ir;
 pub mod mapping;
 pub mod names;

@@ -111,6 +111,8 @@ pub struct Dependency {
 pub struct OperationMapping {
     /// The operationId's key in the file.
     pub span: Span,
+    /// Work left, as the author (or `draft`) wrote it: each one a warning of `check`.
+    pub todo: Vec<(String, Span)>,
     pub request: RequestTemplate,
     /// For list operations: where the records are, how to page, order and filter.
     pub list: Option<ListMapping>,

@@ -26,6 +26,7 @@ const OPERATION_KEYS: &[&str] = &[
     "body",
     "idempotency_key",
     "lookup",
+    "todo",
 ];
 const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup"];
 const KEY_FORWARDING_KINDS: &[&str] = &["header", "body"];
@@ -122,14 +123,32 @@ fn read_operation(
         None => Vec::new(),
     };
     let initiation = initiation(reader, &entries)?;
+    let todo = match entries.get("todo") {
+        Some(n) => todo(reader, n)?,
+        None => Vec::new(),
+    };
     Some(OperationMapping {
         span,
+        todo,
         request: request?,
         list: list?,
         record,
         fields,
         initiation,
     })
+}
+
+/// `todo: TEXT` or a list of them: work left on the operation, a warning until removed.
+fn todo(reader: &mut Reader, node: &Node) -> Option<Vec<(String, super::Span)>> {
+    let items = match &node.value {
+        Value::Sequence(items) => items.iter().collect::<Vec<_>>(),
+        _ => vec![node],
+    };
+    let mut found = Vec::new();
+    for item in items {
+        found.push((reader.string(item, "a `todo`")?, item.span.clone()));
+    }
+    Some(found)
 }
 
 fn request_template(

@@ -89,6 +89,12 @@ impl<'a> Checker<'a> {
     }
 
     fn operation(&mut self, id: &str, mapping: &OperationMapping) {
+        for (text, span) in &mapping.todo {
+            let diagnostic = self
+                .warning(span, format!("todo in `{id}`: {text}"))
+                .with_help("finish it, then remove the entry from `todo`");
+            self.found.push(diagnostic);
+        }
         let Some(operation) = self.protocol.operation(id) else {
             let diagnostic = self.error(
                 &mapping.span,
