@@ -1,4 +1,4 @@
-//! Serving protocol list pages from a provider's list endpoint.
+//! Serving protocol list pages from a provider's list endpoints.
 //!
 //! A *window* holds the records from one filter second on, converted and sorted by
 //! their served timestamp (the protocol timestamp plus a per-record offset that depends
@@ -8,14 +8,21 @@
 //! provider that lists oldest first is walked with memory bounded by a few pages. A
 //! provider that lists newest first (or in no order) has to be walked to the end before
 //! the oldest record is known: its window holds the records after the filter.
+//!
+//! A window walks one or more *streams*: one for a plain list, one per parent record for a
+//! list that is fanned out over another (an account's transactions, for every account).
+//! A stream whose provider filter needs both ends walks time span after time span, up to
+//! now. A record is settled (its place final) once every stream has walked past its second:
+//! the streams are merged into the protocol's one ascending order.
 
 use super::convert::{self, Step, TimeFormat};
 use super::error::ConnectorError;
 use super::upstream::{Upstream, UpstreamRequest};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A window older than this is walked again from the provider.
@@ -65,6 +72,49 @@ pub struct Since {
     pub inclusive: bool,
 }
 
+/// A provider filter that needs both ends and caps the span between them: the list is walked
+/// window by window, from Formance's filter (or `start`) up to now, never stopping at an
+/// empty one.
+#[derive(Debug)]
+pub struct Windows {
+    /// The parameter taking each window's end (the start goes in `Since::param`).
+    pub to_param: &'static str,
+    /// The longest span the provider accepts, in seconds.
+    pub max_span: i64,
+    /// Where the walk starts when Formance sends no filter.
+    pub start: WindowStart,
+}
+
+/// Where a windowed walk starts on Formance's first poll.
+#[derive(Debug, Clone, Copy)]
+pub enum WindowStart {
+    /// At this Unix time.
+    At(i64),
+    /// This many seconds before now.
+    Ago(i64),
+}
+
+/// Provider records that never reach Formance, by the text of their fields: a record is left
+/// out when any `exclude` field has one of its values, or, with `only`, unless every `only`
+/// field has one of its values.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub exclude: &'static [(&'static [Step], &'static [&'static str])],
+    pub only: &'static [(&'static [Step], &'static [&'static str])],
+}
+
+impl Filter {
+    /// Whether `record` is served.
+    pub fn keeps(&self, record: &Value) -> bool {
+        let has = |(path, values): &(&'static [Step], &'static [&'static str])| {
+            convert::lookup(record, path)
+                .and_then(convert::to_text)
+                .is_some_and(|text| values.contains(&text.as_str()))
+        };
+        !self.exclude.iter().any(has) && self.only.iter().all(has)
+    }
+}
+
 /// Everything about one mapped list operation.
 #[derive(Debug)]
 pub struct ListSpec {
@@ -76,6 +126,8 @@ pub struct ListSpec {
     pub max_pages: u32,
     pub order: Order,
     pub since: Option<Since>,
+    pub windows: Option<Windows>,
+    pub filter: Filter,
     /// Whether a record's place in the order can change (lists by `updatedAt`), so
     /// that looking after the end of the last walk is not enough to find what changed.
     pub movable: bool,
@@ -87,6 +139,24 @@ pub struct Entry<T> {
     pub served: DateTime<Utc>,
     pub id: String,
     pub item: T,
+}
+
+/// Where one provider walk starts: its request, and the parent record it is for when the
+/// list is fanned out over another.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub request: UpstreamRequest,
+    pub parent: Option<Arc<Value>>,
+}
+
+impl Source {
+    /// A list of its own, not fanned out.
+    pub fn single(request: UpstreamRequest) -> Vec<Source> {
+        vec![Source {
+            request,
+            parent: None,
+        }]
+    }
 }
 
 /// The window of one list operation.
@@ -103,18 +173,14 @@ impl<T> Default for ListState<T> {
 }
 
 impl<T> ListState<T> {
-    /// The window that can serve `since` (or a new one, `true`), taken out of the state.
-    fn take(&self, since: Option<DateTime<Utc>>) -> (Window<T>, bool) {
+    /// The window that can serve `since`, taken out of the state, if there is one.
+    fn take(&self, since: Option<DateTime<Utc>>) -> Option<Window<T>> {
         let mut slot = self
             .window
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match slot.take() {
-            Some(window) if window.since <= since && window.created.elapsed() < WINDOW_TTL => {
-                (window, false)
-            }
-            _ => (Window::new(since), true),
-        }
+        slot.take()
+            .filter(|window| window.since <= since && window.created.elapsed() < WINDOW_TTL)
     }
 
     /// Keeps the newest window for the next request.
@@ -141,40 +207,93 @@ enum Next {
     Offset(u64),
 }
 
+/// One provider walk of a window: a source, page by page (and, with windows, span by span).
+struct Stream {
+    source: Source,
+    /// The time span being walked, `[start, end)`, when the list has windows.
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    next: Option<Next>,
+    /// Where the last page fetched was, to look there again for records added since.
+    last: Option<Next>,
+    seen: HashSet<String>,
+    /// The latest second fetched so far in this span.
+    frontier: Option<i64>,
+    /// Records fetched in the last second of this span, and of the one before it: a
+    /// provider whose ends overlap (an end it includes, or a start asked a second early
+    /// because it excludes it) lists them again in the next span.
+    near_end: HashSet<(String, DateTime<Utc>)>,
+    boundary: HashSet<(String, DateTime<Utc>)>,
+}
+
+impl Stream {
+    fn new(source: Source, span: Option<(DateTime<Utc>, DateTime<Utc>)>) -> Self {
+        Self {
+            source,
+            span,
+            next: Some(Next::First),
+            last: None,
+            seen: HashSet::new(),
+            frontier: None,
+            near_end: HashSet::new(),
+            boundary: HashSet::new(),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// Every record before this second has been fetched.
+    fn walked_before(&self, order: Order) -> i64 {
+        if self.done() {
+            return i64::MAX;
+        }
+        let span_start = self.span.map_or(i64::MIN, |(start, _)| start.timestamp());
+        match order {
+            Order::OldestFirst => span_start.max(self.frontier.unwrap_or(i64::MIN)),
+            Order::NewestFirst | Order::Unordered => span_start,
+        }
+    }
+}
+
 struct Window<T> {
     since: Option<DateTime<Utc>>,
     /// The filter sent to the provider, fixed for the whole walk so that its pages stay put.
     walk_since: Option<DateTime<Utc>>,
-    /// Where the last page fetched was, to look there again for records added since.
-    last: Option<Next>,
+    /// Where a windowed walk stops: a little after the window was opened.
+    walk_end: DateTime<Utc>,
+    streams: Vec<Stream>,
     /// The records already held (id and served time), while pages are fetched again.
     dedupe: Option<HashSet<(String, DateTime<Utc>)>>,
     /// Sorted by (served, id); final.
     settled: Vec<Entry<T>>,
-    /// Fetched, but records of the same second may still come (oldest-first providers).
+    /// Fetched, but records of the same second may still come from some stream.
     pending: Vec<Entry<T>>,
-    next: Option<Next>,
-    seen: HashSet<String>,
     pages: u32,
-    /// The latest second fetched so far.
-    frontier: Option<i64>,
     exhausted_at: Option<Instant>,
     created: Instant,
 }
 
 /// Protocol page `page` (1-based) of `size` records with a served timestamp in or after
-/// the second of `since`.
+/// the second of `since`. `sources(max_age)` gives the provider walks when a window opens
+/// (one, or one per parent record, from parents walked at most `max_age` ago); `convert`
+/// turns a provider record (and its parent) into an entry.
 #[allow(clippy::too_many_arguments)]
-pub async fn page<T: Clone>(
+pub async fn page<T, S, F>(
     upstream: &Upstream,
     spec: &ListSpec,
     state: &ListState<T>,
-    base: &UpstreamRequest,
+    sources: S,
     since: Option<DateTime<Utc>>,
     page: i64,
     size: i64,
-    convert: impl Fn(&Value) -> Result<Entry<T>, ConnectorError>,
-) -> Result<Vec<T>, ConnectorError> {
+    convert: impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
+) -> Result<Vec<T>, ConnectorError>
+where
+    T: Clone,
+    S: Fn(Duration) -> F,
+    F: Future<Output = Result<Vec<Source>, ConnectorError>>,
+{
     let since = since.map(start_of_second);
     let size = usize::try_from(size.max(1)).unwrap_or(usize::MAX);
     let from = usize::try_from(page.max(1) - 1)
@@ -184,12 +303,15 @@ pub async fn page<T: Clone>(
     let started = Instant::now();
     // The window is taken out while the provider is walked, so that no lock is held
     // across provider calls: concurrent requests of one operation do not queue.
-    let (mut window, mut built_now) = state.take(since);
+    let (mut window, mut built_now) = match state.take(since) {
+        Some(window) => (window, false),
+        None => (Window::new(spec, since, sources(RECORDS_TTL).await?), true),
+    };
     let result = loop {
         window.forget_before(since);
         let mut fetched = Ok(());
-        while window.settled.len() < to && window.next.is_some() && fetched.is_ok() {
-            fetched = window.fetch(upstream, spec, base, &convert).await;
+        while window.settled.len() < to && !window.exhausted() && fetched.is_ok() {
+            fetched = window.fetch(upstream, spec, &convert).await;
         }
         if let Err(error) = fetched {
             break Err(error);
@@ -198,11 +320,17 @@ pub async fn page<T: Clone>(
         let stale = window.exhausted_at.is_some_and(|at| at < started);
         if short && stale && !built_now {
             // The provider may have new records since this window reached its end: an
-            // oldest-first provider has them after the last page, others anywhere.
-            if !(spec.order == Order::OldestFirst
-                && window.reopen(spec.since.is_some(), spec.movable))
-            {
-                window = Window::new(since);
+            // oldest-first provider has them after the last page, others anywhere. A
+            // fan-out's parents are walked again too: a new parent's records are as new.
+            let walked_since_end = window
+                .exhausted_at
+                .map_or(Duration::ZERO, |at| at.elapsed());
+            let sources = match sources(walked_since_end).await {
+                Ok(sources) => sources,
+                Err(error) => break Err(error),
+            };
+            if !(spec.order == Order::OldestFirst && window.reopen(spec, &sources)) {
+                window = Window::new(spec, since, sources);
             }
             built_now = true;
             continue;
@@ -215,26 +343,121 @@ pub async fn page<T: Clone>(
     result
 }
 
+/// How long a walk of every record (for a fan-out's parents, or an operation answered from
+/// a list) is reused before the provider is walked again.
+pub const RECORDS_TTL: Duration = Duration::from_secs(60);
+
+/// Every provider record of a list, all pages, in the provider's order: the parents of a
+/// fan-out, or the list an operation picks its answer from. Reused for [`RECORDS_TTL`].
+#[derive(Default)]
+pub struct RecordCache {
+    walked: tokio::sync::Mutex<Option<(Instant, Records)>>,
+}
+
+/// Provider records, shared.
+pub type Records = Arc<Vec<Arc<Value>>>;
+
+/// The records of `spec`'s list from `sources` (every parent's, for a fan-out): the last
+/// walk's when it is younger than `max_age` (and than [`RECORDS_TTL`]), else a new walk's.
+/// `spec`'s time filter and windows are not used.
+pub async fn records(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    cache: &RecordCache,
+    max_age: Duration,
+    sources: impl Future<Output = Result<Vec<Source>, ConnectorError>>,
+) -> Result<Records, ConnectorError> {
+    // Held across the walk: requests that need the same list wait for one walk.
+    let mut walked = cache.walked.lock().await;
+    if let Some((at, records)) = walked.as_ref()
+        && at.elapsed() < max_age.min(RECORDS_TTL)
+    {
+        return Ok(Arc::clone(records));
+    }
+    let mut records = Vec::new();
+    let mut pages = 0;
+    for source in sources.await? {
+        let mut stream = Stream::new(source, None);
+        while !stream.done() {
+            pages += 1;
+            if pages > spec.max_pages {
+                return Err(too_many_pages(spec));
+            }
+            let request = request(spec, &stream, None, None)?;
+            let response = send(upstream, spec, &request).await?;
+            let (found, raw_count) = collect_records(&response.body, spec.records);
+            records.extend(
+                found
+                    .iter()
+                    .filter(|record| spec.filter.keeps(record))
+                    .map(|record| Arc::new((*record).clone())),
+            );
+            advance(
+                spec,
+                &mut stream,
+                &response,
+                found.last().copied(),
+                raw_count,
+            )?;
+        }
+    }
+    let records = Arc::new(records);
+    *walked = Some((Instant::now(), Arc::clone(&records)));
+    Ok(records)
+}
+
 fn start_of_second(time: DateTime<Utc>) -> DateTime<Utc> {
     time.with_nanosecond(0).unwrap_or(time)
 }
 
+/// A little past now, so that records a provider stamps with a clock ahead of ours are in.
+const WALK_END_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 impl<T> Window<T> {
-    fn new(since: Option<DateTime<Utc>>) -> Self {
-        Self {
+    fn new(spec: &ListSpec, since: Option<DateTime<Utc>>, sources: Vec<Source>) -> Self {
+        let walk_end = Utc::now() + WALK_END_MARGIN;
+        let mut window = Self {
             since,
             walk_since: since,
-            last: None,
+            walk_end,
+            streams: Vec::new(),
             dedupe: None,
             settled: Vec::new(),
             pending: Vec::new(),
-            next: Some(Next::First),
-            seen: HashSet::new(),
             pages: 0,
-            frontier: None,
             exhausted_at: None,
             created: Instant::now(),
+        };
+        let span = window.first_span(spec);
+        window.streams = sources
+            .into_iter()
+            .map(|source| Stream::new(source, span))
+            .collect();
+        if window.streams.is_empty() {
+            window.exhausted_at = Some(Instant::now());
         }
+        window
+    }
+
+    /// The span a windowed walk starts with: from Formance's filter (or the configured
+    /// start) for at most `max_span`.
+    fn first_span(&self, spec: &ListSpec) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let windows = spec.windows.as_ref()?;
+        let start = self.walk_since.unwrap_or_else(|| match windows.start {
+            WindowStart::At(seconds) => DateTime::from_timestamp(seconds, 0).unwrap_or_default(),
+            WindowStart::Ago(seconds) => {
+                start_of_second(Utc::now() - chrono::TimeDelta::seconds(seconds))
+            }
+        });
+        Some((start, self.span_end(windows, start)))
+    }
+
+    fn span_end(&self, windows: &Windows, start: DateTime<Utc>) -> DateTime<Utc> {
+        (start + chrono::TimeDelta::seconds(windows.max_span)).min(self.walk_end)
+    }
+
+    fn exhausted(&self) -> bool {
+        self.streams.iter().all(Stream::done)
     }
 
     /// Walks again for what changed since the walk ended, skipping the records already
@@ -242,20 +465,39 @@ impl<T> Window<T> {
     /// asks for: a record that changes moves (to the end of an updated-at order), so the
     /// old walk's positions no longer say where it is. Otherwise the walk goes on from the
     /// last page fetched, which finds what was added after the end of the list.
-    fn reopen(&mut self, filtered: bool, movable: bool) -> bool {
-        if filtered && self.since.is_some() {
+    fn reopen(&mut self, spec: &ListSpec, sources: &[Source]) -> bool {
+        if spec.since.is_some() && self.since.is_some() {
             self.walk_since = self.since;
-            self.seen.clear();
-            self.next = Some(Next::First);
-        } else if movable {
+            self.walk_end = Utc::now() + WALK_END_MARGIN;
+            let span = self.first_span(spec);
+            self.streams = sources
+                .iter()
+                .map(|source| Stream::new(source.clone(), span))
+                .collect();
+        } else if spec.movable {
             // Without a filter the whole list must be walked again to find what moved.
             return false;
         } else {
-            let Some(last) = self.last.clone() else {
-                return false;
-            };
-            self.seen.remove(&position_key(&last));
-            self.next = Some(last);
+            let mut walked: HashMap<String, Stream> = std::mem::take(&mut self.streams)
+                .into_iter()
+                .map(|stream| (source_key(&stream.source), stream))
+                .collect();
+            let span = self.first_span(spec);
+            for source in sources {
+                // A known walk goes on from its last page; a new parent's starts at its first.
+                let stream = match walked.remove(&source_key(source)) {
+                    Some(mut stream) => {
+                        let Some(last) = stream.last.clone() else {
+                            return false;
+                        };
+                        stream.seen.remove(&position_key(&last));
+                        stream.next = Some(last);
+                        stream
+                    }
+                    None => Stream::new(source.clone(), span),
+                };
+                self.streams.push(stream);
+            }
         }
         let held = self
             .settled
@@ -277,63 +519,55 @@ impl<T> Window<T> {
         self.since = Some(since);
     }
 
+    /// Fetches the next page of the stream that has walked the least far, so that records
+    /// settle as early as the slowest stream allows.
     async fn fetch(
         &mut self,
         upstream: &Upstream,
         spec: &ListSpec,
-        base: &UpstreamRequest,
-        convert: &impl Fn(&Value) -> Result<Entry<T>, ConnectorError>,
+        convert: &impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
     ) -> Result<(), ConnectorError> {
         self.pages += 1;
         if self.pages > spec.max_pages {
-            return Err(ConnectorError::bad_gateway(format!(
-                "{} walked more than max_pages ({}) provider pages; raise it in connector.yaml if that is expected",
-                spec.operation, spec.max_pages
-            )));
+            return Err(too_many_pages(spec));
         }
-        let request = self.request(spec, base)?;
-        let response = upstream
-            .send(spec.operation, &request)
-            .await
-            .map_err(|error| {
-                // A list that is not there is the mapping's mistake, not a missing record.
-                if error.status == axum::http::StatusCode::NOT_FOUND {
-                    ConnectorError::bad_gateway(error.detail)
-                } else {
-                    error
-                }
-            })?;
-        self.last = self.next.clone();
+        let Some(index) = (0..self.streams.len())
+            .filter(|&index| !self.streams[index].done())
+            .min_by_key(|&index| self.streams[index].walked_before(spec.order))
+        else {
+            return Ok(());
+        };
+        let request = request(
+            spec,
+            &self.streams[index],
+            self.walk_since,
+            self.streams[index].span,
+        )?;
+        let response = send(upstream, spec, &request).await?;
         let (records, raw_count) = collect_records(&response.body, spec.records);
-        for record in &records {
-            let entry = convert(record)?;
-            self.frontier = self.frontier.max(Some(entry.served.timestamp()));
-            let held = self
-                .dedupe
-                .as_ref()
-                .is_some_and(|held| held.contains(&(entry.id.clone(), entry.served)));
-            if !held && self.since.is_none_or(|since| entry.served >= since) {
+        let stream = &mut self.streams[index];
+        stream.last = stream.next.clone();
+        let parent = stream.source.parent.clone();
+        let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
+        for record in records.iter().filter(|record| spec.filter.keeps(record)) {
+            let entry = convert(record, parent.as_deref())?;
+            let second = entry.served.timestamp();
+            stream.frontier = stream.frontier.max(Some(second));
+            let key = (entry.id.clone(), entry.served);
+            let repeated = stream.boundary.contains(&key)
+                || self.dedupe.as_ref().is_some_and(|held| held.contains(&key));
+            if near_end.is_some_and(|near| second >= near) {
+                stream.near_end.insert(key);
+            }
+            if !repeated && self.since.is_none_or(|since| entry.served >= since) {
                 self.pending.push(entry);
             }
         }
-        self.next = next_page(
-            spec,
-            &self.next,
-            &response.body,
-            &response.headers,
-            records.last().copied(),
-            raw_count,
-        );
-        if let Some(next) = &self.next {
-            let key = position_key(next);
-            if !self.seen.insert(key.clone()) {
-                return Err(ConnectorError::bad_gateway(format!(
-                    "{}: the provider sent the same {key} twice; stopping instead of looping forever",
-                    spec.operation
-                )));
-            }
+        let span_ended = advance(spec, stream, &response, records.last().copied(), raw_count)?;
+        if span_ended {
+            self.next_span(spec, index);
         }
-        if self.next.is_none() {
+        if self.exhausted() {
             self.exhausted_at = Some(Instant::now());
             self.dedupe = None;
         }
@@ -341,21 +575,50 @@ impl<T> Window<T> {
         Ok(())
     }
 
-    /// Moves what can no longer change place into the sorted part.
-    fn settle(&mut self, order: Order) {
-        let mut ready = if self.next.is_none() {
-            std::mem::take(&mut self.pending)
-        } else if order == Order::OldestFirst {
-            let frontier = self.frontier.unwrap_or(i64::MIN);
-            let (ready, waiting) = std::mem::take(&mut self.pending)
-                .into_iter()
-                .partition(|entry: &Entry<T>| entry.served.timestamp() < frontier);
-            self.pending = waiting;
-            ready
-        } else {
+    /// A stream's span has no more pages: the next span follows, up to the walk's end.
+    fn next_span(&mut self, spec: &ListSpec, index: usize) {
+        let Some(windows) = spec.windows.as_ref() else {
             return;
         };
+        let walk_end = self.walk_end;
+        let stream = &mut self.streams[index];
+        let Some((_, end)) = stream.span else {
+            return;
+        };
+        if end >= walk_end {
+            return;
+        }
+        let next_end = (end + chrono::TimeDelta::seconds(windows.max_span)).min(walk_end);
+        stream.span = Some((end, next_end));
+        stream.next = Some(Next::First);
+        stream.seen.clear();
+        stream.frontier = None;
+        stream.boundary = std::mem::take(&mut stream.near_end);
+    }
+
+    /// Moves what can no longer change place into the sorted part: records before the
+    /// second every stream has walked past.
+    fn settle(&mut self, order: Order) {
+        let walked_before = self
+            .streams
+            .iter()
+            .map(|stream| stream.walked_before(order))
+            .min()
+            .unwrap_or(i64::MAX);
+        let (mut ready, waiting): (Vec<Entry<T>>, Vec<Entry<T>>) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|entry| entry.served.timestamp() < walked_before);
+        self.pending = waiting;
+        if ready.is_empty() {
+            return;
+        }
         ready.sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
+        // A record listed under two parents (a transfer between two wallets) is one record.
+        ready.dedup_by(|a, b| (a.served, &a.id) == (b.served, &b.id));
+        if let Some(last) = self.settled.last() {
+            ready.retain(|entry| (entry.served, &entry.id) != (last.served, &last.id));
+        }
         let in_order = match (self.settled.last(), ready.first()) {
             (Some(last), Some(first)) => (last.served, &last.id) <= (first.served, &first.id),
             _ => true,
@@ -369,51 +632,124 @@ impl<T> Window<T> {
                 .sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
         }
     }
+}
 
-    fn request(
-        &self,
-        spec: &ListSpec,
-        base: &UpstreamRequest,
-    ) -> Result<UpstreamRequest, ConnectorError> {
-        let mut request = base.clone();
-        if let Some((param, size)) = spec.page_size {
-            request.query.push((param.to_owned(), size.to_string()));
-        }
-        if let (Some(filter), Some(since)) = (&spec.since, self.walk_since) {
-            let from = if filter.inclusive {
-                since
+fn too_many_pages(spec: &ListSpec) -> ConnectorError {
+    ConnectorError::bad_gateway(format!(
+        "{} walked more than max_pages ({}) provider pages; raise it in connector.yaml if that is expected",
+        spec.operation, spec.max_pages
+    ))
+}
+
+async fn send(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    request: &UpstreamRequest,
+) -> Result<super::upstream::UpstreamResponse, ConnectorError> {
+    upstream
+        .send(spec.operation, request)
+        .await
+        .map_err(|error| {
+            // A list that is not there is the mapping's mistake, not a missing record.
+            if error.status == axum::http::StatusCode::NOT_FOUND {
+                ConnectorError::bad_gateway(error.detail)
             } else {
-                since - chrono::Duration::seconds(1)
-            };
-            let value = convert::format_time(from, &filter.format).map_err(|error| {
-                ConnectorError::internal(format!("{}: `since`: {error}", spec.operation))
-            })?;
-            request.query.push((filter.param.to_owned(), value));
+                error
+            }
+        })
+}
+
+/// Moves a stream to its next page; whether its span (or its whole walk) has no more.
+fn advance(
+    spec: &ListSpec,
+    stream: &mut Stream,
+    response: &super::upstream::UpstreamResponse,
+    last: Option<&Value>,
+    raw_count: usize,
+) -> Result<bool, ConnectorError> {
+    stream.next = next_page(
+        spec,
+        &stream.next,
+        &response.body,
+        &response.headers,
+        last,
+        raw_count,
+    );
+    if let Some(next) = &stream.next {
+        let key = position_key(next);
+        if !stream.seen.insert(key.clone()) {
+            return Err(ConnectorError::bad_gateway(format!(
+                "{}: the provider sent the same {key} twice; stopping instead of looping forever",
+                spec.operation
+            )));
         }
-        match (&self.next, &spec.paging) {
-            (Some(Next::Cursor(cursor)), Paging::Cursor { param, .. }) => {
-                request.query.push(((*param).to_owned(), cursor.clone()))
-            }
-            (Some(Next::Url(url)), _) => {
-                request.url = Some(absolute_url(url, base));
-                request.query.clear();
-            }
-            (Some(Next::Page(number)), Paging::PageNumber { param, .. }) => request
-                .query
-                .push(((*param).to_owned(), number.to_string())),
-            (Some(Next::First), Paging::PageNumber { param, first, .. }) => {
-                request.query.push(((*param).to_owned(), first.to_string()))
-            }
-            (Some(Next::Offset(offset)), Paging::Offset { param, .. }) => request
-                .query
-                .push(((*param).to_owned(), offset.to_string())),
-            (Some(Next::First), Paging::Offset { param, .. }) => {
-                request.query.push(((*param).to_owned(), "0".to_owned()))
-            }
-            _ => {}
-        }
-        Ok(request)
     }
+    Ok(stream.next.is_none())
+}
+
+/// The provider request for a stream's next page: its source's, with the page size, the
+/// time filter (or the span's ends) and the position.
+fn request(
+    spec: &ListSpec,
+    stream: &Stream,
+    walk_since: Option<DateTime<Utc>>,
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Result<UpstreamRequest, ConnectorError> {
+    let base = &stream.source.request;
+    let mut request = base.clone();
+    if let Some((param, size)) = spec.page_size {
+        request.query.push((param.to_owned(), size.to_string()));
+    }
+    let from = span.map(|(start, _)| start).or(walk_since);
+    if let (Some(filter), Some(from)) = (&spec.since, from) {
+        let from = if filter.inclusive {
+            from
+        } else {
+            from - chrono::Duration::seconds(1)
+        };
+        request.query.push((
+            filter.param.to_owned(),
+            format_filter(spec, from, &filter.format)?,
+        ));
+        if let (Some(windows), Some((_, end))) = (&spec.windows, span) {
+            request.query.push((
+                windows.to_param.to_owned(),
+                format_filter(spec, end, &filter.format)?,
+            ));
+        }
+    }
+    match (&stream.next, &spec.paging) {
+        (Some(Next::Cursor(cursor)), Paging::Cursor { param, .. }) => {
+            request.query.push(((*param).to_owned(), cursor.clone()))
+        }
+        (Some(Next::Url(url)), _) => {
+            request.url = Some(absolute_url(url, base));
+            request.query.clear();
+        }
+        (Some(Next::Page(number)), Paging::PageNumber { param, .. }) => request
+            .query
+            .push(((*param).to_owned(), number.to_string())),
+        (Some(Next::First), Paging::PageNumber { param, first, .. }) => {
+            request.query.push(((*param).to_owned(), first.to_string()))
+        }
+        (Some(Next::Offset(offset)), Paging::Offset { param, .. }) => request
+            .query
+            .push(((*param).to_owned(), offset.to_string())),
+        (Some(Next::First), Paging::Offset { param, .. }) => {
+            request.query.push(((*param).to_owned(), "0".to_owned()))
+        }
+        _ => {}
+    }
+    Ok(request)
+}
+
+fn format_filter(
+    spec: &ListSpec,
+    time: DateTime<Utc>,
+    format: &TimeFormat,
+) -> Result<String, ConnectorError> {
+    convert::format_time(time, format)
+        .map_err(|error| ConnectorError::internal(format!("{}: `since`: {error}", spec.operation)))
 }
 
 /// Where the walk goes next, or `None` when the provider's stop rule says it is done.
@@ -485,6 +821,15 @@ fn next_page(
             more.then_some(Next::Offset(next))
         }
     }
+}
+
+/// What tells two walks apart: their request.
+fn source_key(source: &Source) -> String {
+    let request = &source.request;
+    format!(
+        "{} {} {:?} {:?}",
+        request.method, request.path, request.url, request.query
+    )
 }
 
 fn position_key(next: &Next) -> String {
@@ -590,8 +935,16 @@ mod tests {
             max_pages: 50,
             order,
             since: None,
+            windows: None,
+            filter: Filter::default(),
             movable: false,
         }
+    }
+
+    /// A window of one stream, whose settling the tests drive by hand.
+    fn window(order: Order) -> Window<String> {
+        let list = spec(Paging::None, None, order);
+        Window::new(&list, None, Source::single(UpstreamRequest::default()))
     }
 
     fn next(spec: &ListSpec, current: Option<Next>, body: Value, count: usize) -> Option<String> {
@@ -753,14 +1106,14 @@ mod tests {
 
     #[test]
     fn oldest_first_records_settle_once_their_second_is_behind_the_frontier() {
-        let mut window = Window::<String>::new(None);
+        let mut window = window(Order::OldestFirst);
         window.pending = vec![entry(10, 0, "b"), entry(10, 5, "a"), entry(11, 0, "c")];
-        window.frontier = Some(11);
+        window.streams[0].frontier = Some(11);
         window.settle(Order::OldestFirst);
         let settled: Vec<&str> = window.settled.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(settled, ["b", "a"], "second 11 may still get records");
         assert_eq!(window.pending.len(), 1);
-        window.next = None;
+        window.streams[0].next = None;
         window.settle(Order::OldestFirst);
         assert_eq!(window.settled.len(), 3);
         window.forget_before(DateTime::from_timestamp(11, 0));
@@ -770,11 +1123,11 @@ mod tests {
 
     #[test]
     fn newest_first_records_wait_for_the_end_of_the_walk() {
-        let mut window = Window::<String>::new(None);
+        let mut window = window(Order::NewestFirst);
         window.pending = vec![entry(12, 0, "x"), entry(11, 0, "y")];
         window.settle(Order::NewestFirst);
         assert!(window.settled.is_empty());
-        window.next = None;
+        window.streams[0].next = None;
         window.settle(Order::NewestFirst);
         let settled: Vec<&str> = window.settled.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(settled, ["y", "x"]);
@@ -793,7 +1146,7 @@ mod tests {
             state % below
         };
         for _ in 0..500 {
-            let mut window = Window::<String>::new(None);
+            let mut window = window(Order::Unordered);
             let mut expected = Vec::new();
             let mut seen = HashSet::new();
             let pages = 1 + random(5);
@@ -807,7 +1160,7 @@ mod tests {
                     }
                 }
                 if page + 1 == pages {
-                    window.next = None;
+                    window.streams[0].next = None;
                 }
                 window.settle(Order::Unordered);
             }
@@ -819,6 +1172,290 @@ mod tests {
                 .collect();
             assert_eq!(settled, expected);
         }
+    }
+
+    /// `{"id", "at"}` records become entries served at `at` (Unix seconds), split by id.
+    fn to_entry(record: &Value, _parent: Option<&Value>) -> Result<Entry<String>, ConnectorError> {
+        let id = record["id"].as_str().unwrap().to_owned();
+        let at = DateTime::from_timestamp(record["at"].as_i64().unwrap(), 0).unwrap();
+        Ok(Entry {
+            served: convert::served_time(at, &id),
+            id: id.clone(),
+            item: id,
+        })
+    }
+
+    fn query<'r>(request: &'r Received, name: &str) -> Option<&'r str> {
+        let target = request.line.split(' ').nth(1)?;
+        let (_, query) = target.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    /// A bank listing each account's records, oldest first, three a page, only inside
+    /// `[from, to)` spans of at most ten days; it refuses a request without both ends.
+    fn bank(records: Vec<(&'static str, Value)>) -> (String, Arc<Mutex<Vec<Received>>>) {
+        serve(move |request| {
+            let account = request
+                .line
+                .split('/')
+                .nth(2)
+                .unwrap_or_default()
+                .to_owned();
+            let (Some(from), Some(to)) = (query(request, "from"), query(request, "to")) else {
+                return (
+                    400,
+                    Vec::new(),
+                    r#"{"error":"from and to are required"}"#.to_owned(),
+                );
+            };
+            let (from, to): (i64, i64) = (from.parse().unwrap(), to.parse().unwrap());
+            if to - from > 10 * 86_400 || to <= from {
+                return (400, Vec::new(), r#"{"error":"bad window"}"#.to_owned());
+            }
+            let page: usize = query(request, "page")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut inside: Vec<&Value> = records
+                .iter()
+                .filter(|(owner, record)| {
+                    let at = record["at"].as_i64().unwrap();
+                    *owner == account && from <= at && at < to
+                })
+                .map(|(_, record)| record)
+                .collect();
+            inside.sort_by_key(|record| {
+                (
+                    record["at"].as_i64(),
+                    record["id"].as_str().map(str::to_owned),
+                )
+            });
+            let data: Vec<&&Value> = inside.iter().skip(page * 3).take(3).collect();
+            (200, Vec::new(), json!({"data": data}).to_string())
+        })
+    }
+
+    /// Pages of 3 numbered from 0, filtered by `from` (inclusive, unix seconds) and `to`
+    /// in spans of at most `max_span` seconds from `start`.
+    fn windowed_list(start: i64, max_span: i64) -> ListSpec {
+        ListSpec {
+            paging: Paging::PageNumber {
+                param: "page",
+                first: 0,
+                total_pages: None,
+            },
+            since: Some(Since {
+                param: "from",
+                format: TimeFormat::UnixSeconds,
+                inclusive: true,
+            }),
+            windows: Some(Windows {
+                to_param: "to",
+                max_span,
+                start: WindowStart::At(start),
+            }),
+            ..spec(Paging::None, Some(("size", 3)), Order::OldestFirst)
+        }
+    }
+
+    /// One walk per account of [`bank`].
+    fn account_sources(accounts: &[&str]) -> Vec<Source> {
+        accounts
+            .iter()
+            .map(|account| Source {
+                request: UpstreamRequest {
+                    method: "GET".to_owned(),
+                    path: format!("/accounts/{account}/records"),
+                    ..Default::default()
+                },
+                parent: Some(Arc::new(json!({"id": account}))),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fanned_out_list_in_capped_windows_is_merged_into_one_ascending_list() {
+        let day = 86_400;
+        // 25 days ago, so that the walk up to now takes three spans of ten days.
+        let t0 = Utc::now().timestamp() - 25 * day;
+        // Two accounts, records over 25 days: ties inside one second across both accounts,
+        // an empty stretch of 12 days, records on the span boundaries.
+        let mut records = Vec::new();
+        for (n, offset) in [
+            0,
+            5,
+            5,
+            5,
+            10 * day,
+            10 * day + 1,
+            23 * day,
+            23 * day,
+            24 * day,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            records.push(("a1", json!({"id": format!("a{n}"), "at": t0 + offset})));
+            records.push((
+                "a2",
+                json!({"id": format!("b{n}"), "at": t0 + offset + (n as i64 % 2)}),
+            ));
+        }
+        let (url, received) = bank(records.clone());
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        let list = windowed_list(t0, 10 * day);
+        let state = ListState::<String>::default();
+        let sources = |_| async { Ok(account_sources(&["a1", "a2"])) };
+        let mut served = Vec::new();
+        for number in 1.. {
+            let page = block_on(page(
+                &upstream, &list, &state, sources, None, number, 4, to_entry,
+            ))
+            .unwrap();
+            served.extend(page.iter().cloned());
+            if page.len() < 4 {
+                break;
+            }
+        }
+        let mut expected: Vec<(DateTime<Utc>, String)> = records
+            .iter()
+            .map(|(_, record)| to_entry(record, None).map(|e| (e.served, e.id)).unwrap())
+            .collect();
+        expected.sort();
+        let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(served, expected, "every record once, in ascending order");
+        // Each account: spans [0,10d) [10d,20d) [20d,now) walked to the end, one page more
+        // than its records need where a span ends on a full page.
+        let calls = received.lock().unwrap();
+        assert!(
+            calls.iter().all(|call| query(call, "to").is_some()),
+            "{calls:?}"
+        );
+        let windows: HashSet<&str> = calls
+            .iter()
+            .filter_map(|call| query(call, "from"))
+            .collect();
+        assert!(
+            windows.len() >= 3,
+            "walked past the empty span: {windows:?}"
+        );
+        assert!(
+            calls.len() <= 2 * (3 + 9 / 3 + 3),
+            "{} calls: {calls:?}",
+            calls.len()
+        );
+    }
+
+    #[test]
+    fn a_parent_added_after_the_walk_ended_is_walked_when_the_list_is_asked_again() {
+        let day = 86_400;
+        let t0 = Utc::now().timestamp() - 3 * day;
+        let records = vec![
+            ("a1", json!({"id": "a0", "at": t0})),
+            ("a1", json!({"id": "a1", "at": t0 + day})),
+            ("a1", json!({"id": "a2", "at": t0 + 2 * day})),
+            ("a2", json!({"id": "b0", "at": t0 + 10})),
+            ("a2", json!({"id": "b1", "at": t0 + 2 * day + 10})),
+        ];
+        let (url, _) = bank(records);
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        let list = windowed_list(t0, 10 * day);
+        let state = ListState::<String>::default();
+        let accounts = Mutex::new(vec!["a1"]);
+        let sources = |_| {
+            let known = accounts.lock().unwrap().clone();
+            async move { Ok(account_sources(&known)) }
+        };
+        let ask = |number| {
+            block_on(page(
+                &upstream, &list, &state, sources, None, number, 4, to_entry,
+            ))
+            .unwrap()
+        };
+        assert_eq!(ask(1), ["a0", "a1", "a2"]);
+        accounts.lock().unwrap().push("a2");
+        assert_eq!(ask(1), ["a0", "b0", "a1", "a2"]);
+        assert_eq!(ask(2), ["b1"]);
+    }
+
+    #[test]
+    fn records_listed_under_two_parents_are_served_once() {
+        let mut window = window(Order::Unordered);
+        window.pending = vec![
+            entry(10, 0, "transfer-1"),
+            entry(10, 0, "transfer-1"),
+            entry(9, 0, "x"),
+        ];
+        window.streams[0].next = None;
+        window.settle(Order::Unordered);
+        let settled: Vec<&str> = window.settled.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(settled, ["x", "transfer-1"]);
+    }
+
+    #[test]
+    fn filters_leave_records_out_by_value() {
+        let filter = Filter {
+            exclude: &[
+                (&[Step::Key("type")], &["CARD_AUTH"]),
+                (&[Step::Key("held")], &["true"]),
+            ],
+            only: &[(&[Step::Key("currency")], &["EUR", "NOK"])],
+        };
+        assert!(filter.keeps(&json!({"type": "PI_FAST", "currency": "EUR"})));
+        assert!(!filter.keeps(&json!({"type": "CARD_AUTH", "currency": "EUR"})));
+        assert!(!filter.keeps(&json!({"type": "PI_FAST", "held": true, "currency": "EUR"})));
+        assert!(!filter.keeps(&json!({"type": "PI_FAST", "currency": "USD"})));
+        assert!(
+            !filter.keeps(&json!({"type": "PI_FAST"})),
+            "`only` needs its field"
+        );
+    }
+
+    #[test]
+    fn every_record_of_a_list_is_walked_once_and_reused() {
+        let parents: Vec<Value> = (0..7)
+            .map(|n| json!({"id": format!("p{n}"), "at": n}))
+            .collect();
+        let (url, received) = provider(parents, 3);
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        let list = spec(
+            Paging::PageNumber {
+                param: "page",
+                first: 1,
+                total_pages: None,
+            },
+            Some(("per_page", 3)),
+            Order::Unordered,
+        );
+        let cache = RecordCache::default();
+        let base = UpstreamRequest {
+            method: "GET".to_owned(),
+            path: "/parents".to_owned(),
+            ..Default::default()
+        };
+        let walk = |max_age| {
+            block_on(records(&upstream, &list, &cache, max_age, async {
+                Ok(Source::single(base.clone()))
+            }))
+            .unwrap()
+        };
+        assert_eq!(walk(RECORDS_TTL).len(), 7);
+        assert_eq!(walk(RECORDS_TTL).len(), 7);
+        assert_eq!(
+            received.lock().unwrap().len(),
+            3,
+            "one walk of 3 pages, then the cache"
+        );
+        assert_eq!(walk(Duration::ZERO).len(), 7);
+        assert_eq!(
+            received.lock().unwrap().len(),
+            6,
+            "a walk younger than asked for is not reused"
+        );
     }
 
     /// A provider on a loopback port answering page `?page=N` of `records`.
@@ -864,18 +1501,10 @@ mod tests {
             path: "/items".to_owned(),
             ..Default::default()
         };
-        let to_entry = |record: &Value| {
-            let id = record["id"].as_str().unwrap().to_owned();
-            let at = DateTime::from_timestamp(record["at"].as_i64().unwrap(), 0).unwrap();
-            Ok(Entry {
-                served: convert::served_time(at, &id),
-                id: id.clone(),
-                item: id,
-            })
-        };
+        let sources = |_| async { Ok(Source::single(base.clone())) };
         let page = |number| {
             block_on(page(
-                &upstream, &list, &state, &base, None, number, 2, to_entry,
+                &upstream, &list, &state, sources, None, number, 2, to_entry,
             ))
             .unwrap()
         };
