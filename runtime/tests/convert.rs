@@ -960,3 +960,85 @@ proptest! {
         prop_assert!(served_time(earlier, &ids.0) < served_time(later, &ids.1));
     }
 }
+
+// ------------------------------------------------------------------ local times of a named zone
+
+#[cfg(feature = "zones")]
+#[test]
+fn local_times_of_a_named_zone_follow_its_daylight_saving() {
+    let oslo = TimeFormat::Zoned {
+        pattern: "%Y-%m-%dT%H:%M:%S%.3f",
+        zone: "Europe/Oslo",
+    };
+    let utc = |text: &str| parse_time(&json!(text), &oslo).unwrap().to_rfc3339();
+    assert_eq!(
+        utc("2026-01-15T12:00:00.000"),
+        "2026-01-15T11:00:00+00:00",
+        "winter: +01:00"
+    );
+    assert_eq!(
+        utc("2026-07-01T12:00:00.250"),
+        "2026-07-01T10:00:00.250+00:00",
+        "summer: +02:00"
+    );
+    // The autumn hour shown twice is the earlier instant, before the clocks went back.
+    assert_eq!(utc("2025-10-26T02:30:00.000"), "2025-10-26T00:30:00+00:00");
+    assert_eq!(utc("2025-10-26T03:30:00.000"), "2025-10-26T02:30:00+00:00");
+    // The spring hour the clocks skipped is read at the offset in force before.
+    assert_eq!(utc("2026-03-29T02:30:00.000"), "2026-03-29T01:30:00+00:00");
+    assert_eq!(utc("2026-03-29T03:00:00.000"), "2026-03-29T01:00:00+00:00");
+    // Milliseconds are kept, ties inside one are split below them.
+    let tied = parse_time(&json!("2026-07-01T12:00:00.250"), &oslo).unwrap();
+    assert_eq!(
+        served_time(tied, "a").timestamp_millis(),
+        tied.timestamp_millis()
+    );
+    let written = format_time(tied, &oslo).unwrap();
+    assert_eq!(written, "2026-07-01T12:00:00.250");
+    let wrong = parse_time(&json!("2026-07-01 12:00"), &oslo).unwrap_err();
+    assert!(wrong.message().contains("%Y-%m-%dT%H:%M:%S%.3f"), "{wrong}");
+    let zone = TimeFormat::Zoned {
+        pattern: "%Y-%m-%d",
+        zone: "Mars/Olympus",
+    };
+    assert!(
+        parse_time(&json!("2026-01-01"), &zone)
+            .unwrap_err()
+            .message()
+            .contains("IANA")
+    );
+}
+
+#[test]
+fn json_number_amounts_are_read_from_their_text() {
+    let eur = currency("EUR", &[]).unwrap();
+    let kwd = currency("KWD", &[]).unwrap();
+    let number = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    assert_eq!(
+        eur.minor_units(&number("12.5"), AmountFormat::Decimal, Sign::Keep)
+            .unwrap(),
+        "1250"
+    );
+    assert_eq!(
+        eur.minor_units(&number("1500"), AmountFormat::Decimal, Sign::Keep)
+            .unwrap(),
+        "150000"
+    );
+    assert_eq!(
+        kwd.minor_units(&number("0.005"), AmountFormat::Decimal, Sign::Keep)
+            .unwrap(),
+        "5"
+    );
+    // More digits than a 64-bit float keeps, still exact.
+    assert_eq!(
+        eur.minor_units(
+            &number("12345678901234567.89"),
+            AmountFormat::Decimal,
+            Sign::Keep
+        )
+        .unwrap(),
+        "1234567890123456789"
+    );
+    let rounded = eur.minor_units(&number("12.345"), AmountFormat::Decimal, Sign::Keep);
+    assert!(rounded.unwrap_err().message().contains("never rounded"));
+}
