@@ -11,18 +11,17 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use support::formance::{Kind, Poller};
+use support::initiate::{created_id, initiate, initiate_at, post_once};
 use support::mock_cursor::Cursorpay;
 use support::postgres::Postgres;
 use support::{API_KEY, Server, TestCrate, error_detail, fresh_store_path};
 
 const CP_TOKEN: &str = "sk_test_initiation";
-/// Formance keeps retrying a payment it has not got an answer for; tests give up after this.
-const RETRY_FOR: Duration = Duration::from_secs(60);
 
 fn binary() -> &'static PathBuf {
     static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -128,57 +127,6 @@ fn transfer(key: &str, amount: &str) -> Value {
     })
 }
 
-/// POSTs once; `None` when the connection failed (the connector died).
-fn post_once(server_addr: std::net::SocketAddr, path: &str, body: &Value) -> Option<(u16, Value)> {
-    let url = format!("http://{server_addr}{path}");
-    let auth = format!("Bearer {API_KEY}");
-    let text = body.to_string();
-    let reply = support::formance::http_request(
-        "POST",
-        &url,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        Some(text.as_bytes()),
-        Duration::from_secs(30),
-    )
-    .ok()?;
-    let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    Some((reply.status, json))
-}
-
-/// POSTs as Formance does: again with the same body after 425, 423, 429, 408 and 5xx or a
-/// broken connection, until another answer comes.
-fn initiate(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    initiate_at(&[server.addr], path, body, 0)
-}
-
-/// Like `initiate`, spreading the attempts over several replicas, starting at `first`.
-fn initiate_at(
-    replicas: &[std::net::SocketAddr],
-    path: &str,
-    body: &Value,
-    first: usize,
-) -> (u16, Value) {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(20);
-    for attempt in first.. {
-        let addr = replicas[attempt % replicas.len()];
-        match post_once(addr, path, body) {
-            Some((status, json)) if !support::formance::is_retryable(status) => {
-                return (status, json);
-            }
-            _ if started.elapsed() > RETRY_FOR => break,
-            _ => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
-        }
-    }
-    panic!("POST {path} {body}: no final answer within {RETRY_FOR:?}");
-}
-
 /// Every transaction the connector serves, synced as Formance does.
 fn synced_transactions(server: &Server) -> Vec<Value> {
     let mut poller = Poller::new(&format!("http://{}", server.addr), API_KEY, 10);
@@ -188,14 +136,6 @@ fn synced_transactions(server: &Server) -> Vec<Value> {
         .values()
         .map(|record| record.json.clone())
         .collect()
-}
-
-fn created_id(status: u16, body: &Value) -> String {
-    assert_eq!(status, 201, "{body}");
-    body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id: {body}"))
-        .to_owned()
 }
 
 // =============================================================================================
@@ -655,7 +595,7 @@ fn two_replicas_on_one_postgres_make_one_payment_per_key() {
     assert!(
         older
             .logs()
-            .contains("its schema is version 99, newer than this connector's 1"),
+            .contains("its schema is version 99, newer than this connector's 2"),
         "{}",
         older.logs()
     );
