@@ -320,6 +320,7 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
             initiations || wanted_features.contains(runtime::STORE_FEATURE),
             runtime::STORE_FEATURE,
         ),
+        (uses_zones(mapping), runtime::ZONES_FEATURE),
     ]
     .into_iter()
     .filter_map(|(wanted, feature)| wanted.then_some(feature))
@@ -385,6 +386,36 @@ fn dependencies(
     );
     lines.sort_by(|a, b| a.name.cmp(&b.name));
     (lines, wanted)
+}
+
+/// Whether a time format of the mapping names an IANA zone (the runtime's `zones` feature).
+fn uses_zones(mapping: &Mapping) -> bool {
+    use crate::mapping::{Conversion, Expr, Source, TimeFormat};
+    fn zoned(format: &TimeFormat) -> bool {
+        matches!(format, TimeFormat::Zoned { .. })
+    }
+    fn expr(e: &Expr) -> bool {
+        let converts = matches!(&e.conversion, Some(Conversion::Time(format)) if zoned(format));
+        converts
+            || match &e.source {
+                Source::FirstOf(options) => options.iter().any(expr),
+                Source::Each { fields, .. } => fields.iter().any(|f| expr(&f.value)),
+                Source::Switch { on, cases, default } => {
+                    expr(on)
+                        || cases.iter().any(|(_, c)| expr(c))
+                        || default.as_deref().is_some_and(expr)
+                }
+                _ => false,
+            }
+    }
+    mapping.operations.values().any(|op| {
+        op.fields.iter().any(|f| expr(&f.value))
+            || op
+                .list
+                .as_ref()
+                .and_then(|list| list.since.as_ref())
+                .is_some_and(|since| zoned(&since.format))
+    })
 }
 
 /// An inline dependency table with `extra` added to its `features` list.

@@ -42,6 +42,8 @@ const MANIFEST: &str = include_str!("../runtime/Cargo.toml");
 pub const PROVIDER_FEATURE: &str = "provider";
 /// The feature that builds the initiation store.
 pub const STORE_FEATURE: &str = "store";
+/// The feature that reads local times of named zones.
+pub const ZONES_FEATURE: &str = "zones";
 
 /// `name = value` lines of one table of the runtime's Cargo.toml, in order, with the
 /// comment lines just above each (the manifest keeps one entry per line).
@@ -127,7 +129,13 @@ mod tests {
         let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["default", PROVIDER_FEATURE, STORE_FEATURE, "postgres"]
+            [
+                "default",
+                PROVIDER_FEATURE,
+                STORE_FEATURE,
+                ZONES_FEATURE,
+                "postgres"
+            ]
         );
         assert!(!features[1].comments.is_empty(), "features are documented");
         assert!(

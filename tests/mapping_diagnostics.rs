@@ -804,7 +804,7 @@ fn misspelt_since_key_suggests_the_right_one() {
     run.error("unknown key")
         .expect_message("unknown key `formt` in `since`")
         .expect_at(pos(&text, "formt"))
-        .expect_label("expected one of: param, format, inclusive")
+        .expect_label("expected one of: param, from, format, inclusive, to, max_span, start")
         .expect_help("did you mean `format`?");
     run.error("missing key")
         .expect_message(
@@ -871,7 +871,9 @@ fn a_pattern_without_zone_needs_a_utc_offset() {
         .only_error()
         .expect_message("the pattern has no zone (`%z`), so the zone must be given")
         .expect_at(pos(&text, "\"%d/%m/%Y"))
-        .expect_help("add `utc_offset: \"+00:00\"` (or the provider's offset)");
+        .expect_help(
+            "add `zone: Europe/Oslo` (the provider's zone, daylight saving included) or `utc_offset: \"+00:00\"`",
+        );
 
     // With the offset, or with the zone in the pattern, it is fine.
     for time in [
@@ -1117,7 +1119,7 @@ fn a_field_mapping_without_a_source() {
         .expect_message("a field mapping needs a source")
         .expect_at(pos(&text, "{ time: unix_seconds }"))
         .expect_help(
-            "sources: path, const, template, first_of, param, now, each, metadata, rust, initiation",
+            "sources: path, const, template, first_of, param, now, each, metadata, rust, initiation, parent, switch, absent",
         );
 }
 

@@ -113,7 +113,15 @@ pub struct OperationMapping {
     pub span: Span,
     /// Work left, as the author (or `draft`) wrote it: each one a warning of `check`.
     pub todo: Vec<(String, Span)>,
+    /// The provider request; for an operation answered `from_list`, none is sent of its own
+    /// and this is left empty.
     pub request: RequestTemplate,
+    /// For a list fanned out over another: the parent list whose every record the request
+    /// is sent for (`{parent.id}` in it).
+    pub for_each: Option<ForEach>,
+    /// For a single-object operation answered from a list's records: which list, and
+    /// which record.
+    pub from_list: Option<FromList>,
     /// For list operations: where the records are, how to page, order and filter.
     pub list: Option<ListMapping>,
     /// For single-object operations: where the object is in the response (the body itself
@@ -122,6 +130,39 @@ pub struct OperationMapping {
     pub fields: Vec<FieldMapping>,
     /// For payment initiations: the provider request's body, the key, the look-up.
     pub initiation: Option<InitiationMapping>,
+}
+
+/// `for_each`: the list whose records an operation's request is sent for, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForEach {
+    /// The `for_each` key.
+    pub span: Span,
+    pub parent: ParentList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentList {
+    /// Another mapped list operation (its provider records, not the protocol's).
+    Operation { id: String, span: Span },
+    /// A provider list of its own, which Formance never asks for (users, profiles).
+    Inline(Box<InlineList>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineList {
+    pub request: RequestTemplate,
+    pub list: ListMapping,
+}
+
+/// `from_list`: the answer is the record of a mapped list whose fields match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromList {
+    /// The `from_list` key.
+    pub span: Span,
+    pub list: String,
+    pub list_span: Span,
+    /// Record path = text, with the protocol request's parameters in the text.
+    pub matches: Vec<(Path, Template)>,
 }
 
 /// How a payout or transfer is sent to the provider, and found again after a crash.
@@ -135,6 +176,25 @@ pub struct InitiationMapping {
     pub idempotency_key: Option<KeyForwarding>,
     /// How to find a payment an earlier attempt may have made.
     pub lookup: Option<Lookup>,
+    /// How the provider takes Formance's key, when it cannot take it as it is: the body,
+    /// lookups and the idempotency header read it as `providerKey`.
+    pub provider_key: Option<KeyShape>,
+}
+
+/// A provider's constraints on a key (a reference, an `Idempotency-Key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyShape {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub charset: KeyCharset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCharset {
+    Any,
+    Alphanumeric,
+    Hex,
+    Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +232,22 @@ pub struct RequestTemplate {
     pub headers: Vec<(String, Template)>,
 }
 
+impl RequestTemplate {
+    /// No request: an operation answered from another list's records sends none.
+    pub fn none() -> Self {
+        Self {
+            method: "GET".to_owned(),
+            path: Template {
+                span: 0..0,
+                text: String::new(),
+                parts: Vec::new(),
+            },
+            query: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListMapping {
     pub span: Span,
@@ -183,6 +259,15 @@ pub struct ListMapping {
     pub max_pages: u32,
     pub order: Order,
     pub since: Option<Since>,
+    /// Records left out by their values.
+    pub filter: RecordFilter,
+}
+
+/// `filter: { exclude: { PATH: [values] }, only: { PATH: [values] } }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    pub exclude: Vec<(Path, Vec<String>)>,
+    pub only: Vec<(Path, Vec<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +325,24 @@ pub struct Since {
     pub format: TimeFormat,
     /// `false`: the provider's filter is `>`; the connector then asks from one second earlier.
     pub inclusive: bool,
+    /// A provider filter that needs both ends and caps the span: the parameter of the end,
+    /// the longest span in seconds, and where the first walk starts.
+    pub window: Option<TimeWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub to: String,
+    pub max_span_secs: i64,
+    pub start: WindowStart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowStart {
+    /// Unix seconds.
+    At(i64),
+    /// Seconds before now.
+    Ago(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +354,11 @@ pub enum TimeFormat {
     Pattern {
         pattern: String,
         utc_offset_seconds: Option<i32>,
+    },
+    /// A chrono pattern without a zone, for local times of a named IANA zone.
+    Zoned {
+        pattern: String,
+        zone: String,
     },
 }
 
@@ -276,6 +384,8 @@ pub struct Expr {
     pub source: Source,
     /// Used when the source is missing or null.
     pub default: Option<serde_json::Value>,
+    /// `empty: missing`: an empty string counts as missing.
+    pub empty_is_missing: bool,
     pub conversion: Option<Conversion>,
 }
 
@@ -306,6 +416,16 @@ pub enum Source {
     /// The provider's reference (at this path) of the payment a transaction resulted from;
     /// the server turns it into the initiation's idempotency key.
     Initiation(Path),
+    /// A value of the `for_each` list's record this one was listed for.
+    Parent(Path),
+    /// The value of the first case whose text `on` has, or of `default` (else none).
+    Switch {
+        on: Box<Expr>,
+        cases: Vec<(String, Expr)>,
+        default: Option<Box<Expr>>,
+    },
+    /// No value: the field is left out.
+    Absent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,4 +505,6 @@ pub enum TemplatePart {
     Text(String),
     Value(Path),
     Param(String),
+    /// `{parent.PATH}`: a value of the `for_each` list's record.
+    Parent(Path),
 }

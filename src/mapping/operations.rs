@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use super::load::quoted_list;
 use super::reader::{Entries, Reader, has_unknown_keys, json};
 use super::{
-    AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping,
-    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, PageSize, Paging, Path,
-    RequestTemplate, Sign, Since, Source, Step, Template, TemplatePart, TimeFormat,
+    AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, ForEach, FromList,
+    InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping, Lookup,
+    OperationMapping, Order, PageSize, Paging, ParentList, Path, RecordFilter, RequestTemplate,
+    Sign, Since, Source, Step, Template, TemplatePart, TimeFormat, TimeWindow, WindowStart,
 };
 use crate::diagnostics::did_you_mean;
 use crate::yaml::{Node, Value};
@@ -26,9 +27,14 @@ const OPERATION_KEYS: &[&str] = &[
     "body",
     "idempotency_key",
     "lookup",
+    "provider_key",
     "todo",
+    "for_each",
+    "from_list",
+    "filter",
 ];
-const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup"];
+const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup", "provider_key"];
+const PROVIDER_KEY_KEYS: &[&str] = &["min_length", "max_length", "charset"];
 const KEY_FORWARDING_KINDS: &[&str] = &["header", "body"];
 const LOOKUP_KEYS: &[&str] = &["request", "records", "record"];
 const REQUEST_KEYS: &[&str] = &["method", "path", "query", "headers"];
@@ -44,7 +50,26 @@ const CURSOR_KEYS: &[&str] = &["param", "from_record", "from_body", "has_more"];
 const PAGE_NUMBER_KEYS: &[&str] = &["param", "first", "total_pages"];
 const OFFSET_KEYS: &[&str] = &["param", "total"];
 const PAGE_SIZE_KEYS: &[&str] = &["param", "value"];
-const SINCE_KEYS: &[&str] = &["param", "format", "inclusive"];
+const SINCE_KEYS: &[&str] = &[
+    "param",
+    "from",
+    "format",
+    "inclusive",
+    "to",
+    "max_span",
+    "start",
+];
+const FOR_EACH_KEYS: &[&str] = &[
+    "list",
+    "request",
+    "records",
+    "paging",
+    "page_size",
+    "max_pages",
+];
+const FROM_LIST_KEYS: &[&str] = &["list", "where"];
+const FILTER_KEYS: &[&str] = &["exclude", "only"];
+const SWITCH_KEYS: &[&str] = &["on", "cases", "default"];
 const ORDERS: &[&str] = &["oldest_first", "newest_first", "unordered"];
 const SOURCES: &[&str] = &[
     "path",
@@ -57,14 +82,19 @@ const SOURCES: &[&str] = &[
     "metadata",
     "rust",
     "initiation",
+    "parent",
+    "switch",
+    "absent",
 ];
-const MODIFIERS: &[&str] = &["default", "time", "amount", "currency", "enum", "fields"];
+const MODIFIERS: &[&str] = &[
+    "default", "empty", "time", "amount", "currency", "enum", "fields",
+];
 const CONVERSIONS: &[&str] = &["time", "amount", "currency", "enum"];
 const AMOUNT_KEYS: &[&str] = &["currency", "format", "sign"];
 const ENUM_KEYS: &[&str] = &["map", "fallback"];
 const METADATA_KEYS: &[&str] = &["fields", "flatten"];
 const TIME_FORMATS: &[&str] = &["rfc3339", "unix_seconds", "unix_millis"];
-const PATTERN_KEYS: &[&str] = &["pattern", "utc_offset"];
+const PATTERN_KEYS: &[&str] = &["pattern", "utc_offset", "zone"];
 const DEFAULT_MAX_PAGES: u32 = 10_000;
 
 pub(super) fn operations(reader: &mut Reader, node: &Node) -> BTreeMap<String, OperationMapping> {
@@ -105,14 +135,34 @@ fn read_operation(
 ) -> Option<OperationMapping> {
     let what = format!("operation `{id}`");
     let entries = reader.entries(node, &what, OPERATION_KEYS)?;
-    let request = reader.required(
-        &entries,
-        "request",
-        "the provider request: `request: { path: /v1/... }`",
-    );
-    // A payment initiation (it has a `body`) is sent with POST unless the file says otherwise.
-    let method = if entries.has("body") { "POST" } else { "GET" };
-    let request = request.and_then(|n| request_template(reader, n, method));
+    let from_list = match entries.get("from_list") {
+        Some(n) => from_list(reader, n, entries.key_span("from_list")).map(Some),
+        None => Some(None),
+    };
+    let request = if entries.has("from_list") {
+        if entries.has("request") {
+            reader.conflict(
+                &entries,
+                &["request", "from_list"],
+                "an operation answered `from_list` sends no request of its own".to_owned(),
+                "keep `from_list` to pick the record out of the list's, or `request` to ask the provider",
+            );
+        }
+        Some(RequestTemplate::none())
+    } else {
+        let request = reader.required(
+            &entries,
+            "request",
+            "the provider request: `request: { path: /v1/... }`",
+        );
+        // A payment initiation (it has a `body`) is sent with POST unless the file says otherwise.
+        let method = if entries.has("body") { "POST" } else { "GET" };
+        request.and_then(|n| request_template(reader, n, method))
+    };
+    let for_each = match entries.get("for_each") {
+        Some(n) => for_each(reader, n, entries.key_span("for_each")).map(Some),
+        None => Some(None),
+    };
     let list = list(reader, &entries);
     let record = match entries.get("record") {
         Some(n) => path_of(reader, n, "`record`")?,
@@ -131,6 +181,8 @@ fn read_operation(
         span,
         todo,
         request: request?,
+        for_each: for_each?,
+        from_list: from_list?,
         list: list?,
         record,
         fields,
@@ -248,12 +300,66 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
         Some(n) => lookup(reader, n, entries.key_span("lookup")).map(Some),
         None => Some(None),
     };
+    let provider_key = match entries.get("provider_key") {
+        Some(n) => provider_key(reader, n).map(Some),
+        None => Some(None),
+    };
     Some(Some(InitiationMapping {
         span: entries.key_span("body"),
         body: body?,
         idempotency_key: idempotency_key?,
         lookup: lookup?,
+        provider_key: provider_key?,
     }))
+}
+
+/// `provider_key: { max_length: 18, charset: alphanumeric }`, or `provider_key: uuid`.
+fn provider_key(reader: &mut Reader, node: &Node) -> Option<KeyShape> {
+    if node.as_str() == Some("uuid") {
+        return Some(KeyShape {
+            min_length: 36,
+            max_length: 36,
+            charset: KeyCharset::Uuid,
+        });
+    }
+    let entries = reader.entries(node, "`provider_key`", PROVIDER_KEY_KEYS)?;
+    let max_length = reader
+        .required(
+            &entries,
+            "max_length",
+            "the longest key the provider takes, e.g. `max_length: 18`",
+        )
+        .and_then(|n| reader.integer(n, "`provider_key.max_length`", 8..=255));
+    let min_length = match entries.get("min_length") {
+        Some(n) => reader.integer(n, "`provider_key.min_length`", 1..=52),
+        None => Some(1),
+    };
+    let charset = match entries.get("charset") {
+        Some(n) => named(
+            reader,
+            n,
+            "key charset",
+            &[
+                ("any", KeyCharset::Any),
+                ("alphanumeric", KeyCharset::Alphanumeric),
+                ("hex", KeyCharset::Hex),
+            ],
+        ),
+        None => Some(KeyCharset::Any),
+    };
+    let (min_length, max_length) = (min_length? as usize, max_length? as usize);
+    if min_length > max_length {
+        reader.fail(
+            node,
+            "`provider_key.min_length` is more than its `max_length`",
+        );
+        return None;
+    }
+    Some(KeyShape {
+        min_length,
+        max_length,
+        charset: charset?,
+    })
 }
 
 /// The provider's body: dotted keys (`amount.value`) to expressions over the protocol request.
@@ -361,6 +467,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         "max_pages",
         "order",
         "since",
+        "filter",
     ];
     let given = entries.among(&list_keys);
     let Some(first) = given.first() else {
@@ -413,6 +520,10 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         Some(n) => since(reader, n, entries.key_span("since")).map(Some),
         None => Some(None),
     };
+    let filter = match entries.get("filter") {
+        Some(n) => record_filter(reader, n),
+        None => Some(RecordFilter::default()),
+    };
     Some(Some(ListMapping {
         span: entries.key_span("records"),
         records: records?,
@@ -421,7 +532,169 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         max_pages: max_pages?,
         order: order?,
         since: since?,
+        filter: filter?,
     }))
+}
+
+/// `filter: { exclude: { type: [CARD_AUTH] }, only: { ... } }`.
+fn record_filter(reader: &mut Reader, node: &Node) -> Option<RecordFilter> {
+    let entries = reader.entries(node, "`filter`", FILTER_KEYS)?;
+    if entries.among(FILTER_KEYS).is_empty() {
+        let diagnostic = reader
+            .at(node.span.clone(), "`filter` needs `exclude` or `only`")
+            .with_help("e.g. `filter: { exclude: { status: [HELD] } }` leaves out records whose `status` is HELD");
+        reader.push(diagnostic);
+        return None;
+    }
+    let mut rules = |key: &str| -> Option<Vec<(Path, Vec<String>)>> {
+        let Some(rules) = entries.get(key) else {
+            return Some(Vec::new());
+        };
+        let pairs = reader.pairs(rules, &format!("`filter.{key}`"))?;
+        all(pairs
+            .into_iter()
+            .map(|(path, values)| {
+                let path = path_of(reader, path, "a filter path")?;
+                let values = match &values.value {
+                    Value::Sequence(items) => all(items
+                        .iter()
+                        .map(|item| scalar_text(reader, item, "a filter value"))
+                        .collect())?,
+                    _ => vec![scalar_text(reader, values, "a filter value")?],
+                };
+                Some((path, values))
+            })
+            .collect())
+    };
+    let exclude = rules("exclude");
+    let only = rules("only");
+    Some(RecordFilter {
+        exclude: exclude?,
+        only: only?,
+    })
+}
+
+/// A scalar's text as the runtime compares it: `true`, `12`, `HELD`.
+fn scalar_text(reader: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        _ => {
+            reader.fail(node, format!("{what} must be a single value"));
+            None
+        }
+    }
+}
+
+/// `for_each: getAccounts`, or a provider list of its own: `{ request, records, paging, ... }`.
+fn for_each(reader: &mut Reader, node: &Node, span: super::Span) -> Option<ForEach> {
+    if let Some(id) = node.as_str() {
+        return Some(ForEach {
+            span,
+            parent: ParentList::Operation {
+                id: id.to_owned(),
+                span: node.span.clone(),
+            },
+        });
+    }
+    let entries = reader.entries(node, "`for_each`", FOR_EACH_KEYS)?;
+    if let Some(list) = entries.get("list") {
+        let inline = entries.among(&["request", "records", "paging", "page_size", "max_pages"]);
+        if !inline.is_empty() {
+            let mut keys = vec!["list"];
+            keys.extend(inline);
+            reader.conflict(
+                &entries,
+                &keys,
+                "`for_each` takes a mapped list (`list`) or a provider list of its own (`request`, `records`, ...), not both".to_owned(),
+                "keep `list: OPERATION` to walk a mapped list's records",
+            );
+            return None;
+        }
+        return Some(ForEach {
+            span,
+            parent: ParentList::Operation {
+                id: reader.string(list, "`for_each.list`")?,
+                span: list.span.clone(),
+            },
+        });
+    }
+    let request = reader
+        .required(
+            &entries,
+            "request",
+            "the parents' list request, e.g. `request: { path: /v2/users }`",
+        )
+        .and_then(|n| request_template(reader, n, "GET"));
+    let records = reader
+        .required(
+            &entries,
+            "records",
+            "where the parents are in the answer, e.g. `records: data`",
+        )
+        .and_then(|n| records_path(reader, n));
+    let paging = match entries.get("paging") {
+        Some(n) => paging(reader, n),
+        None => Some(Paging::None),
+    };
+    let page_size = match entries.get("page_size") {
+        Some(n) => page_size(reader, n).map(Some),
+        None => Some(None),
+    };
+    let max_pages = match entries.get("max_pages") {
+        Some(n) => reader
+            .integer(n, "`for_each.max_pages`", 1..=1_000_000)
+            .map(|v| v as u32),
+        None => Some(DEFAULT_MAX_PAGES),
+    };
+    Some(ForEach {
+        span: span.clone(),
+        parent: ParentList::Inline(Box::new(InlineList {
+            request: request?,
+            list: ListMapping {
+                span,
+                records: records?,
+                paging: paging?,
+                page_size: page_size?,
+                max_pages: max_pages?,
+                order: Order::Unordered,
+                since: None,
+                filter: RecordFilter::default(),
+            },
+        })),
+    })
+}
+
+/// `from_list: { list: getAccounts, where: { id: "{accountId}" } }`.
+fn from_list(reader: &mut Reader, node: &Node, span: super::Span) -> Option<FromList> {
+    let entries = reader.entries(node, "`from_list`", FROM_LIST_KEYS)?;
+    let list_node = reader.required(
+        &entries,
+        "list",
+        "the mapped list the answer is in, e.g. `list: getAccounts`",
+    );
+    let list = list_node.and_then(|n| reader.string(n, "`from_list.list`"));
+    let matches = reader
+        .required(
+            &entries,
+            "where",
+            "which record: `where: { id: \"{accountId}\" }`",
+        )
+        .and_then(|n| reader.pairs(n, "`from_list.where`"))
+        .and_then(|pairs| {
+            all(pairs
+                .into_iter()
+                .map(|(path, value)| {
+                    let path = path_of(reader, path, "a record path")?;
+                    Some((path, request_text(reader, value, "`from_list.where`")?))
+                })
+                .collect())
+        });
+    Some(FromList {
+        span,
+        list: list?,
+        list_span: list_node?.span.clone(),
+        matches: matches?,
+    })
 }
 
 fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
@@ -565,12 +838,26 @@ fn order(reader: &mut Reader, node: &Node) -> Option<Order> {
 
 fn since(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Since> {
     let entries = reader.entries(node, "`since`", SINCE_KEYS)?;
-    let param = reader.required(
-        &entries,
-        "param",
-        "the provider's query parameter for the time filter",
-    );
-    let param = param.and_then(|n| reader.string(n, "`since.param`"));
+    // `from` (with `to`) reads better for a window; it means what `param` does.
+    let param = if entries.has("from") && entries.has("param") {
+        reader.conflict(
+            &entries,
+            &["param", "from"],
+            "`since` takes `param` or `from`, the same thing, not both".to_owned(),
+            "keep `from` with `to`, or `param` alone",
+        );
+        None
+    } else {
+        let key = if entries.has("from") { "from" } else { "param" };
+        reader
+            .required(
+                &entries,
+                key,
+                "the provider's query parameter for the time filter",
+            )
+            .and_then(|n| reader.string(n, &format!("`since.{key}`")))
+    };
+    let window = window(reader, &entries);
     let format = reader.required(
         &entries,
         "format",
@@ -586,7 +873,67 @@ fn since(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Since> {
         param: param?,
         format: format?,
         inclusive,
+        window: window?,
     })
+}
+
+/// `to`, `max_span` and `start` of a `since` whose provider needs both ends of a window.
+fn window(reader: &mut Reader, entries: &Entries) -> Option<Option<TimeWindow>> {
+    let given = entries.among(&["to", "max_span", "start"]);
+    let Some(first) = given.first() else {
+        return Some(None);
+    };
+    let mut missing = |key: &str, what: &str, help: &str| {
+        if !entries.has(key) {
+            let diagnostic = reader
+                .at(
+                    entries.key_span(first),
+                    format!("a time window needs `{key}`: {what}"),
+                )
+                .with_help(help.to_owned());
+            reader.push(diagnostic);
+        }
+    };
+    missing(
+        "to",
+        "the parameter of the window's end",
+        "e.g. `to: toDate`",
+    );
+    missing(
+        "max_span",
+        "the longest window the provider accepts",
+        "e.g. `max_span: 31d`; without a cap, the filter needs no `to`",
+    );
+    missing(
+        "start",
+        "where the first poll starts, when Formance sends no filter",
+        "a date (`start: 2020-01-01`) or how far back (`start: 730d`); nothing before it is ever listed",
+    );
+    let to = entries
+        .get("to")
+        .and_then(|n| reader.string(n, "`since.to`"));
+    let max_span = entries
+        .get("max_span")
+        .and_then(|n| reader.span_secs(n, "`since.max_span`"));
+    let start = entries.get("start").and_then(|n| window_start(reader, n));
+    Some(Some(TimeWindow {
+        to: to?,
+        max_span_secs: max_span?,
+        start: start?,
+    }))
+}
+
+/// `2020-01-01` (UTC midnight) or `730d` before now.
+fn window_start(reader: &mut Reader, node: &Node) -> Option<WindowStart> {
+    let text = reader.string(node, "`since.start`")?;
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        return Some(WindowStart::At(
+            date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),
+        ));
+    }
+    reader
+        .span_secs(node, "`since.start`")
+        .map(WindowStart::Ago)
 }
 
 fn time_format(reader: &mut Reader, node: &Node) -> Option<TimeFormat> {
@@ -616,6 +963,9 @@ fn time_format(reader: &mut Reader, node: &Node) -> Option<TimeFormat> {
     let pattern_text = reader.string(pattern, "`pattern`")?;
     let has_zone =
         pattern_text.contains("%z") || pattern_text.contains("%:z") || pattern_text.contains("%#z");
+    if let Some(zone) = entries.get("zone") {
+        return zoned(reader, &entries, zone, pattern_text, has_zone);
+    }
     let utc_offset_seconds = match entries.get("utc_offset") {
         Some(n) => Some(utc_offset(reader, n)?),
         None if has_zone => None,
@@ -625,7 +975,7 @@ fn time_format(reader: &mut Reader, node: &Node) -> Option<TimeFormat> {
                     pattern.span.clone(),
                     "the pattern has no zone (`%z`), so the zone must be given",
                 )
-                .with_help("add `utc_offset: \"+00:00\"` (or the provider's offset)");
+                .with_help("add `zone: Europe/Oslo` (the provider's zone, daylight saving included) or `utc_offset: \"+00:00\"`");
             reader.push(diagnostic);
             return None;
         }
@@ -633,6 +983,49 @@ fn time_format(reader: &mut Reader, node: &Node) -> Option<TimeFormat> {
     Some(TimeFormat::Pattern {
         pattern: pattern_text,
         utc_offset_seconds,
+    })
+}
+
+/// `zone: Europe/Oslo`: local times of a named zone.
+fn zoned(
+    reader: &mut Reader,
+    entries: &Entries,
+    zone: &Node,
+    pattern: String,
+    has_zone: bool,
+) -> Option<TimeFormat> {
+    if entries.has("utc_offset") {
+        reader.conflict(
+            entries,
+            &["zone", "utc_offset"],
+            "a time format takes `zone` or `utc_offset`, not both".to_owned(),
+            "keep `zone` when the provider's clock follows daylight saving",
+        );
+        return None;
+    }
+    if has_zone {
+        reader.fail(
+            zone,
+            "the pattern has its own offset (`%z`), so `zone` would never be used",
+        );
+        return None;
+    }
+    let name = reader.string(zone, "`zone`")?;
+    if name.parse::<chrono_tz::Tz>().is_err() {
+        let diagnostic = reader
+            .at(
+                zone.span.clone(),
+                format!("`{name}` is not an IANA time zone"),
+            )
+            .with_help(
+                "write a name of the tz database such as `Europe/Oslo` or `America/New_York`",
+            );
+        reader.push(diagnostic);
+        return None;
+    }
+    Some(TimeFormat::Zoned {
+        pattern,
+        zone: name,
     })
 }
 
@@ -683,6 +1076,7 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
             conversion_span: None,
             source: Source::Path(path),
             default: None,
+            empty_is_missing: false,
             conversion: None,
         });
     }
@@ -722,6 +1116,17 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
         reader.push(diagnostic);
     }
     let default = entries.get("default").map(json);
+    let empty_is_missing = match entries.get("empty") {
+        Some(n) if n.as_str() == Some("missing") => true,
+        Some(n) => {
+            let diagnostic = reader
+                .at(n.span.clone(), "`empty` takes `missing`")
+                .with_help("`empty: missing` counts an empty string as no value");
+            reader.push(diagnostic);
+            false
+        }
+        None => false,
+    };
     let conversion = conversion(reader, &entries);
     let kind = kind?;
     let conversion = conversion?;
@@ -735,6 +1140,7 @@ fn expr(reader: &mut Reader, node: &Node) -> Option<Expr> {
             .map(|k| entries.key_span(k)),
         source: source?,
         default,
+        empty_is_missing,
         conversion,
     })
 }
@@ -798,6 +1204,18 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
         }
         "metadata" => metadata(reader, value)?,
         "initiation" => Source::Initiation(path_of(reader, value, "`initiation`")?),
+        "parent" => Source::Parent(path_of(reader, value, "`parent`")?),
+        "switch" => switch(reader, value)?,
+        "absent" => {
+            if !reader.boolean(value, "`absent`")? {
+                reader.fail(
+                    value,
+                    "`absent: false` says nothing; write `absent: true` or another source",
+                );
+                return None;
+            }
+            Source::Absent
+        }
         _ => {
             let function = reader.string(value, "`rust`")?;
             let valid = !function.is_empty()
@@ -814,6 +1232,44 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
             }
             Source::Rust(function)
         }
+    })
+}
+
+/// `switch: { on: credit, cases: { true: ..., false: ... }, default: ... }`.
+fn switch(reader: &mut Reader, node: &Node) -> Option<Source> {
+    let entries = reader.entries(node, "`switch`", SWITCH_KEYS)?;
+    let on = reader
+        .required(
+            &entries,
+            "on",
+            "the value that picks the case, e.g. `on: credit`",
+        )
+        .and_then(|n| expr(reader, n));
+    let cases = reader
+        .required(
+            &entries,
+            "cases",
+            "the value for each text of `on`, e.g. `cases: { true: account }`",
+        )
+        .and_then(|n| reader.pairs(n, "`switch.cases`"))
+        .and_then(|pairs| {
+            all(pairs
+                .into_iter()
+                .map(|(key, value)| {
+                    let text = scalar_text(reader, key, "a case")?;
+                    Some((text, expr(reader, value)?))
+                })
+                .collect())
+        });
+    let default = entries.get("default").map(|n| expr(reader, n));
+    let default = match default {
+        Some(expr) => Some(Box::new(expr?)),
+        None => None,
+    };
+    Some(Source::Switch {
+        on: Box::new(on?),
+        cases: cases?,
+        default,
     })
 }
 
@@ -1084,10 +1540,14 @@ pub(crate) fn parse_template(
         if name.is_empty() {
             return Err("an empty `{}`".to_owned());
         }
-        parts.push(match name.strip_prefix("param.") {
-            Some(param) => TemplatePart::Param(param.to_owned()),
-            None if params_only => TemplatePart::Param(name.to_owned()),
-            None => TemplatePart::Value(parse_path(name)?),
+        parts.push(if let Some(param) = name.strip_prefix("param.") {
+            TemplatePart::Param(param.to_owned())
+        } else if let Some(path) = name.strip_prefix("parent.") {
+            TemplatePart::Parent(parse_path(path)?)
+        } else if params_only {
+            TemplatePart::Param(name.to_owned())
+        } else {
+            TemplatePart::Value(parse_path(name)?)
         });
         rest = &rest[close + 1..];
     }

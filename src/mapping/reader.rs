@@ -228,6 +228,35 @@ impl Reader<'_> {
         }
     }
 
+    /// `90s`, `30m`, `12h`, `31d`: a span of time in seconds.
+    pub fn span_secs(&mut self, node: &Node, what: &str) -> Option<i64> {
+        let text = node.as_str().unwrap_or_default().trim();
+        let (number, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let factor = match unit.trim() {
+            "s" => Some(1),
+            "m" => Some(60),
+            "h" => Some(3_600),
+            "d" => Some(86_400),
+            _ => None,
+        };
+        match (number.parse::<i64>(), factor) {
+            (Ok(n), Some(factor)) if n > 0 && n <= 100_000 => Some(n * factor),
+            _ => {
+                let diagnostic = self
+                    .at(
+                        node.span.clone(),
+                        format!("{what} must be a span of time such as `31d`, `12h` or `90s`"),
+                    )
+                    .with_help("days `d`, hours `h`, minutes `m` or seconds `s`");
+                self.push(diagnostic);
+                None
+            }
+        }
+    }
+
     /// `500ms`, `10s`, `2m`.
     pub fn duration_ms(&mut self, node: &Node, what: &str) -> Option<u64> {
         let text = node.as_str().unwrap_or_default().trim();

@@ -49,6 +49,7 @@ pub fn validate(mapping: &Mapping, protocol: &Protocol, file: &str) -> Vec<Diagn
     }
     for (id, operation) in &mapping.operations {
         check.operation(id, operation);
+        check.list_sources(id, operation, &mapping.operations);
     }
     check
         .found
@@ -65,6 +66,8 @@ struct Checker<'a> {
 /// A record or an element mapped with `each`; `params` are the protocol request's.
 struct Scope<'a> {
     operation: &'a Operation,
+    /// Whether the operation is fanned out over a parent list (`parent:` has a record).
+    fanned_out: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -128,8 +131,13 @@ impl<'a> Checker<'a> {
             return;
         }
         self.initiation_sources(id, operation, mapping);
-        let scope = Scope { operation };
-        self.request_params(mapping, &scope);
+        let scope = Scope {
+            operation,
+            fanned_out: mapping.for_each.is_some(),
+        };
+        if mapping.from_list.is_none() {
+            self.request_params(mapping, &scope);
+        }
         let (target, is_list) = match &operation.success.shape {
             Some(Shape::Array(array)) => (self.protocol.object(&array.items), true),
             Some(shape) => (self.protocol.object(shape), false),
@@ -200,7 +208,13 @@ impl<'a> Checker<'a> {
             let diagnostic = self.error(&list.span, format!("`{id}` answers a single object: `records`, `paging`, `order` and `since` do not apply"));
             self.found.push(diagnostic);
         }
-        let request_fields: Vec<&str> = request.fields.iter().map(|f| f.name.as_str()).collect();
+        // `providerKey`: the key as the provider takes it (Formance's, unless reshaped).
+        let request_fields: Vec<&str> = request
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(["providerKey"])
+            .collect();
         let lookup = initiation.lookup.iter().map(|lookup| &lookup.request);
         // An initiation's placeholders name its request body's fields.
         for template in std::iter::once(&mapping.request).chain(lookup) {
@@ -234,7 +248,10 @@ impl<'a> Checker<'a> {
                     .with_help(format!("remove `{}` from `fields`", mapped_key.field));
                 self.found.push(diagnostic);
             }
-            let scope = Scope { operation };
+            let scope = Scope {
+                operation,
+                fanned_out: false,
+            };
             let mapped: Vec<FieldMapping> = mapping
                 .fields
                 .iter()
@@ -347,6 +364,11 @@ impl<'a> Checker<'a> {
         for (name, span) in &names {
             self.param(span, name, scope);
         }
+        if !scope.fanned_out {
+            for span in parent_placeholders(request) {
+                self.not_fanned_out(&span, &scope.operation.id);
+            }
+        }
         for param in &scope.operation.params {
             if param.location == ParamLocation::Path && !names.iter().any(|(n, _)| *n == param.name)
             {
@@ -364,6 +386,144 @@ impl<'a> Checker<'a> {
                     ));
                 self.found.push(diagnostic);
             }
+        }
+    }
+
+    fn not_fanned_out(&mut self, span: &Span, id: &str) {
+        let diagnostic = self
+            .error(span, format!("`{id}` has no parent record: `parent` is for lists fanned out with `for_each`"))
+            .with_help("add `for_each: OPERATION` (the list whose every record the request is sent for), or read the record itself");
+        self.found.push(diagnostic);
+    }
+
+    /// `for_each` and `from_list` name mapped list operations, never in a loop, whose
+    /// requests do not depend on a protocol request they are walked without.
+    fn list_sources(
+        &mut self,
+        id: &str,
+        mapping: &OperationMapping,
+        all: &std::collections::BTreeMap<String, OperationMapping>,
+    ) {
+        let Some(operation) = self.protocol.operation(id) else {
+            return;
+        };
+        if let Some(for_each) = &mapping.for_each {
+            if mapping.list.is_none() {
+                let diagnostic = self
+                    .error(
+                        &for_each.span,
+                        format!("`{id}` is not a list: `for_each` does not apply"),
+                    )
+                    .with_help(
+                        "`for_each` walks a list's request once for every record of another list",
+                    );
+                self.found.push(diagnostic);
+            }
+            match &for_each.parent {
+                super::ParentList::Operation { id: parent, span } => {
+                    self.listed_operation(parent, span, id, all, "`for_each`");
+                    let mut seen = vec![id];
+                    let mut next = Some(parent.as_str());
+                    while let Some(current) = next {
+                        if seen.contains(&current) {
+                            let diagnostic = self
+                                .error(span, format!("`{id}` is fanned out over itself, through `{current}`"))
+                                .with_help("a list's parents come from another list that does not depend on it");
+                            self.found.push(diagnostic);
+                            break;
+                        }
+                        seen.push(current);
+                        next = all
+                            .get(current)
+                            .and_then(|m| m.for_each.as_ref())
+                            .and_then(|f| match &f.parent {
+                                super::ParentList::Operation { id, .. } => Some(id.as_str()),
+                                super::ParentList::Inline(_) => None,
+                            });
+                    }
+                }
+                super::ParentList::Inline(list) => {
+                    for (name, span) in placeholders(&list.request) {
+                        let diagnostic = self
+                            .error(&span, format!("`{{{name}}}`: a `for_each` list is walked without a protocol request, so it has no parameters"));
+                        self.found.push(diagnostic);
+                    }
+                }
+            }
+        }
+        if let Some(from_list) = &mapping.from_list {
+            if mapping.list.is_some() {
+                let diagnostic = self.error(
+                    &from_list.span,
+                    format!("`{id}` is a list: `from_list` is for operations answering one object"),
+                );
+                self.found.push(diagnostic);
+            }
+            self.listed_operation(
+                &from_list.list,
+                &from_list.list_span,
+                id,
+                all,
+                "`from_list`",
+            );
+            let scope = Scope {
+                operation,
+                fanned_out: false,
+            };
+            for (_, template) in &from_list.matches {
+                for part in &template.parts {
+                    match part {
+                        TemplatePart::Param(name) => {
+                            self.param(&placeholder(template, name), name, &scope)
+                        }
+                        TemplatePart::Parent(_) => self.not_fanned_out(&template.span, id),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// `parent` names a mapped list whose request needs no protocol parameters.
+    fn listed_operation(
+        &mut self,
+        parent: &str,
+        span: &Span,
+        id: &str,
+        all: &std::collections::BTreeMap<String, OperationMapping>,
+        what: &str,
+    ) {
+        let Some(mapping) = all.get(parent) else {
+            let diagnostic = self.error(
+                span,
+                format!("{what} names `{parent}`, which connector.yaml does not map"),
+            );
+            let lists: Vec<&str> = all
+                .iter()
+                .filter(|(_, m)| m.list.is_some())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            self.push_with_suggestion(diagnostic, parent, lists);
+            return;
+        };
+        if mapping.list.is_none() {
+            let diagnostic = self
+                .error(
+                    span,
+                    format!("{what} names `{parent}`, which is not a list"),
+                )
+                .with_help("name a mapped list operation, such as `getAccounts`");
+            self.found.push(diagnostic);
+            return;
+        }
+        if parent == id && what == "`from_list`" {
+            return;
+        }
+        for (name, place) in placeholders(&mapping.request) {
+            let diagnostic = self
+                .error(&place, format!("`{parent}` is walked for `{id}` without a protocol request, so its request cannot use `{{{name}}}`"))
+                .with_help("send the parameter only in operations Formance calls directly");
+            self.found.push(diagnostic);
         }
     }
 
@@ -433,6 +593,43 @@ impl<'a> Checker<'a> {
     fn expr(&mut self, expr: &Expr, shape: &Shape, field: &str, scope: &Scope, key: &Span) {
         self.params(expr, scope);
         match &expr.source {
+            Source::Switch { on, cases, default } => {
+                self.params(on, scope);
+                if let Some(span) = &on.conversion_span {
+                    let diagnostic = self
+                        .error(
+                            span,
+                            "the value a `switch` is `on` is compared as text; it is not converted",
+                        )
+                        .with_help("convert in the cases instead");
+                    self.found.push(diagnostic);
+                }
+                for case in cases.iter().map(|(_, case)| case).chain(default.as_deref()) {
+                    let mut case = case.clone();
+                    if case.conversion.is_none() {
+                        case.conversion = expr.conversion.clone();
+                        case.conversion_span = expr.conversion_span.clone();
+                    }
+                    self.expr(&case, shape, field, scope, key);
+                }
+                return;
+            }
+            Source::Absent => {
+                let required = scope_field_required(self.protocol, scope, field);
+                if required {
+                    let diagnostic = self
+                        .error(
+                            &expr.source_span,
+                            format!("`{field}` is required by the protocol; it cannot be absent"),
+                        )
+                        .with_help("give it a value in every case, or a `default`");
+                    self.found.push(diagnostic);
+                }
+                return;
+            }
+            Source::Parent(_) if !scope.fanned_out => {
+                self.not_fanned_out(&expr.source_span, &scope.operation.id);
+            }
             Source::FirstOf(options) => {
                 for option in options {
                     if let Some(span) = &option.conversion_span {
@@ -500,8 +697,14 @@ impl<'a> Checker<'a> {
             Source::Param(name) => self.param(&expr.value_span, name, scope),
             Source::Template(template) => {
                 for part in &template.parts {
-                    if let TemplatePart::Param(name) = part {
-                        self.param(&placeholder(template, name), name, scope);
+                    match part {
+                        TemplatePart::Param(name) => {
+                            self.param(&placeholder(template, name), name, scope)
+                        }
+                        TemplatePart::Parent(_) if !scope.fanned_out => {
+                            self.not_fanned_out(&template.span, &scope.operation.id)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -714,6 +917,36 @@ impl<'a> Checker<'a> {
             self.found.push(diagnostic);
         }
     }
+}
+
+/// Whether `field` of the operation's record is one the protocol requires (a field of an
+/// `each` element counts as optional here: its owner's check covers it).
+fn scope_field_required(protocol: &Protocol, scope: &Scope, field: &str) -> bool {
+    let record = match &scope.operation.success.shape {
+        Some(Shape::Array(array)) => protocol.object(&array.items),
+        Some(shape) => protocol.object(shape),
+        None => None,
+    };
+    record.is_some_and(|(_, object)| {
+        object
+            .fields
+            .iter()
+            .any(|f| f.name == field && f.required && !f.nullable)
+    })
+}
+
+/// Where a request's templates read the parent record (`{parent.id}`).
+fn parent_placeholders(request: &RequestTemplate) -> Vec<Span> {
+    std::iter::once(&request.path)
+        .chain(request.query.iter().map(|(_, t)| t))
+        .chain(request.headers.iter().map(|(_, t)| t))
+        .filter(|t| {
+            t.parts
+                .iter()
+                .any(|part| matches!(part, TemplatePart::Parent(_)))
+        })
+        .map(|t| t.span.clone())
+        .collect()
 }
 
 /// Every `{name}` placeholder of a request's path, query and headers, with where it is.

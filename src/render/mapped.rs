@@ -12,9 +12,9 @@ use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
 use crate::mapping::{
-    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping, KeyForwarding,
-    ListMapping, Lookup, OperationMapping, Order, Paging, RequestTemplate, Sign, Source, Step,
-    Template, TemplatePart, TimeFormat,
+    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ForEach, InitiationMapping,
+    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging, ParentList,
+    RequestTemplate, Sign, Source, Step, Template, TemplatePart, TimeFormat,
 };
 use crate::names;
 use crate::plan::Mapped;
@@ -44,17 +44,23 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
         .iter()
         .map(|(op, mapping)| operation(protocol, op, mapping));
     let find_payment = find_payment(&operations);
+    let walks = record_walks(&operations);
+    let caches = record_caches(&operations);
     let code = quote! {
         /// Currency precisions from connector.yaml, on top of ISO 4217.
         pub const CURRENCIES: &[(&str, u32)] = &[#(#currencies),*];
 
-        /// The list operations' windows, kept between requests.
+        /// The list operations' windows, and the walks of every record of the lists other
+        /// operations read, kept between requests.
         #[derive(Default)]
         pub struct Lists {
             #(#lists)*
+            #(#caches)*
         }
 
         #(#bodies)*
+
+        #walks
 
         #find_payment
     };
@@ -67,6 +73,45 @@ pub fn render(protocol: &Protocol, mapped: &Mapped) -> TokenStream {
 
         #code
     }
+}
+
+/// The operations whose every record another reads (`for_each`, `from_list`).
+fn read_lists<'o>(
+    operations: &[(&'o Operation, &'o OperationMapping)],
+) -> std::collections::BTreeSet<&'o str> {
+    operations
+        .iter()
+        .flat_map(|(_, mapping)| {
+            let parent = mapping.for_each.as_ref().and_then(|f| match &f.parent {
+                ParentList::Operation { id, .. } => Some(id.as_str()),
+                ParentList::Inline(_) => None,
+            });
+            parent
+                .into_iter()
+                .chain(mapping.from_list.as_ref().map(|f| f.list.as_str()))
+        })
+        .collect()
+}
+
+/// A `RecordCache` field of `Lists` for every walk of all records: `x_records` of the lists
+/// others read, `x_parents` of the parent lists fan-outs have of their own.
+fn record_caches(operations: &[(&Operation, &OperationMapping)]) -> Vec<TokenStream> {
+    let read = read_lists(operations);
+    operations
+        .iter()
+        .flat_map(|(op, mapping)| {
+            let records = read
+                .contains(op.id.as_str())
+                .then(|| format_ident!("{}_records", names::snake(&op.id)));
+            let parents = matches!(
+                mapping.for_each.as_ref().map(|f| &f.parent),
+                Some(ParentList::Inline(_))
+            )
+            .then(|| format_ident!("{}_parents", names::snake(&op.id)));
+            records.into_iter().chain(parents)
+        })
+        .map(|field| quote!(pub #field: listing::RecordCache,))
+        .collect()
 }
 
 /// What the mapped code names, imported.
@@ -84,8 +129,8 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
     let external = uses(
         &named,
         &[
-            ("std::future", &["Future"]),
-            ("std::pin", &["Pin"]),
+            ("std::sync", &["Arc"]),
+            ("std::time", &["Duration"]),
             ("serde_json", &["Value"]),
         ],
     );
@@ -97,7 +142,10 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                 "super::runtime::convert",
                 &["self", "AmountFormat", "Sign", "Step", "TimeFormat"],
             ),
-            ("super::runtime::fields", &["self", "Target"]),
+            (
+                "super::runtime::fields",
+                &["self", "KeyCharset", "KeyShape", "Target"],
+            ),
             ("super::runtime::initiation", &["Found"]),
             (
                 "super::runtime::listing",
@@ -105,10 +153,15 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                     "self",
                     "CursorFrom",
                     "Entry",
+                    "Filter",
                     "ListSpec",
                     "Order",
                     "Paging",
+                    "Records",
                     "Since",
+                    "Source",
+                    "WindowStart",
+                    "Windows",
                 ],
             ),
             ("super::runtime::metrics", &["Metrics"]),
@@ -140,11 +193,12 @@ fn find_payment(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
             let initiation = op.initiation.as_ref()?;
             let body_type = rust_type(&body.shape, false);
             let lookup_fn = format_ident!("{}_lookup", names::snake(&op.id));
+            let input_fn = format_ident!("{}_input", names::snake(&op.id));
             let created_id = names::snake_ident(&initiation.id_field);
             Some(quote! {
                 #id => {
                     let body: #body_type = serde_json::from_str(request).map_err(unreadable)?;
-                    let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                    let value = #input_fn(&body)?;
                     Ok(#lookup_fn(ctx, &body, &value).await?.map(|created| created.#created_id))
                 }
             })
@@ -180,16 +234,20 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     if let Some(initiation) = &mapping.initiation {
         return initiation_operation(protocol, op, mapping, initiation);
     }
+    if let Some(from_list) = &mapping.from_list {
+        return from_list_operation(protocol, op, mapping, from_list);
+    }
     let name = names::snake_ident(&op.id);
     let request_fn = format_ident!("{}_request", names::snake(&op.id));
     let record_fn = format_ident!("{}_record", names::snake(&op.id));
     let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
-    let request = request_builder(op, mapping, &request_fn, &params_type);
+    let fanned_out = mapping.for_each.is_some();
+    let request = request_builder(op, &mapping.request, &request_fn, &params_type, fanned_out);
     let id = &op.id;
     match (&mapping.list, list_item(protocol, op), &op.success.shape) {
         (Some(list), Some((type_name, object)), _) => {
             let spec_name = format_ident!("{}", names::shouty(&op.id));
-            let spec = list_spec(op, list, sort_field(op, object));
+            let spec = list_spec(&op.id, list, sort_field(op, object));
             let item = names::pascal_ident(type_name);
             let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
             let sort_field = sort_field(op, object);
@@ -205,22 +263,32 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                     Ok(Entry { served: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, id: item.id.clone(), item })
                 },
             };
-            let (record_signature, target) = record_fn_head(&record_fn, &params_type, id, &build);
+            let (record_signature, target) =
+                record_fn_head(&record_fn, &params_type, id, &build, fanned_out);
             let since = filter_param(op).map_or(quote!(None), |field| quote!(params.#field));
             let page = paging_param(op, "page").map_or(quote!(1), |field| quote!(params.#field));
             let size = paging_param(op, "pageSize")
                 .map_or(quote!(i64::MAX), |field| quote!(params.#field));
+            let sources = sources_fn(op, mapping, &request, &params_type);
+            let to_entry = if fanned_out {
+                quote!(|record: &Value, parent: Option<&Value>| #record_fn(record, parent, &params, metrics))
+            } else {
+                quote!(|record: &Value, _parent: Option<&Value>| #record_fn(record, &params, metrics))
+            };
+            let sources_closure = sources_closure(op, mapping, &request);
             quote! {
                 static #spec_name: ListSpec = #spec;
 
                 #[doc = concat!(" `", #id, "` from the provider's list, in protocol order.")]
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<Vec<models::#item>, ConnectorError> {
-                    let request = #request_fn(&params);
                     let metrics = ctx.metrics();
-                    let to_entry = |record: &Value| #record_fn(record, &params, metrics);
+                    let to_entry = #to_entry;
                     let lists = ctx.state::<Lists>();
-                    listing::page(ctx.upstream(), &#spec_name, &lists.#name, &request, #since, #page, #size, to_entry).await
+                    let sources = #sources_closure;
+                    listing::page(ctx.upstream(), &#spec_name, &lists.#name, sources, #since, #page, #size, to_entry).await
                 }
+
+                #sources
 
                 #request
 
@@ -239,11 +307,17 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
             let steps = steps(&mapping.record.steps);
             let record_text = &mapping.record.text;
-            let (record_signature, target) = record_fn_head(&record_fn, &params_type, id, &build);
+            let (record_signature, target) =
+                record_fn_head(&record_fn, &params_type, id, &build, false);
+            let request_call = if mentions(&request, "params") {
+                quote!(#request_fn(&params))
+            } else {
+                quote!(#request_fn())
+            };
             quote! {
                 #[doc = concat!(" `", #id, "` from the provider.")]
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
-                    let request = #request_fn(&params);
+                    let request = #request_call;
                     let response = ctx.upstream().send(#id, &request).await?;
                     let record = fields::record_at(#id, &response.body, #steps, #record_text)?;
                     #record_fn(record, &params, ctx.metrics())
@@ -261,13 +335,183 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     }
 }
 
-/// `fn x_record(record, params, metrics)` with the arguments `build` does not use marked so,
-/// and the `target` closure when it needs one.
+/// `x_sources(ctx, params)`: the provider walks of a list, one, or one per parent record.
+fn sources_fn(
+    op: &Operation,
+    mapping: &OperationMapping,
+    request: &TokenStream,
+    params_type: &TokenStream,
+) -> TokenStream {
+    let name = format_ident!("{}_sources", names::snake(&op.id));
+    let request_fn = format_ident!("{}_request", names::snake(&op.id));
+    let uses_params = mentions(request, "params");
+    let params = uses_params.then(|| quote!(params: &#params_type));
+    let params_arg = uses_params.then(|| quote!(params,));
+    let doc = format!(" The provider walks of `{}`.", op.id);
+    match &mapping.for_each {
+        None => quote! {
+            #[doc = #doc]
+            async fn #name(#params) -> Result<Vec<Source>, ConnectorError> {
+                Ok(Source::single(#request_fn(#params_arg)))
+            }
+        },
+        Some(for_each) => {
+            let parents = parents_fn_name(&op.id, for_each);
+            quote! {
+                #[doc = #doc]
+                async fn #name(ctx: &Context, max_age: Duration, #params) -> Result<Vec<Source>, ConnectorError> {
+                    let parents = #parents(ctx, max_age).await?;
+                    Ok(parents
+                        .iter()
+                        .map(|parent| Source {
+                            request: #request_fn(#params_arg parent),
+                            parent: Some(Arc::clone(parent)),
+                        })
+                        .collect())
+                }
+            }
+        }
+    }
+}
+
+/// How a list operation's walks are asked for, from parents walked at most `max_age` ago:
+/// `|max_age| x_sources(ctx, max_age, &params)`.
+fn sources_closure(
+    op: &Operation,
+    mapping: &OperationMapping,
+    request: &TokenStream,
+) -> TokenStream {
+    let name = format_ident!("{}_sources", names::snake(&op.id));
+    let params = mentions(request, "params").then(|| quote!(&params));
+    if mapping.for_each.is_some() {
+        quote!(|max_age| #name(ctx, max_age, #params))
+    } else {
+        quote!(|_max_age| #name(#params))
+    }
+}
+
+/// The function giving a fan-out's parent records: another list's, or its own parent list's.
+fn parents_fn_name(id: &str, for_each: &ForEach) -> proc_macro2::Ident {
+    match &for_each.parent {
+        ParentList::Operation { id: parent, .. } => {
+            format_ident!("{}_records", names::snake(parent))
+        }
+        ParentList::Inline(_) => format_ident!("{}_parents", names::snake(id)),
+    }
+}
+
+/// Every provider record of the lists other operations read (`for_each`, `from_list`), and
+/// the parent lists of their own that fan-outs walk.
+fn record_walks(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
+    let used = read_lists(operations);
+    let walks = operations
+        .iter()
+        .filter(|(op, _)| used.contains(op.id.as_str()))
+        .map(|(op, mapping)| {
+            let name = format_ident!("{}_records", names::snake(&op.id));
+            let spec = format_ident!("{}", names::shouty(&op.id));
+            let request_fn = format_ident!("{}_request", names::snake(&op.id));
+            let sources = match &mapping.for_each {
+                Some(for_each) => {
+                    let parents = parents_fn_name(&op.id, for_each);
+                    quote! {
+                        async {
+                            let parents = #parents(ctx, max_age).await?;
+                            Ok(parents
+                                .iter()
+                                .map(|parent| Source { request: #request_fn(parent), parent: Some(Arc::clone(parent)) })
+                                .collect())
+                        }
+                    }
+                }
+                None => quote!(async { Ok(Source::single(#request_fn())) }),
+            };
+            let doc = format!(" Every provider record of `{}`'s list, from a walk at most `max_age` old.", op.id);
+            quote! {
+                #[doc = #doc]
+                async fn #name(ctx: &Context, max_age: Duration) -> Result<Records, ConnectorError> {
+                    let lists = ctx.state::<Lists>();
+                    listing::records(ctx.upstream(), &#spec, &lists.#name, max_age, #sources).await
+                }
+            }
+        });
+    let inline = operations.iter().filter_map(|(op, mapping)| {
+        let ParentList::Inline(list) = &mapping.for_each.as_ref()?.parent else {
+            return None;
+        };
+        let name = format_ident!("{}_parents", names::snake(&op.id));
+        let spec = format_ident!("{}_PARENTS", names::shouty(&op.id));
+        let request_fn = format_ident!("{}_parents_request", names::snake(&op.id));
+        let label = format!("{} for_each", op.id);
+        let spec_value = list_spec(&label, &list.list, None);
+        let request = request_builder(op, &list.request, &request_fn, &quote!(()), false);
+        let doc = format!(" The records `{}` is fanned out over, from a walk at most `max_age` old.", op.id);
+        Some(quote! {
+            static #spec: ListSpec = #spec_value;
+
+            #[doc = #doc]
+            async fn #name(ctx: &Context, max_age: Duration) -> Result<Records, ConnectorError> {
+                let lists = ctx.state::<Lists>();
+                listing::records(ctx.upstream(), &#spec, &lists.#name, max_age, async { Ok(Source::single(#request_fn())) }).await
+            }
+
+            #request
+        })
+    });
+    quote!(#(#walks)* #(#inline)*)
+}
+
+/// A single-object operation answered by the record of another list whose fields match.
+fn from_list_operation(
+    protocol: &Protocol,
+    op: &Operation,
+    mapping: &OperationMapping,
+    from_list: &crate::mapping::FromList,
+) -> TokenStream {
+    let Some((type_name, object)) = op.success.shape.as_ref().and_then(|s| protocol.object(s))
+    else {
+        return TokenStream::new();
+    };
+    let name = names::snake_ident(&op.id);
+    let record_fn = format_ident!("{}_record", names::snake(&op.id));
+    let records_fn = format_ident!("{}_records", names::snake(&from_list.list));
+    let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
+    let item = names::pascal_ident(type_name);
+    let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
+    let (record_signature, target) =
+        record_fn_head(&record_fn, &params_type, &op.id, &build, false);
+    let matches = from_list.matches.iter().map(|(path, template)| {
+        let path = steps(&path.steps);
+        let text = template_text(op, template, false);
+        quote!((#path, #text))
+    });
+    let (id, list) = (&op.id, &from_list.list);
+    quote! {
+        #[doc = concat!(" `", #id, "` from the record of `", #list, "`'s list it names.")]
+        pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
+            let records = #records_fn(ctx, listing::RECORDS_TTL).await?;
+            let wanted = [#(#matches),*];
+            let record = fields::find_record(&records, &wanted).ok_or_else(|| {
+                ConnectorError::not_found(format!("{}: no record of {}'s list has {}", #id, #list, fields::describe_match(&wanted)))
+            })?;
+            #record_fn(record, &params, ctx.metrics())
+        }
+
+        #record_signature -> Result<models::#item, ConnectorError> {
+            #target
+            Ok(#build)
+        }
+    }
+}
+
+/// `fn x_record(record, [parent,] params, metrics)` with the arguments `build` does not use
+/// marked so, and the `target` closure when it needs one.
 fn record_fn_head(
     name: &proc_macro2::Ident,
     params_type: &TokenStream,
     operation: &str,
     build: &TokenStream,
+    fanned_out: bool,
 ) -> (TokenStream, TokenStream) {
     let argument = |name: &str| {
         let ident = if mentions(build, name) {
@@ -278,6 +522,10 @@ fn record_fn_head(
         quote!(#ident)
     };
     let (record, params) = (argument("record"), argument("params"));
+    let parent = fanned_out.then(|| {
+        let parent = argument("parent");
+        quote!(#parent: Option<&Value>,)
+    });
     let targets = mentions(build, "target");
     let metrics = if targets {
         quote!(metrics)
@@ -288,7 +536,7 @@ fn record_fn_head(
         quote!(let target = |field: &'static str| Target { operation: #operation, field, metrics };)
     });
     (
-        quote!(fn #name(#record: &Value, #params: &#params_type, #metrics: &Metrics)),
+        quote!(fn #name(#record: &Value, #parent #params: &#params_type, #metrics: &Metrics)),
         quote!(#target),
     )
 }
@@ -363,16 +611,57 @@ fn initiation_operation(
         ),
         None => (TokenStream::new(), TokenStream::new()),
     };
+    let input_fn = format_ident!("{}_input", names::snake(&op.id));
+    let key_field = op
+        .initiation
+        .as_ref()
+        .map(|i| names::snake_ident(&i.key_field))
+        .unwrap_or_else(|| format_ident!("idempotency_key"));
+    let (provider_key, provider_key_fn) = match &initiation.provider_key {
+        Some(shape) => {
+            let name = format_ident!("{}_provider_key", names::snake(&op.id));
+            let (min, max) = (
+                Literal::usize_unsuffixed(shape.min_length),
+                Literal::usize_unsuffixed(shape.max_length),
+            );
+            let charset = match shape.charset {
+                crate::mapping::KeyCharset::Any => quote!(KeyCharset::Any),
+                crate::mapping::KeyCharset::Alphanumeric => quote!(KeyCharset::Alphanumeric),
+                crate::mapping::KeyCharset::Hex => quote!(KeyCharset::Hex),
+                crate::mapping::KeyCharset::Uuid => quote!(KeyCharset::Uuid),
+            };
+            let doc = format!(" Formance's key as the provider takes `{id}`'s (`provider_key`).");
+            (
+                quote!(#name(&body.#key_field)),
+                quote! {
+                    #[doc = #doc]
+                    pub fn #name(key: &str) -> String {
+                        fields::provider_key(key, &KeyShape { min_length: #min, max_length: #max, charset: #charset })
+                    }
+                },
+            )
+        }
+        None => (quote!(body.#key_field.clone()), TokenStream::new()),
+    };
     quote! {
         #[doc = concat!(" `", #id, "` at the provider, at most once per idempotency key.")]
         pub async fn #name(ctx: &Context, body: #body_type) -> Result<models::#created_type, ConnectorError> {
-            let request = serde_json::to_value(&body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
+            let request = #input_fn(&body)?;
             #recover
             let upstream = #request_fn(ctx, &request)?;
             let response = ctx.upstream().send(#id, &upstream).await?;
             let record = fields::record_at(#id, &response.body, #record_steps, #record_text)?;
             #record_fn(record, &body, ctx.metrics())
         }
+
+        /// The protocol request as the mapping reads it, with `providerKey`.
+        fn #input_fn(body: &#body_type) -> Result<Value, ConnectorError> {
+            let mut request = serde_json::to_value(body).map_err(|error| ConnectorError::internal(format!("cannot encode the request: {error}")))?;
+            request["providerKey"] = Value::String(#provider_key);
+            Ok(request)
+        }
+
+        #provider_key_fn
 
         #request
         #lookup
@@ -417,7 +706,7 @@ fn initiation_request(
     };
     let key = initiation.idempotency_key.as_ref().map(|_| {
         quote! {
-            let key = ctx.initiation().map(|attempt| attempt.key().to_owned()).ok_or_else(|| {
+            let key = ctx.initiation().map(|attempt| attempt.provider_key().to_owned()).ok_or_else(|| {
                 ConnectorError::internal(concat!(#id, " ran outside an initiation"))
             })?;
         }
@@ -570,8 +859,7 @@ fn steps(steps: &[Step]) -> TokenStream {
     quote!(&[#(#steps),*])
 }
 
-fn list_spec(op: &Operation, list: &ListMapping, sort_field: Option<&str>) -> TokenStream {
-    let operation = &op.id;
+fn list_spec(operation: &str, list: &ListMapping, sort_field: Option<&str>) -> TokenStream {
     let movable = sort_field.is_some_and(|field| field != "createdAt");
     let segments = list
         .records
@@ -638,6 +926,39 @@ fn list_spec(op: &Operation, list: &ListMapping, sort_field: Option<&str>) -> To
         }
         None => quote!(None),
     };
+    let windows = match list.since.as_ref().and_then(|since| since.window.as_ref()) {
+        Some(window) => {
+            let (to, span) = (&window.to, Literal::i64_unsuffixed(window.max_span_secs));
+            let start = match window.start {
+                crate::mapping::WindowStart::At(at) => {
+                    let at = Literal::i64_unsuffixed(at);
+                    quote!(WindowStart::At(#at))
+                }
+                crate::mapping::WindowStart::Ago(ago) => {
+                    let ago = Literal::i64_unsuffixed(ago);
+                    quote!(WindowStart::Ago(#ago))
+                }
+            };
+            quote!(Some(Windows { to_param: #to, max_span: #span, start: #start }))
+        }
+        None => quote!(None),
+    };
+    let rules = |rules: &[(crate::mapping::Path, Vec<String>)]| {
+        let rules = rules.iter().map(|(path, values)| {
+            let path = steps(&path.steps);
+            quote!((#path, &[#(#values),*]))
+        });
+        quote!(&[#(#rules),*])
+    };
+    let filter = if list.filter == crate::mapping::RecordFilter::default() {
+        quote!(Filter {
+            exclude: &[],
+            only: &[]
+        })
+    } else {
+        let (exclude, only) = (rules(&list.filter.exclude), rules(&list.filter.only));
+        quote!(Filter { exclude: #exclude, only: #only })
+    };
     quote! {
         ListSpec {
             operation: #operation,
@@ -647,6 +968,8 @@ fn list_spec(op: &Operation, list: &ListMapping, sort_field: Option<&str>) -> To
             max_pages: #max_pages,
             order: #order,
             since: #since,
+            windows: #windows,
+            filter: #filter,
             movable: #movable,
         }
     }
@@ -680,23 +1003,29 @@ fn time_format(format: &TimeFormat) -> TokenStream {
             };
             quote!(TimeFormat::Custom { pattern: #pattern, utc_offset_seconds: #offset })
         }
+        TimeFormat::Zoned { pattern, zone } => {
+            quote!(TimeFormat::Zoned { pattern: #pattern, zone: #zone })
+        }
     }
 }
 
 // ---- requests ---------------------------------------------------------------------------------
 
+/// `fn x_request([params], [parent]) -> UpstreamRequest`, taking the protocol request's
+/// parameters when the template names them, and the parent record of a fan-out.
 fn request_builder(
     op: &Operation,
-    mapping: &OperationMapping,
+    template: &RequestTemplate,
     name: &proc_macro2::Ident,
     params_type: &TokenStream,
+    fanned_out: bool,
 ) -> TokenStream {
     let RequestParts {
         method,
         path,
         query,
         headers,
-    } = request_parts(op, &mapping.request);
+    } = request_parts(op, template);
     let request = quote! {
         UpstreamRequest {
             method: #method.to_owned(),
@@ -706,13 +1035,16 @@ fn request_builder(
             ..Default::default()
         }
     };
-    let params = if mentions(&request, "params") {
-        quote!(params)
-    } else {
-        quote!(_params)
-    };
+    let params = mentions(&request, "params").then(|| quote!(params: &#params_type,));
+    let parent = fanned_out.then(|| {
+        if mentions(&request, "parent") {
+            quote!(parent: &Value)
+        } else {
+            quote!(_parent: &Value)
+        }
+    });
     quote! {
-        fn #name(#params: &#params_type) -> UpstreamRequest {
+        fn #name(#params #parent) -> UpstreamRequest {
             #request
         }
     }
@@ -751,6 +1083,15 @@ fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStr
         TemplatePart::Text(text) => push_text(text),
         TemplatePart::Param(name) => {
             let value = param_text(op, name);
+            if in_path {
+                quote!(text.push_str(&fields::path_segment(&#value));)
+            } else {
+                quote!(text.push_str(&#value);)
+            }
+        }
+        TemplatePart::Parent(path) => {
+            let path = steps(&path.steps);
+            let value = quote!(convert::lookup(parent, #path).and_then(convert::to_text).unwrap_or_default());
             if in_path {
                 quote!(text.push_str(&fields::path_segment(&#value));)
             } else {
@@ -854,7 +1195,37 @@ fn optional_value(
     match &expr.source {
         Source::Rust(function) => {
             let function: TokenStream = function.parse().unwrap_or_default();
-            return quote!(Some(#target.custom(#function(record))?));
+            // A function for an optional field may leave it out: it returns an `Option`.
+            return if field.required && !field.nullable {
+                quote!(Some(#target.custom(#function(record))?))
+            } else {
+                quote!(#target.custom(#function(record))?)
+            };
+        }
+        Source::Absent => return quote!(None),
+        Source::Switch { on, cases, default } => {
+            let on = source(op, on);
+            let arm = |case: &Expr| {
+                let mut case = case.clone();
+                if case.conversion.is_none() {
+                    case.conversion = expr.conversion.clone();
+                }
+                optional_value(protocol, op, field, &case, target)
+            };
+            let arms = cases.iter().map(|(text, case)| {
+                let value = arm(case);
+                quote!(Some(#text) => #value,)
+            });
+            let fallback = match default {
+                Some(default) => arm(default),
+                None => quote!(None),
+            };
+            return quote! {
+                match fields::case_text(#on).as_deref() {
+                    #(#arms)*
+                    _ => #fallback,
+                }
+            };
         }
         Source::Metadata { fields, flatten } => {
             let pairs = |list: &[(String, crate::mapping::Path)]| {
@@ -1000,6 +1371,10 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
                     let value = param_text(op, name);
                     quote!(text.push_str(&#value);)
                 }
+                TemplatePart::Parent(path) => {
+                    let path = steps(&path.steps);
+                    quote!(text.push_str(&parent.and_then(|parent| convert::lookup(parent, #path)).and_then(convert::to_text).unwrap_or_default());)
+                }
             });
             quote!(Some(Value::String({
                 let mut text = String::new();
@@ -1016,7 +1391,20 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
             quote!(Some(Value::String(#value)))
         }
         Source::Now => quote!(Some(Value::String(chrono::Utc::now().to_rfc3339()))),
-        Source::Each { .. } | Source::Metadata { .. } | Source::Rust(_) => quote!(None),
+        Source::Parent(path) => {
+            let path = steps(&path.steps);
+            quote!(parent.and_then(|parent| convert::lookup(parent, #path)).cloned())
+        }
+        Source::Each { .. }
+        | Source::Metadata { .. }
+        | Source::Rust(_)
+        | Source::Switch { .. }
+        | Source::Absent => quote!(None),
+    };
+    let raw = if expr.empty_is_missing {
+        quote!(fields::non_empty(#raw))
+    } else {
+        raw
     };
     match &expr.default {
         Some(default) => {

@@ -311,6 +311,18 @@ fn initiation_handler(plan: &Plan, op: &Operation) -> TokenStream {
     } else {
         quote!(&[])
     };
+    let reshaped = plan
+        .mapped
+        .as_ref()
+        .and_then(|mapped| mapped.operations.get(&op.id))
+        .and_then(|mapping| mapping.initiation.as_ref())
+        .is_some_and(|initiation| initiation.provider_key.is_some());
+    let provider_key = if reshaped {
+        let name = format_ident!("{}_provider_key", names::snake(&op.id));
+        quote!(Some(super::mapped::#name))
+    } else {
+        quote!(None)
+    };
     let extractors = extractors(op);
     quote! {
         #[doc = #doc]
@@ -323,6 +335,7 @@ fn initiation_handler(plan: &Plan, op: &Operation) -> TokenStream {
                 status: #status,
                 transaction_type: #transaction_type,
                 currencies: #currencies,
+                provider_key: #provider_key,
             };
             initiation::run(ctx, &OPERATION, body, move |ctx, body| async move {
                 connector.#name(ctx, body).await

@@ -223,11 +223,18 @@ fn collect_rust(
                 if let Some(name) = path.strip_prefix("crate::handlers::")
                     && !name.contains("::")
                 {
+                    let value = super::types::rust_type(&field.shape, false);
+                    // A function for an optional field may leave it out.
+                    let output = if field.required && !field.nullable {
+                        value
+                    } else {
+                        quote!(Option<#value>)
+                    };
                     found
                         .entry(name.to_owned())
                         .or_insert_with(|| RustFunction {
                             name: name.to_owned(),
-                            output: super::types::rust_type(&field.shape, false),
+                            output,
                             operation: operation.to_owned(),
                             field: field.name.clone(),
                         });

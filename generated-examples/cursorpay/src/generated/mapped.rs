@@ -12,7 +12,10 @@ use super::params::*;
 use super::runtime::convert::{self, AmountFormat, Sign, Step, TimeFormat};
 use super::runtime::fields::{self, Target};
 use super::runtime::initiation::Found;
-use super::runtime::listing::{self, CursorFrom, Entry, ListSpec, Order, Paging, Since};
+use super::runtime::listing::{
+    self, CursorFrom, Entry, Filter, ListSpec, Order, Paging, Since, Source,
+};
+
 use super::runtime::metrics::Metrics;
 use super::runtime::upstream::UpstreamRequest;
 use super::runtime::{ConnectorError, Context};
@@ -20,7 +23,8 @@ use super::runtime::{ConnectorError, Context};
 /// Currency precisions from connector.yaml, on top of ISO 4217.
 pub const CURRENCIES: &[(&str, u32)] = &[];
 
-/// The list operations' windows, kept between requests.
+/// The list operations' windows, and the walks of every record of the lists other
+/// operations read, kept between requests.
 #[derive(Default)]
 pub struct Lists {
     pub get_accounts: listing::ListState<models::Account>,
@@ -44,6 +48,8 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: false,
 };
 
@@ -52,15 +58,19 @@ pub async fn get_accounts(
     ctx: &Context,
     params: GetAccountsParams,
 ) -> Result<Vec<models::Account>, ConnectorError> {
-    let request = get_accounts_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_accounts_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_accounts_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_accounts_sources();
     listing::page(
             ctx.upstream(),
             &GET_ACCOUNTS,
             &lists.get_accounts,
-            &request,
+            sources,
             params.created_at_from,
             params.page,
             params.page_size,
@@ -69,7 +79,12 @@ pub async fn get_accounts(
         .await
 }
 
-fn get_accounts_request(_params: &GetAccountsParams) -> UpstreamRequest {
+/// The provider walks of `getAccounts`.
+async fn get_accounts_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_accounts_request()))
+}
+
+fn get_accounts_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -257,6 +272,8 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: false,
 };
 
@@ -267,15 +284,19 @@ pub async fn get_beneficiaries(
     ctx: &Context,
     params: GetBeneficiariesParams,
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
-    let request = get_beneficiaries_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_beneficiaries_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_beneficiaries_sources();
     listing::page(
             ctx.upstream(),
             &GET_BENEFICIARIES,
             &lists.get_beneficiaries,
-            &request,
+            sources,
             params.created_at_from,
             params.page,
             params.page_size,
@@ -284,7 +305,12 @@ pub async fn get_beneficiaries(
         .await
 }
 
-fn get_beneficiaries_request(_params: &GetBeneficiariesParams) -> UpstreamRequest {
+/// The provider walks of `getBeneficiaries`.
+async fn get_beneficiaries_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_beneficiaries_request()))
+}
+
+fn get_beneficiaries_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -358,6 +384,8 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
         format: TimeFormat::UnixSeconds,
         inclusive: true,
     }),
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: true,
 };
 
@@ -368,15 +396,19 @@ pub async fn get_transactions(
     ctx: &Context,
     params: GetTransactionsParams,
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
-    let request = get_transactions_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_transactions_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_transactions_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_transactions_sources();
     listing::page(
             ctx.upstream(),
             &GET_TRANSACTIONS,
             &lists.get_transactions,
-            &request,
+            sources,
             params.updated_at_from,
             params.page,
             params.page_size,
@@ -385,7 +417,12 @@ pub async fn get_transactions(
         .await
 }
 
-fn get_transactions_request(_params: &GetTransactionsParams) -> UpstreamRequest {
+/// The provider walks of `getTransactions`.
+async fn get_transactions_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_transactions_request()))
+}
+
+fn get_transactions_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -529,10 +566,7 @@ pub async fn create_payout(
     ctx: &Context,
     body: models::PayoutRequest,
 ) -> Result<models::Payout, ConnectorError> {
-    let request = serde_json::to_value(&body)
-        .map_err(|error| ConnectorError::internal(
-            format!("cannot encode the request: {error}"),
-        ))?;
+    let request = create_payout_input(&body)?;
     if ctx.initiation().is_some_and(|attempt| attempt.recovering())
         && let Some(found) = create_payout_lookup(ctx, &body, &request).await?
     {
@@ -549,13 +583,23 @@ pub async fn create_payout(
     create_payout_record(record, &body, ctx.metrics())
 }
 
+/// The protocol request as the mapping reads it, with `providerKey`.
+fn create_payout_input(body: &models::PayoutRequest) -> Result<Value, ConnectorError> {
+    let mut request = serde_json::to_value(body)
+        .map_err(|error| ConnectorError::internal(
+            format!("cannot encode the request: {error}"),
+        ))?;
+    request["providerKey"] = Value::String(body.idempotency_key.clone());
+    Ok(request)
+}
+
 fn create_payout_request(
     ctx: &Context,
     record: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
     let key = ctx
         .initiation()
-        .map(|attempt| attempt.key().to_owned())
+        .map(|attempt| attempt.provider_key().to_owned())
         .ok_or_else(|| {
             ConnectorError::internal(
                 concat!("createPayout", " ran outside an initiation"),
@@ -750,10 +794,7 @@ pub async fn create_transfer(
     ctx: &Context,
     body: models::TransferRequest,
 ) -> Result<models::Transfer, ConnectorError> {
-    let request = serde_json::to_value(&body)
-        .map_err(|error| ConnectorError::internal(
-            format!("cannot encode the request: {error}"),
-        ))?;
+    let request = create_transfer_input(&body)?;
     if ctx.initiation().is_some_and(|attempt| attempt.recovering())
         && let Some(found) = create_transfer_lookup(ctx, &body, &request).await?
     {
@@ -770,13 +811,25 @@ pub async fn create_transfer(
     create_transfer_record(record, &body, ctx.metrics())
 }
 
+/// The protocol request as the mapping reads it, with `providerKey`.
+fn create_transfer_input(
+    body: &models::TransferRequest,
+) -> Result<Value, ConnectorError> {
+    let mut request = serde_json::to_value(body)
+        .map_err(|error| ConnectorError::internal(
+            format!("cannot encode the request: {error}"),
+        ))?;
+    request["providerKey"] = Value::String(body.idempotency_key.clone());
+    Ok(request)
+}
+
 fn create_transfer_request(
     ctx: &Context,
     record: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
     let key = ctx
         .initiation()
-        .map(|attempt| attempt.key().to_owned())
+        .map(|attempt| attempt.provider_key().to_owned())
         .ok_or_else(|| {
             ConnectorError::internal(
                 concat!("createTransfer", " ran outside an initiation"),
@@ -979,7 +1032,7 @@ pub fn find_payment<'a>(
             "createPayout" => {
                 let body: models::PayoutRequest = serde_json::from_str(request)
                     .map_err(unreadable)?;
-                let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                let value = create_payout_input(&body)?;
                 Ok(
                     create_payout_lookup(ctx, &body, &value)
                         .await?
@@ -989,7 +1042,7 @@ pub fn find_payment<'a>(
             "createTransfer" => {
                 let body: models::TransferRequest = serde_json::from_str(request)
                     .map_err(unreadable)?;
-                let value: Value = serde_json::from_str(request).map_err(unreadable)?;
+                let value = create_transfer_input(&body)?;
                 Ok(
                     create_transfer_lookup(ctx, &body, &value)
                         .await?

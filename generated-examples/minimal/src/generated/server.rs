@@ -199,6 +199,7 @@ async fn create_payout(
         status: 201,
         transaction_type: "PAYOUT",
         currencies: &[],
+        provider_key: None,
     };
     initiation::run(
             ctx,
@@ -220,6 +221,7 @@ async fn create_transfer(
         status: 201,
         transaction_type: "TRANSFER",
         currencies: &[],
+        provider_key: None,
     };
     initiation::run(
             ctx,

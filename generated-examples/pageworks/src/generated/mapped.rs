@@ -11,7 +11,10 @@ use super::models;
 use super::params::*;
 use super::runtime::convert::{self, AmountFormat, Sign, Step, TimeFormat};
 use super::runtime::fields::{self, Target};
-use super::runtime::listing::{self, Entry, ListSpec, Order, Paging, Since};
+use super::runtime::listing::{
+    self, Entry, Filter, ListSpec, Order, Paging, Since, Source,
+};
+
 use super::runtime::metrics::Metrics;
 use super::runtime::upstream::UpstreamRequest;
 use super::runtime::{ConnectorError, Context};
@@ -19,7 +22,8 @@ use super::runtime::{ConnectorError, Context};
 /// Currency precisions from connector.yaml, on top of ISO 4217.
 pub const CURRENCIES: &[(&str, u32)] = &[];
 
-/// The list operations' windows, kept between requests.
+/// The list operations' windows, and the walks of every record of the lists other
+/// operations read, kept between requests.
 #[derive(Default)]
 pub struct Lists {
     pub get_accounts: listing::ListState<models::Account>,
@@ -43,6 +47,8 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
         format: TimeFormat::Rfc3339,
         inclusive: false,
     }),
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: false,
 };
 
@@ -51,15 +57,19 @@ pub async fn get_accounts(
     ctx: &Context,
     params: GetAccountsParams,
 ) -> Result<Vec<models::Account>, ConnectorError> {
-    let request = get_accounts_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_accounts_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_accounts_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_accounts_sources();
     listing::page(
             ctx.upstream(),
             &GET_ACCOUNTS,
             &lists.get_accounts,
-            &request,
+            sources,
             params.created_at_from,
             params.page,
             params.page_size,
@@ -68,7 +78,12 @@ pub async fn get_accounts(
         .await
 }
 
-fn get_accounts_request(_params: &GetAccountsParams) -> UpstreamRequest {
+/// The provider walks of `getAccounts`.
+async fn get_accounts_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_accounts_request()))
+}
+
+fn get_accounts_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -294,6 +309,8 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     max_pages: 10000,
     order: Order::OldestFirst,
     since: None,
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: false,
 };
 
@@ -304,15 +321,19 @@ pub async fn get_beneficiaries(
     ctx: &Context,
     params: GetBeneficiariesParams,
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
-    let request = get_beneficiaries_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_beneficiaries_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_beneficiaries_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_beneficiaries_sources();
     listing::page(
             ctx.upstream(),
             &GET_BENEFICIARIES,
             &lists.get_beneficiaries,
-            &request,
+            sources,
             params.created_at_from,
             params.page,
             params.page_size,
@@ -321,7 +342,12 @@ pub async fn get_beneficiaries(
         .await
 }
 
-fn get_beneficiaries_request(_params: &GetBeneficiariesParams) -> UpstreamRequest {
+/// The provider walks of `getBeneficiaries`.
+async fn get_beneficiaries_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_beneficiaries_request()))
+}
+
+fn get_beneficiaries_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {
@@ -393,6 +419,8 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
         format: TimeFormat::Rfc3339,
         inclusive: true,
     }),
+    windows: None,
+    filter: Filter { exclude: &[], only: &[] },
     movable: true,
 };
 
@@ -403,15 +431,19 @@ pub async fn get_transactions(
     ctx: &Context,
     params: GetTransactionsParams,
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
-    let request = get_transactions_request(&params);
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value| get_transactions_record(record, &params, metrics);
+    let to_entry = |record: &Value, _parent: Option<&Value>| get_transactions_record(
+        record,
+        &params,
+        metrics,
+    );
     let lists = ctx.state::<Lists>();
+    let sources = |_max_age| get_transactions_sources();
     listing::page(
             ctx.upstream(),
             &GET_TRANSACTIONS,
             &lists.get_transactions,
-            &request,
+            sources,
             params.updated_at_from,
             params.page,
             params.page_size,
@@ -420,7 +452,12 @@ pub async fn get_transactions(
         .await
 }
 
-fn get_transactions_request(_params: &GetTransactionsParams) -> UpstreamRequest {
+/// The provider walks of `getTransactions`.
+async fn get_transactions_sources() -> Result<Vec<Source>, ConnectorError> {
+    Ok(Source::single(get_transactions_request()))
+}
+
+fn get_transactions_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
         path: {

@@ -40,6 +40,7 @@ const MAX_AMOUNT_DIGITS: usize = 38;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Initiation {
     key: String,
+    provider_key: String,
     attempt: u32,
     recovering: bool,
 }
@@ -48,6 +49,12 @@ impl Initiation {
     /// Formance's idempotency key: forward it to the provider when it takes one.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The key as the provider takes it (a reference of at most 18 characters, a UUID):
+    /// the key itself unless the operation reshapes it.
+    pub fn provider_key(&self) -> &str {
+        &self.provider_key
     }
 
     /// 1 for the first attempt with this key.
@@ -72,6 +79,9 @@ pub struct Operation {
     pub transaction_type: &'static str,
     /// Currency precisions on top of ISO 4217 (connector.yaml's `currencies`).
     pub currencies: &'static [(&'static str, u32)],
+    /// The key as the provider takes it, when it cannot take Formance's as it is; recorded
+    /// with the key, so that transactions carrying it link.
+    pub provider_key: Option<fn(&str) -> String>,
 }
 
 /// A protocol request that initiates a payment.
@@ -148,6 +158,7 @@ where
     Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
 {
     let key = body.idempotency_key().to_owned();
+    let provider_key = operation.provider_key.map(|shape| shape(&key));
     let services = ctx.services().clone();
     let store = services.store();
     let timeout = ctx.config().store.attempt_timeout;
@@ -160,6 +171,7 @@ where
             .claim(
                 operation.id,
                 &key,
+                provider_key.as_deref(),
                 &request_text,
                 operation.transaction_type,
                 &owner,
@@ -209,6 +221,7 @@ where
         }
     };
     let initiation = Initiation {
+        provider_key: provider_key.unwrap_or_else(|| key.clone()),
         key: key.clone(),
         attempt,
         recovering: attempt > 1,
@@ -412,11 +425,16 @@ pub async fn link<T: LinkedTransaction>(
 }
 
 /// The initiation a `relatedTransactionID` names: by the provider's id of its payment
-/// first, else by its key.
+/// first, then by the key the provider was given, else by Formance's key.
 fn link_for<'l>(links: &'l [Link], related: &str) -> Option<&'l Link> {
     links
         .iter()
         .find(|link| link.provider_id.as_deref() == Some(related))
+        .or_else(|| {
+            links
+                .iter()
+                .find(|link| link.provider_key.as_deref() == Some(related))
+        })
         .or_else(|| links.iter().find(|link| link.key == related))
 }
 
@@ -532,16 +550,19 @@ mod tests {
             Link {
                 key: "key-a".to_owned(),
                 provider_id: Some("po_1".to_owned()),
+                provider_key: None,
                 transaction_type: "PAYOUT".to_owned(),
             },
             Link {
                 key: "po_1".to_owned(),
                 provider_id: Some("po_2".to_owned()),
+                provider_key: Some("REF-B".to_owned()),
                 transaction_type: "TRANSFER".to_owned(),
             },
         ];
         assert_eq!(link_for(&links, "po_1").unwrap().key, "key-a");
         assert_eq!(link_for(&links, "key-a").unwrap().key, "key-a");
+        assert_eq!(link_for(&links, "REF-B").unwrap().key, "po_1");
         assert!(link_for(&links, "po_9").is_none());
     }
 }

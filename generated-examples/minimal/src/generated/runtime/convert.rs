@@ -135,6 +135,15 @@ pub enum TimeFormat {
         /// is an error: a time without a zone is never guessed to be UTC.
         utc_offset_seconds: Option<i32>,
     },
+    /// A chrono strftime pattern without a zone, for local times of a named IANA zone
+    /// (`Europe/Oslo`), daylight saving included. A local time the clocks skipped (in the
+    /// spring gap) is read with the offset in force before the change; one they showed twice
+    /// (in the autumn overlap) is the earlier instant, the one before the clocks went back.
+    #[cfg(feature = "zones")]
+    Zoned {
+        pattern: &'static str,
+        zone: &'static str,
+    },
 }
 
 /// Reads a provider's time as UTC. RFC 3339 accepts any offset or `Z` and fractional
@@ -171,6 +180,17 @@ pub fn parse_time(value: &Value, format: &TimeFormat) -> Result<DateTime<Utc>, C
             };
             parse_custom(&text, pattern, *utc_offset_seconds)
         }
+        #[cfg(feature = "zones")]
+        TimeFormat::Zoned { pattern, zone } => {
+            let text = value.as_str().ok_or_else(|| {
+                error(format!(
+                    "expected a date-time string in the pattern {}, got {}",
+                    quoted(pattern),
+                    show(value)
+                ))
+            })?;
+            parse_zoned(text, pattern, zone)
+        }
     }
 }
 
@@ -205,6 +225,61 @@ pub fn format_time(time: DateTime<Utc>, format: &TimeFormat) -> Result<String, C
                 ))
             })?;
             Ok(out)
+        }
+        #[cfg(feature = "zones")]
+        TimeFormat::Zoned { pattern, zone } => {
+            check_pattern(pattern)?;
+            let zone = named_zone(zone)?;
+            Ok(time.with_timezone(&zone).format(pattern).to_string())
+        }
+    }
+}
+
+#[cfg(feature = "zones")]
+fn named_zone(name: &str) -> Result<chrono_tz::Tz, ConversionError> {
+    name.parse::<chrono_tz::Tz>()
+        .map_err(|_| error(format!("{} is not an IANA time zone", quoted(name))))
+}
+
+/// A local time of a named zone, as [`TimeFormat::Zoned`] reads it.
+#[cfg(feature = "zones")]
+fn parse_zoned(text: &str, pattern: &str, zone: &str) -> Result<DateTime<Utc>, ConversionError> {
+    use chrono::offset::{LocalResult, Offset, TimeZone};
+    check_pattern(pattern)?;
+    let tz = named_zone(zone)?;
+    let local = match NaiveDateTime::parse_from_str(text, pattern) {
+        Ok(local) => local,
+        Err(reason) if reason.kind() == ParseErrorKind::NotEnough => {
+            NaiveDate::parse_from_str(text, pattern)
+                .map(|date| date.and_time(NaiveTime::MIN))
+                .map_err(|_| {
+                    error(format!(
+                        "expected a date-time in the pattern {}, got {} ({reason})",
+                        quoted(pattern),
+                        quoted(text)
+                    ))
+                })?
+        }
+        Err(reason) => {
+            return Err(error(format!(
+                "expected a date-time in the pattern {}, got {} ({reason})",
+                quoted(pattern),
+                quoted(text)
+            )));
+        }
+    };
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(time) => Ok(time.with_timezone(&Utc)),
+        LocalResult::Ambiguous(earlier, _) => Ok(earlier.with_timezone(&Utc)),
+        LocalResult::None => {
+            // In the spring gap: the offset of an hour before, when the clocks had not moved.
+            let before = local - TimeDelta::hours(3);
+            let offset = tz
+                .offset_from_local_datetime(&before)
+                .earliest()
+                .map(|offset| offset.fix().local_minus_utc())
+                .ok_or_else(|| error(format!("{} is not a time in {zone}", quoted(text))))?;
+            Ok((local - TimeDelta::seconds(i64::from(offset))).and_utc())
         }
     }
 }

@@ -8,6 +8,8 @@
 use super::convert::{self, AmountFormat, ConversionError, Sign, TimeFormat};
 use super::error::ConnectorError;
 use super::metrics::Metrics;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -130,13 +132,152 @@ impl Target<'_> {
         match value {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items.iter().map(item).collect(),
-            Some(other) => Err(self.fail(format!("expected a list, got {other}"))),
+            // One object is a list of one: a bank answering one account's balance fields.
+            Some(object @ Value::Object(_)) => Ok(vec![item(object)?]),
+            Some(other) => Err(self.fail(format!("expected a list or an object, got {other}"))),
         }
     }
 
     /// A user function's result, with its error put in context.
     pub fn custom<T>(&self, result: Result<T, ConversionError>) -> Result<T, ConnectorError> {
         result.map_err(|e| self.fail(e))
+    }
+}
+
+/// The record of `records` whose fields have the wanted texts (`from_list`'s `where`).
+pub fn find_record<'r>(
+    records: &'r [Arc<Value>],
+    wanted: &[(&[convert::Step], String)],
+) -> Option<&'r Value> {
+    records
+        .iter()
+        .find(|record| {
+            wanted.iter().all(|(path, text)| {
+                convert::lookup(record, path)
+                    .and_then(convert::to_text)
+                    .is_some_and(|found| found == *text)
+            })
+        })
+        .map(|record| record.as_ref())
+}
+
+/// `id "acc-1"`, for the 404 of a record [`find_record`] did not find.
+pub fn describe_match(wanted: &[(&[convert::Step], String)]) -> String {
+    let parts: Vec<String> = wanted
+        .iter()
+        .map(|(path, text)| {
+            let keys: Vec<String> = path
+                .iter()
+                .map(|step| match step {
+                    convert::Step::Key(key) => (*key).to_owned(),
+                    convert::Step::Index(index) => format!("[{index}]"),
+                })
+                .collect();
+            format!("{} {text:?}", keys.join("."))
+        })
+        .collect();
+    parts.join(" and ")
+}
+
+/// A value, unless it is an empty string (`empty: missing`).
+pub fn non_empty(value: Option<Value>) -> Option<Value> {
+    value.filter(|value| value.as_str() != Some(""))
+}
+
+/// The text a `switch` compares with its cases: a string as it is, `true`, `12`.
+pub fn case_text(value: Option<Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text),
+        other => convert::to_text(&other),
+    }
+}
+
+/// How a provider takes Formance's idempotency key (a payment's reference, an
+/// `Idempotency-Key`): `min_length` to `max_length` characters of `charset`. A key that
+/// fits is sent as it is; another is replaced by a digest of it that fits, the same every
+/// time, so that a retry sends the same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyShape {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub charset: KeyCharset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCharset {
+    /// Any characters.
+    Any,
+    /// ASCII letters and digits.
+    Alphanumeric,
+    /// Lower-case hexadecimal digits.
+    Hex,
+    /// A UUID, `8-4-4-4-12` hexadecimal digits (the digest is a version 8 UUID).
+    Uuid,
+}
+
+/// The key as the provider takes it: see [`KeyShape`].
+pub fn provider_key(key: &str, shape: &KeyShape) -> String {
+    if fits(key, shape) {
+        return key.to_owned();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let bytes = digest.as_ref();
+    match shape.charset {
+        KeyCharset::Uuid => {
+            let mut uuid = [0u8; 16];
+            uuid.copy_from_slice(&bytes[..16]);
+            uuid[6] = (uuid[6] & 0x0f) | 0x80;
+            uuid[8] = (uuid[8] & 0x3f) | 0x80;
+            let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            )
+        }
+        KeyCharset::Hex => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            hex.chars().take(shape.max_length.min(64)).collect()
+        }
+        KeyCharset::Any | KeyCharset::Alphanumeric => {
+            const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+            let mut bits = 0u32;
+            let mut pending = 0u32;
+            let mut out = String::new();
+            for byte in bytes {
+                pending = (pending << 8) | u32::from(*byte);
+                bits += 8;
+                while bits >= 5 && out.len() < shape.max_length {
+                    bits -= 5;
+                    out.push(char::from(ALPHABET[((pending >> bits) & 31) as usize]));
+                }
+            }
+            out
+        }
+    }
+}
+
+fn fits(key: &str, shape: &KeyShape) -> bool {
+    let length = key.chars().count();
+    if length < shape.min_length || length > shape.max_length {
+        return false;
+    }
+    match shape.charset {
+        KeyCharset::Any => true,
+        KeyCharset::Alphanumeric => key.bytes().all(|b| b.is_ascii_alphanumeric()),
+        KeyCharset::Hex => key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        KeyCharset::Uuid => {
+            let groups: Vec<&str> = key.split('-').collect();
+            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                && groups
+                    .iter()
+                    .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+        }
     }
 }
 
@@ -252,4 +393,50 @@ pub fn provider_currency(
         currency.code().to_owned()
     };
     Ok(Some(Value::String(code)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_fits_is_sent_as_it_is_and_another_becomes_a_stable_digest() {
+        let short = KeyShape {
+            min_length: 6,
+            max_length: 18,
+            charset: KeyCharset::Alphanumeric,
+        };
+        assert_eq!(provider_key("payout42", &short), "payout42");
+        let formance = "3f2b8c1e-9d4a-4e8b-b7c2-5a1d0e9f8c7b";
+        let reshaped = provider_key(formance, &short);
+        assert_eq!(reshaped.len(), 18);
+        assert!(
+            reshaped.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{reshaped}"
+        );
+        assert_eq!(
+            reshaped,
+            provider_key(formance, &short),
+            "the same every time"
+        );
+        assert_ne!(
+            reshaped,
+            provider_key("3f2b8c1e-9d4a-4e8b-b7c2-5a1d0e9f8c7c", &short)
+        );
+        let uuid = KeyShape {
+            min_length: 16,
+            max_length: 36,
+            charset: KeyCharset::Uuid,
+        };
+        assert_eq!(provider_key(formance, &uuid), formance);
+        let made = provider_key("payout/2026/000042", &uuid);
+        assert!(fits(&made, &uuid), "{made}");
+        assert_eq!(&made[14..15], "8", "a version 8 UUID: {made}");
+        let hex = KeyShape {
+            min_length: 1,
+            max_length: 10,
+            charset: KeyCharset::Hex,
+        };
+        assert_eq!(provider_key("DEADBEEF", &hex).len(), 10);
+    }
 }

@@ -61,6 +61,9 @@ pub enum Claim {
 pub struct Link {
     pub key: String,
     pub provider_id: Option<String>,
+    /// The key as the provider was given it, when it differs (a reference of at most 18
+    /// characters, a UUID).
+    pub provider_key: Option<String>,
     pub transaction_type: String,
 }
 
@@ -192,10 +195,12 @@ impl Store {
 
     /// Takes `key` for `operation` for one attempt of at most `lease`, unless it is
     /// answered, taken, or was used with another request.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim(
         &self,
         operation: &str,
         key: &str,
+        provider_key: Option<&str>,
         request: &str,
         transaction_type: &str,
         owner: &str,
@@ -215,6 +220,7 @@ impl Store {
                     Datum::text(owner),
                     Datum::Int(lease_until),
                     Datum::Int(now),
+                    Datum::optional_text(provider_key),
                 ],
             )
             .await?;
@@ -371,6 +377,7 @@ impl Store {
                     key: column(&row, 0)?,
                     provider_id: column(&row, 1)?,
                     transaction_type: column(&row, 2)?,
+                    provider_key: column(&row, 3)?,
                 });
             }
         }
@@ -416,8 +423,9 @@ const INSERT_SCHEMA_VERSION: &str = "INSERT INTO connector_schema (version) VALU
 const UPDATE_SCHEMA_VERSION: &str = "UPDATE connector_schema SET version = $1";
 
 /// The schema, one migration per version; a new version appends one, never edits one.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS connector_initiations (\
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS connector_initiations (\
         operation TEXT NOT NULL, \
         idempotency_key TEXT NOT NULL, \
         request TEXT NOT NULL, \
@@ -431,14 +439,20 @@ const MIGRATIONS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL, \
         updated_at BIGINT NOT NULL, \
         PRIMARY KEY (operation, idempotency_key))",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
-    "CREATE INDEX IF NOT EXISTS connector_initiations_unanswered ON connector_initiations (updated_at) WHERE status IS NULL",
-]];
+        "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_id ON connector_initiations (provider_id)",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_by_key ON connector_initiations (idempotency_key)",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_unanswered ON connector_initiations (updated_at) WHERE status IS NULL",
+    ],
+    // 2: the key as the provider was given it, which its transactions may carry.
+    &[
+        "ALTER TABLE connector_initiations ADD COLUMN provider_key TEXT",
+        "CREATE INDEX IF NOT EXISTS connector_initiations_by_provider_key ON connector_initiations (provider_key)",
+    ],
+];
 
 const INSERT: &str = "INSERT INTO connector_initiations \
-    (operation, idempotency_key, request, transaction_type, owner, lease_until, attempts, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) \
+    (operation, idempotency_key, request, transaction_type, owner, lease_until, attempts, created_at, updated_at, provider_key) \
+    VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $8) \
     ON CONFLICT (operation, idempotency_key) DO NOTHING";
 
 /// Only an unanswered key whose attempt outlived its lease, and only for the same request.
@@ -474,8 +488,8 @@ fn links_query(count: usize) -> String {
     let params: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
     let params = params.join(", ");
     format!(
-        "SELECT idempotency_key, provider_id, transaction_type FROM connector_initiations \
-         WHERE provider_id IN ({params}) OR idempotency_key IN ({params})"
+        "SELECT idempotency_key, provider_id, transaction_type, provider_key FROM connector_initiations \
+         WHERE provider_id IN ({params}) OR idempotency_key IN ({params}) OR provider_key IN ({params})"
     )
 }
 
@@ -508,12 +522,20 @@ mod tests {
         block_on(async {
             let (store, _) = fresh_store().await;
             let claim = |owner: &'static str| {
-                store.claim("createPayout", "k", "{}", "PAYOUT", owner, LEASE)
+                store.claim("createPayout", "k", None, "{}", "PAYOUT", owner, LEASE)
             };
             assert_eq!(claim("a").await.unwrap(), Claim::First);
             assert_eq!(claim("b").await.unwrap(), Claim::Busy);
             let other = store
-                .claim("createPayout", "k", r#"{"x":1}"#, "PAYOUT", "c", LEASE)
+                .claim(
+                    "createPayout",
+                    "k",
+                    None,
+                    r#"{"x":1}"#,
+                    "PAYOUT",
+                    "c",
+                    LEASE,
+                )
                 .await;
             assert_eq!(
                 other.unwrap(),
@@ -522,7 +544,7 @@ mod tests {
                 }
             );
             let same_key_other_operation =
-                store.claim("createTransfer", "k", "{}", "TRANSFER", "d", LEASE);
+                store.claim("createTransfer", "k", None, "{}", "TRANSFER", "d", LEASE);
             assert_eq!(same_key_other_operation.await.unwrap(), Claim::First);
         });
     }
@@ -532,7 +554,7 @@ mod tests {
         block_on(async {
             let (store, _) = fresh_store().await;
             store
-                .claim("createPayout", "k", "{}", "PAYOUT", "a", LEASE)
+                .claim("createPayout", "k", None, "{}", "PAYOUT", "a", LEASE)
                 .await
                 .unwrap();
             let answer = Answer {
@@ -552,7 +574,7 @@ mod tests {
                 .await;
             assert_eq!(kept.unwrap(), answer, "the first answer wins");
             let replay = store
-                .claim("createPayout", "k", "{}", "PAYOUT", "c", LEASE)
+                .claim("createPayout", "k", None, "{}", "PAYOUT", "c", LEASE)
                 .await;
             assert_eq!(replay.unwrap(), Claim::Answered(answer));
         });
@@ -563,13 +585,14 @@ mod tests {
         block_on(async {
             let (store, _) = fresh_store().await;
             store
-                .claim("createPayout", "k", "{}", "PAYOUT", "a", LEASE)
+                .claim("createPayout", "k", None, "{}", "PAYOUT", "a", LEASE)
                 .await
                 .unwrap();
             store.release("createPayout", "k", "a").await.unwrap();
             let next = store.claim(
                 "createPayout",
                 "k",
+                None,
                 "{}",
                 "PAYOUT",
                 "b",
@@ -577,9 +600,9 @@ mod tests {
             );
             assert_eq!(next.await.unwrap(), Claim::Recover { attempt: 2 });
             tokio::time::sleep(Duration::from_millis(5)).await;
-            let after_lease = store.claim("createPayout", "k", "{}", "PAYOUT", "c", LEASE);
+            let after_lease = store.claim("createPayout", "k", None, "{}", "PAYOUT", "c", LEASE);
             assert_eq!(after_lease.await.unwrap(), Claim::Recover { attempt: 3 });
-            let still_leased = store.claim("createPayout", "k", "{}", "PAYOUT", "d", LEASE);
+            let still_leased = store.claim("createPayout", "k", None, "{}", "PAYOUT", "d", LEASE);
             assert_eq!(still_leased.await.unwrap(), Claim::Busy);
         });
     }
@@ -595,7 +618,7 @@ mod tests {
                     "createTransfer"
                 };
                 store
-                    .claim(operation, key, "{}", kind, "a", LEASE)
+                    .claim(operation, key, None, "{}", kind, "a", LEASE)
                     .await
                     .unwrap();
                 if let Some(id) = id {
@@ -617,11 +640,13 @@ mod tests {
                     Link {
                         key: "k1".to_owned(),
                         provider_id: Some("po_1".to_owned()),
+                        provider_key: None,
                         transaction_type: "PAYOUT".to_owned()
                     },
                     Link {
                         key: "k2".to_owned(),
                         provider_id: None,
+                        provider_key: None,
                         transaction_type: "TRANSFER".to_owned()
                     },
                 ]
@@ -641,7 +666,15 @@ mod tests {
         block_on(async {
             let (store, _) = fresh_store().await;
             store
-                .claim("createPayout", "k", r#"{"a":1}"#, "PAYOUT", "a", LEASE)
+                .claim(
+                    "createPayout",
+                    "k",
+                    None,
+                    r#"{"a":1}"#,
+                    "PAYOUT",
+                    "a",
+                    LEASE,
+                )
                 .await
                 .unwrap();
             let unanswered = store.unanswered().await.unwrap();
@@ -667,7 +700,7 @@ mod tests {
         block_on(async {
             let (store, path) = fresh_store().await;
             store
-                .claim("createPayout", "k", "{}", "PAYOUT", "a", LEASE)
+                .claim("createPayout", "k", None, "{}", "PAYOUT", "a", LEASE)
                 .await
                 .unwrap();
             drop(store);
@@ -677,7 +710,7 @@ mod tests {
             };
             let reopened = Store::open(&settings).await.unwrap();
             let claim = reopened
-                .claim("createPayout", "k", "{}", "PAYOUT", "b", LEASE)
+                .claim("createPayout", "k", None, "{}", "PAYOUT", "b", LEASE)
                 .await;
             assert_eq!(claim.unwrap(), Claim::Busy);
             reopened
@@ -688,9 +721,32 @@ mod tests {
             drop(reopened);
             let error = Store::open(&settings).await.err().expect("refused");
             assert!(
-                error.contains("version 99, newer than this connector's 1"),
+                error.contains("version 99, newer than this connector's 2"),
                 "{error}"
             );
+        });
+    }
+
+    #[test]
+    fn links_find_an_initiation_by_the_key_the_provider_was_given() {
+        block_on(async {
+            let (store, _) = fresh_store().await;
+            store
+                .claim(
+                    "createPayout",
+                    "formance-key",
+                    Some("NB7Q2K"),
+                    "{}",
+                    "PAYOUT",
+                    "a",
+                    LEASE,
+                )
+                .await
+                .unwrap();
+            let links = store.links(&["NB7Q2K"]).await.unwrap();
+            assert_eq!(links.len(), 1);
+            assert_eq!(links[0].key, "formance-key");
+            assert_eq!(links[0].provider_key.as_deref(), Some("NB7Q2K"));
         });
     }
 
