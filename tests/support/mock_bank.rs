@@ -26,7 +26,7 @@
 //!   the value: no exponent, no trailing fractional zeros, no point for whole values (`1500`,
 //!   `12.5`, `0.005`, `12345678901234.57`), never more fractional digits than the currency's
 //!   exponent (JPY 0, EUR/NOK/SEK/GBP 2, KWD 3). The body is written as text by this module
-//!   (serde_json's `arbitrary_precision` is off, so a `Value` number would be an `f64`), hence
+//!   (a `Value` number is an `f64` unless serde_json's `arbitrary_precision` is on), hence
 //!   large amounts keep every digit; a client that parses them as `f64` loses digits.
 //!   Transaction amounts are ALWAYS POSITIVE; the direction is `credit` (true = money in).
 //!   Balances may be negative (`-12.5`).

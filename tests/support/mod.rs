@@ -7,12 +7,14 @@
 
 pub mod fake_connector;
 pub mod formance;
+pub mod initiate;
 pub mod mock_bank;
 pub mod mock_cursor;
 pub mod mock_http;
 pub mod mock_pages;
 pub mod mock_wallets;
 pub mod postgres;
+pub mod sync_check;
 
 use std::ffi::OsStr;
 use std::fmt;
