@@ -1405,6 +1405,130 @@ fn secrets_must_come_from_the_environment() {
 }
 
 #[test]
+fn references_compose_inside_longer_settings() {
+    // One variable in several settings, text around references, a token endpoint on the base
+    // URL, a header and a secret written as templates: all of it passes.
+    let text = edit(
+        "  base_url: ${env:CURSORPAY_BASE_URL}\n  auth:\n    bearer: ${env:CURSORPAY_API_KEY}\n",
+        "  base_url: \"${env:BANK_URL}/api/v2\"\n  headers:\n    X-Tenant: \"tenant-${env:TENANT}\"\n    X-Api-Token: \"Token ${env:KEY}\"\n  auth:\n    oauth2:\n      token_url: \"${env:BANK_URL}/oauth/token\"\n      client_id: \"${env:TENANT}-client\"\n      client_secret: \"s-${env:SECRET}\"\n",
+    );
+    check(&text).expect_code(0);
+    let text = edit(
+        "  auth:\n    bearer: ${env:CURSORPAY_API_KEY}\n",
+        "  auth:\n    oauth2: { token_url: /oauth/token, client_id: me, client_secret: \"${env:SECRET}\" }\n",
+    );
+    check(&text).expect_code(0);
+}
+
+#[test]
+fn a_bad_reference_inside_a_setting_is_an_error_at_its_column() {
+    for (written, reference) in [
+        ("\"${env:bank_url}/api\"", "${env:bank_url}"),
+        ("\"https://${BANK_HOST}/api\"", "${BANK_HOST}"),
+        ("\"${env:BANK_URL}/${env:Oops}\"", "${env:Oops}"),
+        ("\"${env:BANK_URL}/api/${env:VERSION\"", "${env:VERSION"),
+    ] {
+        let text = edit(
+            "base_url: ${env:CURSORPAY_BASE_URL}",
+            &format!("base_url: {written}"),
+        );
+        check(&text)
+            .only_error()
+            .expect_message(&format!("`{reference}` is not a valid reference"))
+            .expect_at(pos(&text, reference))
+            .expect_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
+    }
+    // In a header value and in a secret too.
+    let text = edit(
+        "  timeout: 10s\n",
+        "  headers: { X-Tenant: \"t-${env:tenant}\" }\n  timeout: 10s\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`${env:tenant}` is not a valid reference")
+        .expect_at(pos(&text, "${env:tenant}"));
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "bearer: \"Token ${KEY}\"",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`${KEY}` is not a valid reference")
+        .expect_at(pos(&text, "${KEY}"));
+}
+
+#[test]
+fn composed_urls_must_start_as_urls_and_secrets_need_a_reference() {
+    let text = edit(
+        "base_url: ${env:CURSORPAY_BASE_URL}",
+        "base_url: \"api.${env:BANK_HOST}\"",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`api.${env:BANK_HOST}` is not an http(s) URL")
+        .expect_at(pos(&text, "\"api."));
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "oauth2: { token_url: oauth/token, client_id: me, client_secret: \"${env:SECRET}\" }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`oauth/token` is not an http(s) URL or a path on the base URL")
+        .expect_at(pos(&text, "oauth/token"))
+        .expect_help("write `https://...`, `/path` (appended to `upstream.base_url`), or start with `${env:NAME}`");
+    // A template of text only is no reference: the secret would be in the file.
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "bearer: \"Token abc123\"",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`auth.bearer` is a secret and cannot be written in the file")
+        .expect_at(pos(&text, "\"Token abc123\""));
+    let text = edit(
+        "  timeout: 10s\n",
+        "  headers: { X-Api-Token: \"Token abc123\" }\n  timeout: 10s\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`X-Api-Token` looks like a credential and cannot be written in the file")
+        .expect_at(pos(&text, "\"Token abc123\""));
+}
+
+#[test]
+fn a_reference_where_the_environment_is_not_read_is_an_error() {
+    let text = edit(
+        "      path: /v1/recipients\n",
+        "      path: /v1/recipients\n      query: { tenant: \"${env:TENANT}\" }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`request.query` does not read the environment: `${env:TENANT}` would be sent as written")
+        .expect_at(pos(&text, "${env:TENANT}"))
+        .expect_help("`${env:NAME}` works in `upstream.base_url`, `upstream.headers` values and `upstream.auth` values");
+    let text = edit(
+        "      id: { template: \"{account}-balance\" }",
+        "      id: { template: \"{account}-${env:SUFFIX}\" }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`template` does not read the environment: `${env:SUFFIX}` would be sent as written",
+        )
+        .expect_at(pos(&text, "${env:SUFFIX}"));
+    let text = edit(
+        "bearer: ${env:CURSORPAY_API_KEY}",
+        "oauth2: { token_url: /token, client_id: me, client_secret: \"${env:S}\", scope: \"${env:SCOPE}\" }",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`auth.oauth2.scope` does not read the environment: `${env:SCOPE}` would be sent as written",
+        )
+        .expect_at(pos(&text, "${env:SCOPE}"));
+}
+
+#[test]
 fn auth_takes_one_kind() {
     let text = edit(
         "    bearer: ${env:CURSORPAY_API_KEY}\n",

@@ -62,11 +62,58 @@ impl Default for Retry {
     }
 }
 
-/// A value given in the file, or read from the environment when the connector starts.
+/// A value given in the file, read from the environment when the connector starts, or text
+/// with `${env:NAME}` references composed then (`"${env:BANK_URL}/oauth/token"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Setting {
     Literal(String),
     Env(String),
+    /// Text and references, at least one reference and one piece of text.
+    Template(Vec<SettingPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingPart {
+    Text(String),
+    Env(String),
+}
+
+impl Setting {
+    /// The setting as text and references, in order.
+    pub fn parts(&self) -> Vec<SettingPart> {
+        match self {
+            Setting::Literal(text) => vec![SettingPart::Text(text.clone())],
+            Setting::Env(name) => vec![SettingPart::Env(name.clone())],
+            Setting::Template(parts) => parts.clone(),
+        }
+    }
+
+    /// The environment variables it reads, in order (a name used twice is listed twice).
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            Setting::Literal(_) => Vec::new(),
+            Setting::Env(name) => vec![name.as_str()],
+            Setting::Template(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    SettingPart::Env(name) => Some(name.as_str()),
+                    SettingPart::Text(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The text the file fixes before any reference (all of it for a literal).
+    pub fn leading_text(&self) -> &str {
+        match self {
+            Setting::Literal(text) => text,
+            Setting::Template(parts) => match parts.first() {
+                Some(SettingPart::Text(text)) => text,
+                _ => "",
+            },
+            Setting::Env(_) => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

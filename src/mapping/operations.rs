@@ -215,6 +215,9 @@ fn template_pairs(reader: &mut Reader, node: &Node, what: &str) -> Vec<(String, 
 /// Request text: `{name}` placeholders are the protocol request's parameters.
 fn request_text(reader: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let text = reader.string(node, what)?;
+    if reader.unread_reference(node, &text, what) {
+        return None;
+    }
     let template = parse_template(&text, true, node.span.clone())
         .map_err(|e| reader.fail(node, format!("{what}: {e}")))
         .ok()?;
@@ -743,9 +746,20 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
     let value = entries.get(kind)?;
     Some(match kind {
         "path" => Source::Path(path_of(reader, value, "`path`")?),
-        "const" => Source::Const(json(value)),
+        "const" => {
+            let constant = json(value);
+            if let Some(text) = constant.as_str()
+                && reader.unread_reference(value, text, "`const`")
+            {
+                return None;
+            }
+            Source::Const(constant)
+        }
         "template" => {
             let text = reader.string(value, "`template`")?;
+            if reader.unread_reference(value, &text, "`template`") {
+                return None;
+            }
             let template = parse_template(&text, false, value.span.clone())
                 .map_err(|e| reader.fail(value, format!("`template`: {e}")))
                 .ok()?;

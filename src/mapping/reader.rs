@@ -1,7 +1,7 @@
 //! Typed reads from the positioned YAML tree. Every read that fails records a diagnostic at
 //! the node and returns `None`, so loading goes on and one run reports every problem.
 
-use super::{Setting, Span};
+use super::{Setting, SettingPart, Span};
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::yaml::{Node, Value};
 
@@ -254,34 +254,56 @@ impl Reader<'_> {
         }
     }
 
-    /// `${env:NAME}` or a literal.
+    /// `${env:NAME}`, a literal, or text with references (`"${env:BANK_URL}/oauth/token"`).
+    /// Every `${` starts a reference; one that is not `${env:NAME}` is reported where it is.
     pub fn setting(&mut self, node: &Node, what: &str) -> Option<Setting> {
         let text = self.string(node, what)?;
-        let Some(inner) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
-            return Some(Setting::Literal(text));
-        };
-        let name = inner.strip_prefix("env:").unwrap_or_default();
-        let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let mut parts = Vec::new();
+        let mut valid = true;
+        let mut rest = 0;
+        while let Some(found) = text[rest..].find("${") {
+            let open = rest + found;
+            if open > rest {
+                parts.push(SettingPart::Text(text[rest..open].to_owned()));
+            }
+            let close = text[open..].find('}').map(|i| open + i);
+            match close.and_then(|close| env_name(&text[open + 2..close])) {
+                Some(name) => {
+                    parts.push(SettingPart::Env(name.to_owned()));
+                    rest = close.unwrap_or(open) + 1;
+                }
+                None => {
+                    let end = close.map_or(text.len(), |close| close + 1);
+                    let diagnostic = self
+                        .at(
+                            self.within(node, &text, open..end),
+                            format!("`{}` is not a valid reference", &text[open..end]),
+                        )
+                        .with_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
+                    self.push(diagnostic);
+                    valid = false;
+                    rest = end;
+                }
+            }
+        }
+        if rest < text.len() {
+            parts.push(SettingPart::Text(text[rest..].to_owned()));
+        }
         if !valid {
-            let diagnostic = self
-                .at(
-                    node.span.clone(),
-                    format!("`{text}` is not a valid reference"),
-                )
-                .with_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
-            self.push(diagnostic);
             return None;
         }
-        Some(Setting::Env(name.to_owned()))
+        Some(match parts.as_slice() {
+            [] => Setting::Literal(String::new()),
+            [SettingPart::Text(text)] => Setting::Literal(text.clone()),
+            [SettingPart::Env(name)] => Setting::Env(name.clone()),
+            _ => Setting::Template(parts),
+        })
     }
 
-    /// A credential: only ever read from the environment, so that no secret is committed.
+    /// A credential: read from the environment (whole, or inside a template such as
+    /// `"Token ${env:KEY}"`), so that no secret is committed.
     pub fn secret(&mut self, node: &Node, what: &str) -> Option<Setting> {
         match self.setting(node, what)? {
-            Setting::Env(name) => Some(Setting::Env(name)),
             Setting::Literal(_) => {
                 let diagnostic = self
                     .at(
@@ -292,26 +314,64 @@ impl Reader<'_> {
                 self.push(diagnostic);
                 None
             }
+            setting => Some(setting),
         }
+    }
+
+    /// Text taken as written (a request template, a constant, a header name): a `${` in it
+    /// is a reference that would be sent as it is, so it is reported. True when there is one.
+    pub fn unread_reference(&mut self, node: &Node, text: &str, what: &str) -> bool {
+        let Some(open) = text.find("${") else {
+            return false;
+        };
+        let end = text[open..]
+            .find('}')
+            .map_or(text.len(), |close| open + close + 1);
+        let diagnostic = self
+            .at(
+                self.within(node, text, open..end),
+                format!(
+                    "{what} does not read the environment: `{}` would be sent as written",
+                    &text[open..end]
+                ),
+            )
+            .with_help(
+                "`${env:NAME}` works in `upstream.base_url`, `upstream.headers` values and `upstream.auth` values",
+            );
+        self.push(diagnostic);
+        true
+    }
+
+    /// Where bytes `range` of a scalar's `text` are in the file: exact for plain scalars and
+    /// for quoted ones without escapes, else the whole scalar.
+    pub fn within(&self, node: &Node, text: &str, range: Span) -> Span {
+        let span = node.span.clone();
+        let offset = match span.len() {
+            n if n == text.len() => 0,
+            n if n == text.len() + 2 => 1,
+            _ => return span,
+        };
+        let start = span.start + offset;
+        if self.text.get(start..start + text.len()) != Some(text) {
+            return span;
+        }
+        start + range.start..start + range.end
     }
 
     /// A header or query parameter whose name says it carries a credential must not have its
     /// value written in the file.
     pub fn literal_secret(&mut self, name: &str, value: &Node, help: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        let secret_like = [
-            "auth",
-            "key",
-            "token",
-            "secret",
-            "password",
-            "signature",
-            "credential",
-        ]
-        .iter()
-        .any(|word| lower.contains(word));
         let literal = value.as_str().is_some_and(|text| !text.contains('{'));
-        if secret_like && literal {
+        if literal {
+            self.credential_written(name, value, help);
+        }
+        literal && credential_name(name)
+    }
+
+    /// Reports a value written in the file under a name that says it is a credential; true
+    /// when it is one.
+    pub fn credential_written(&mut self, name: &str, value: &Node, help: &str) -> bool {
+        if credential_name(name) {
             let diagnostic = self
                 .at(
                     value.span.clone(),
@@ -320,7 +380,7 @@ impl Reader<'_> {
                 .with_help(help.to_owned());
             self.push(diagnostic);
         }
-        secret_like && literal
+        credential_name(name)
     }
 
     pub fn list<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
@@ -335,6 +395,32 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Whether a header or query parameter's name says it carries a credential.
+fn credential_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
+/// `NAME` of `env:NAME`, when it is a valid variable name (upper case, digits, `_`).
+fn env_name(inner: &str) -> Option<&str> {
+    let name = inner.strip_prefix("env:")?;
+    let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    valid.then_some(name)
 }
 
 /// Whether a mapping has keys outside `allowed` (reported by `Reader::entries`).

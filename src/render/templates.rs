@@ -4,7 +4,6 @@ use askama::Template;
 
 use crate::diagnostics::Diagnostic;
 use crate::ir::Protocol;
-use crate::mapping::Setting;
 use crate::plan::{Crate, Plan};
 
 const HEADER: &str = super::GENERATED_HEADER;
@@ -114,14 +113,7 @@ pub fn gitignore(krate: &Crate) -> Result<String, Diagnostic> {
 
 pub fn readme(protocol: &Protocol, plan: &Plan) -> Result<String, Diagnostic> {
     let krate = &plan.krate;
-    let required_env = krate
-        .settings
-        .iter()
-        .filter_map(|s| match &s.source {
-            Setting::Env(var) => Some(var.as_str()),
-            Setting::Literal(_) => None,
-        })
-        .collect();
+    let required_env = krate.variables.iter().map(|v| v.name.as_str()).collect();
     let operations = protocol
         .operations
         .iter()
