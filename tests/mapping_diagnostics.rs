@@ -1117,7 +1117,7 @@ fn a_field_mapping_without_a_source() {
         .expect_message("a field mapping needs a source")
         .expect_at(pos(&text, "{ time: unix_seconds }"))
         .expect_help(
-            "sources: path, const, template, first_of, param, now, each, metadata, rust, initiation",
+            "sources: path, const, template, first_of, param, now, each, items, metadata, rust, initiation",
         );
 }
 
@@ -1148,6 +1148,64 @@ fn two_conversions_in_one_field_mapping_point_at_the_second() {
         .expect_message("a field takes one conversion at most, found `time` and `currency`")
         .expect_at(pos(&text, "currency: true }\n      accountName"))
         .expect_label("conflicts with `time`");
+}
+
+const BALANCES_EACH: &str = "        each: available\n        fields:\n          amount: { path: amount, amount: { currency: currency, format: decimal } }\n          currency: { path: currency, currency: true }\n";
+
+#[test]
+fn a_list_can_be_built_from_one_object() {
+    // `each` over an object makes one element of it; `items` writes the elements out.
+    let text = edit("        each: available\n", "        each: .\n");
+    check(&text).expect_code(0);
+    let items = "        items:\n          - amount: { path: balance, amount: { currency: currency, format: decimal } }\n            currency: { path: currency, currency: true }\n          - amount: { path: held, amount: { currency: { const: EUR }, format: minor_units } }\n            currency: { const: EUR/2 }\n";
+    check(&edit(BALANCES_EACH, items)).expect_code(0);
+    let inline = "        items: [{ amount: { path: balance, amount: { currency: currency } }, currency: { path: currency, currency: true } }]\n";
+    check(&edit(BALANCES_EACH, inline)).expect_code(0);
+}
+
+#[test]
+fn items_that_can_only_fail_are_refused() {
+    let text = edit_in(
+        "  getAccounts:",
+        "      id: id\n",
+        "      id: { items: [{ x: y }] }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`id` is not a list; `items` does not apply")
+        .expect_at(pos(&text, "items: [{ x: y }]"))
+        .expect_help("`items` writes out the elements of a list field, such as `balances`");
+
+    let text = edit(BALANCES_EACH, "        items: []\n");
+    check(&text)
+        .only_error()
+        .expect_message("`items` lists no entry: the list would always be empty")
+        .expect_at(pos(&text, "[]"));
+
+    let text = edit(BALANCES_EACH, "        items: [balance]\n");
+    check(&text)
+        .only_error()
+        .expect_message("an `items` entry maps the element's fields, found a scalar")
+        .expect_at(pos(&text, "balance]"));
+
+    // Each entry is a whole element: the protocol's required fields, checked one by one.
+    let text = edit(
+        BALANCES_EACH,
+        "        items:\n          - amount: { path: balance, amount: { currency: currency } }\n            currency: { path: currency, currency: true }\n          - amount: { path: held, amount: { currency: currency } }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`balances` never sets `currency`, which the protocol requires")
+        .expect_at(pos(&text, "amount: { path: held"));
+
+    let text = edit(
+        BALANCES_EACH,
+        "        items: [{ amount: balance, currency: { path: currency, currency: true } }]\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`amount` is in minor units: say how to convert the provider's amount")
+        .expect_at(pos(&text, "amount: balance"));
 }
 
 #[test]

@@ -339,11 +339,14 @@ pub enum Source {
     Param(String),
     /// The time the connector answers.
     Now,
-    /// An array of objects, each mapped with its own fields.
+    /// An array of objects, each mapped with its own fields; an object is one element.
     Each {
         path: Path,
         fields: Vec<FieldMapping>,
     },
+    /// A list written out in the file, each element mapped from the record with its own
+    /// fields (`items: [{ amount: ..., currency: ... }, ...]`).
+    Items(Vec<ListItem>),
     Metadata {
         fields: Vec<(String, Path)>,
         flatten: Vec<(String, Path)>,
@@ -353,6 +356,25 @@ pub enum Source {
     /// The provider's reference (at this path) of the payment a transaction resulted from;
     /// the server turns it into the initiation's idempotency key.
     Initiation(Path),
+}
+
+/// One element of an `items` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItem {
+    pub span: Span,
+    pub fields: Vec<FieldMapping>,
+}
+
+impl Source {
+    /// The field lists of the elements this source builds (`each`, `items`), for walks over
+    /// every mapped field.
+    pub fn element_fields(&self) -> Vec<&[FieldMapping]> {
+        match self {
+            Source::Each { fields, .. } => vec![fields.as_slice()],
+            Source::Items(items) => items.iter().map(|item| item.fields.as_slice()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

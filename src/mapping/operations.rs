@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::load::quoted_list;
-use super::reader::{Entries, Reader, has_unknown_keys, json};
+use super::reader::{Entries, Reader, first_line, has_unknown_keys, json};
 use super::{
     AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, InitiationMapping,
     KeyForwarding, ListMapping, Lookup, OperationMapping, Order, PageSize, Paging, Path,
@@ -54,6 +54,7 @@ const SOURCES: &[&str] = &[
     "param",
     "now",
     "each",
+    "items",
     "metadata",
     "rust",
     "initiation",
@@ -810,6 +811,7 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
                 fields: fields?,
             }
         }
+        "items" => items(reader, value)?,
         "metadata" => metadata(reader, value)?,
         "initiation" => Source::Initiation(path_of(reader, value, "`initiation`")?),
         _ => {
@@ -961,6 +963,41 @@ fn named<T: Copy>(
     }
     reader.push(diagnostic);
     None
+}
+
+/// `items: [{ field: ..., ... }, ...]`: a list written out, each entry a protocol element.
+fn items(reader: &mut Reader, node: &Node) -> Option<Source> {
+    let entries = reader.list(node, "`items`")?;
+    if entries.is_empty() {
+        let diagnostic = reader
+            .at(
+                node.span.clone(),
+                "`items` lists no entry: the list would always be empty",
+            )
+            .with_help(
+                "write one entry per element, e.g. `items: [{ amount: ..., currency: ... }]`",
+            );
+        reader.push(diagnostic);
+        return None;
+    }
+    let mut items = Vec::new();
+    for entry in entries {
+        if !matches!(entry.value, Value::Mapping(_)) {
+            reader.fail(
+                entry,
+                format!(
+                    "an `items` entry maps the element's fields, found {}",
+                    entry.kind()
+                ),
+            );
+            continue;
+        }
+        items.extend(fields(reader, entry).map(|fields| super::ListItem {
+            span: first_line(reader.text, entry.span.clone()),
+            fields,
+        }));
+    }
+    (items.len() == entries.len()).then_some(Source::Items(items))
 }
 
 fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {

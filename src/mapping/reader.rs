@@ -434,7 +434,7 @@ pub(super) fn has_unknown_keys(node: &Node, allowed: &[&str]) -> bool {
 }
 
 /// `span` up to the end of its first line, trailing blanks left out.
-fn first_line(text: &str, span: Span) -> Span {
+pub(super) fn first_line(text: &str, span: Span) -> Span {
     let Some(spanned) = text.get(span.clone()) else {
         return span;
     };

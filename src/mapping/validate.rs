@@ -466,11 +466,39 @@ impl<'a> Checker<'a> {
                     self.found.push(diagnostic);
                 }
             },
+            Source::Items(items) => match shape {
+                Shape::Array(array) => match self.protocol.object(&array.items) {
+                    Some(target) => {
+                        for item in items {
+                            self.fields(&item.span, &item.fields, target, scope, field, &[]);
+                        }
+                    }
+                    None => {
+                        let diagnostic = self.error(
+                            &expr.source_span,
+                            format!("`{field}` is not a list of objects; `items` does not apply"),
+                        );
+                        self.found.push(diagnostic);
+                    }
+                },
+                _ => {
+                    let diagnostic = self
+                        .error(
+                            &expr.source_span,
+                            format!("`{field}` is not a list; `items` does not apply"),
+                        )
+                        .with_help(
+                            "`items` writes out the elements of a list field, such as `balances`",
+                        );
+                    self.found.push(diagnostic);
+                }
+            },
             _ => {}
         }
         let computed = match &expr.source {
             Source::Rust(_) => Some("`rust`: the function returns the field's final value"),
             Source::Each { .. } => Some("`each`: its `fields` build every element"),
+            Source::Items(_) => Some("`items`: its entries build every element"),
             Source::Now => Some("`now`: it is the field's final value"),
             _ => None,
         };
@@ -488,7 +516,10 @@ impl<'a> Checker<'a> {
                 .with_help(format!("remove `{name}`"));
             self.found.push(diagnostic);
         }
-        if matches!(expr.source, Source::Rust(_) | Source::Each { .. }) {
+        if matches!(
+            expr.source,
+            Source::Rust(_) | Source::Each { .. } | Source::Items(_)
+        ) {
             return;
         }
         self.conversion(expr, shape, field, key);
