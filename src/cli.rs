@@ -22,6 +22,7 @@ Examples:
   connector-gen generate --check               CI: fail if the committed code is stale
   connector-gen generate --spec next.yaml      regenerate against another protocol version
   connector-gen check --mapping connector.yaml validate only, print every problem
+  connector-gen check --coverage               also print which provider values become each enum value
   connector-gen verify http://127.0.0.1:8080 --api-key dev-secret
                                                poll a running connector as Formance does
   connector-gen upgrade --spec next.yaml       what a new protocol version changes for this connector
@@ -99,7 +100,9 @@ enum Command {
         force: bool,
     },
     /// Validate the mapping file and the spec; print every problem.
-    #[command(after_help = "Example:\n  connector-gen check --mapping connector.yaml")]
+    #[command(
+        after_help = "Examples:\n  connector-gen check --mapping connector.yaml\n  connector-gen check --coverage"
+    )]
     Check {
         /// The mapping file.
         #[arg(long, value_name = "FILE", default_value = "connector.yaml")]
@@ -110,6 +113,10 @@ enum Command {
         /// Also check the mapping against the provider's OpenAPI document (repeat for several).
         #[arg(long = "against-spec", value_name = "PROVIDER_SPEC")]
         against_spec: Vec<PathBuf>,
+        /// Also print, for every enum mapping, each protocol value and the provider values
+        /// that become it.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Draft connector.yaml from the provider's OpenAPI documents (3.0, 3.1, Swagger 2.0).
     #[command(after_help = DRAFT_EXAMPLES)]
@@ -314,7 +321,8 @@ pub fn main() -> ExitCode {
             mapping,
             spec,
             against_spec,
-        } => check(&mapping, spec.as_deref(), &against_spec),
+            coverage,
+        } => check(&mapping, spec.as_deref(), &against_spec, coverage),
         Command::Draft {
             from_openapi,
             name,
@@ -445,6 +453,7 @@ fn check(
     mapping_path: &Path,
     spec_path: Option<&Path>,
     against: &[PathBuf],
+    coverage: bool,
 ) -> Result<(), Failure> {
     let spec = spec_source(spec_path)?;
     let mapping = read_source(mapping_path)?;
@@ -475,6 +484,10 @@ fn check(
                     mapping.name,
                     if n == 1 { "" } else { "s" }
                 ),
+            }
+            if coverage && let Ok(loaded) = crate::mapping::load(&mapping) {
+                let table = crate::mapping::coverage::coverage(&loaded, &generated.protocol);
+                print!("\n{}", crate::mapping::coverage::render(&table, &mapping));
             }
             Ok(())
         }

@@ -30,7 +30,7 @@ use render::RenderedFile;
 pub struct Generated {
     pub protocol: Protocol,
     pub files: Vec<RenderedFile>,
-    /// Problems that do not stop generation (an enum value no rule produces, ...).
+    /// Problems that do not stop generation (an enum without `fallback`, a `todo`, ...).
     pub warnings: Vec<Diagnostic>,
 }
 

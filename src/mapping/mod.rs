@@ -1,6 +1,7 @@
 //! The mapping file (`connector.yaml`): what the user says about their connector and provider,
 //! as plain values. Loading checks the file on its own; later stages never read YAML again.
 
+pub mod coverage;
 mod load;
 mod operations;
 mod reader;

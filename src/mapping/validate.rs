@@ -721,23 +721,8 @@ impl<'a> Checker<'a> {
                 self.push_with_suggestion(diagnostic, target, candidates.iter().copied());
             }
         }
-        let unproduced: Vec<&str> = candidates
-            .iter()
-            .copied()
-            .filter(|value| {
-                !map.iter().any(|(_, v)| v == value) && fallback.as_deref() != Some(*value)
-            })
-            .collect();
-        if !unproduced.is_empty() {
-            let diagnostic = self.warning(
-                span,
-                format!(
-                    "no provider value of `{field}` becomes {}",
-                    unproduced.join(", ")
-                ),
-            );
-            self.found.push(diagnostic);
-        }
+        // Protocol values no provider value becomes are not warned about: a provider rarely
+        // has them all, and nothing is to be done. `check --coverage` shows them.
         if fallback.is_none() {
             let diagnostic = self
                 .warning(span, format!("`{field}` has no `fallback`: an unknown provider value fails the whole request"))
