@@ -409,17 +409,25 @@ fn unknown_operation_id_suggests_the_protocols() {
 #[test]
 fn unknown_protocol_field_suggests_the_right_one() {
     let text = edit("      accountName: name\n", "      acountName: name\n");
-    let run = check(&text);
-    run.expect_errors(2);
-    run.error("has no field")
+    // One mistake, one error: not also "never sets `accountName`", which is its consequence.
+    check(&text)
+        .only_error()
         .expect_message("`Account` has no field `acountName`")
         .expect_at(pos(&text, "acountName"))
         .expect_help("did you mean `accountName`?");
-    // The misspelt field does not count as `accountName`.
+    // A required field missing for another reason still is reported.
+    let text = edit_in("  getAccounts:", "      id: id\n", "");
+    let text = replace_once(
+        &text,
+        "      accountName: name\n",
+        "      acountName: name\n",
+    );
+    let run = check(&text);
+    run.expect_errors(2);
     run.error("never sets")
-        .expect_message("`getAccounts` never sets `accountName`, which the protocol requires")
+        .expect_message("`getAccounts` never sets `id`, which the protocol requires")
         .expect_at(pos(&text, "  getAccounts:"))
-        .expect_help("add `accountName: ...` under `fields`");
+        .expect_help("add `id: ...` under `fields`");
 }
 
 #[test]
@@ -589,16 +597,19 @@ fn initiation_sources_only_fill_the_related_transaction() {
 #[test]
 fn misspelt_request_key_suggests_the_right_one() {
     let text = edit("      path: /v1/accounts\n", "      pth: /v1/accounts\n");
-    let run = check(&text);
-    run.expect_errors(2);
-    run.error("unknown key")
+    // Not also "missing key `path`": the misspelling is the one mistake.
+    check(&text)
+        .only_error()
         .expect_message("unknown key `pth` in `request`")
         .expect_at(pos(&text, "pth:"))
         .expect_label("expected one of: method, path, query, headers")
         .expect_help("did you mean `path`?");
-    run.error("missing key")
+    // Without a key that could be it, the key is missing.
+    let text = edit("      path: /v1/accounts\n", "      query: { x: y }\n");
+    check(&text)
+        .only_error()
         .expect_message("missing key `path`: the request path, e.g. `/v1/accounts`")
-        .expect_at(pos(&text, "pth:"))
+        .expect_at(pos(&text, "query:"))
         .expect_label("`path` belongs here");
 }
 
@@ -616,16 +627,20 @@ fn request_path_must_start_with_a_slash() {
 fn request_path_placeholder_must_name_a_protocol_parameter() {
     let text = edit("{accountId}/balance", "{acountId}/balance");
     let run = check(&text);
-    run.expect_errors(1);
-    // At the placeholder itself, not at the operation.
-    run.error("has no parameter")
+    // At the placeholder itself, not at the operation; and not also a warning that
+    // `accountId` is never sent, which is the same mistake.
+    run.only_error()
         .expect_message("`getAccountBalances` has no parameter `acountId`")
         .expect_at(pos(&text, "{acountId}"))
         .expect_help("did you mean `accountId`?");
-    // And the protocol's `accountId` is now never sent.
-    run.warning("never sends")
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // Without the placeholder, the parameter is never sent.
+    let text = edit("{accountId}/balance", "balance");
+    check(&text)
+        .expect_code(0)
+        .warning("never sends")
         .expect_message("`getAccountBalances` never sends its `accountId` parameter to the provider: every request gets the same answer")
-        .expect_at(pos(&text, "/v1/accounts/{acountId}"))
+        .expect_at(pos(&text, "/v1/accounts/balance"))
         .expect_help("put `{accountId}` in `request.path`, or in a `request.query` or `request.headers` value");
 }
 
@@ -648,15 +663,11 @@ fn misspelt_paging_keys_suggest_the_right_ones() {
         "cursor: { param: starting_after",
         "cursor: { parm: starting_after",
     );
-    let run = check(&text);
-    run.expect_errors(2);
-    run.error("unknown key")
+    check(&text)
+        .only_error()
         .expect_message("unknown key `parm` in `paging.cursor`")
         .expect_at(pos(&text, "parm"))
         .expect_help("did you mean `param`?");
-    run.error("missing key")
-        .expect_message("missing key `param`: the query parameter that takes the cursor")
-        .expect_at(pos(&text, "{ parm"));
 
     // The paging kind, as a key: one error, not a second one saying that no kind is given.
     let text = edit_in("  getAccounts:", "      cursor: {", "      cursr: {");
@@ -779,6 +790,62 @@ fn a_list_operation_needs_records() {
         .expect_help("add `records: PATH`, where the list is in the response, e.g. `data` (`.` for the body)");
 }
 
+/// rustc-style: a misspelt key is one error, with the key it was probably meant as; what
+/// follows from that key missing is the same mistake and is not reported again.
+#[test]
+fn a_misspelt_key_is_one_error_not_also_its_consequences() {
+    let cases = [
+        (
+            edit_in(
+                "  getAccounts:",
+                "    records: data\n",
+                "    recrods: data\n",
+            ),
+            "recrods",
+            "unknown key `recrods` in operation `getAccounts`",
+            "records",
+        ),
+        (
+            edit_in(
+                "  getAccounts:",
+                "    order: newest_first\n",
+                "    ordr: newest_first\n",
+            ),
+            "ordr",
+            "unknown key `ordr` in operation `getAccounts`",
+            "order",
+        ),
+        (
+            edit_in("  getAccounts:", "from_record: id", "from_recrod: id"),
+            "from_recrod",
+            "unknown key `from_recrod` in `paging.cursor`",
+            "from_record",
+        ),
+        (
+            edit(
+                "bearer: ${env:CURSORPAY_API_KEY}",
+                "api_key: { haeder: X-Api-Key, value: \"${env:KEY}\" }",
+            ),
+            "haeder",
+            "unknown key `haeder` in `auth.api_key`",
+            "header",
+        ),
+        (
+            with_payout("    body:\n", "    bdy:\n"),
+            "bdy",
+            "unknown key `bdy` in operation `createPayout`",
+            "body",
+        ),
+    ];
+    for (text, misspelt, message, meant) in cases {
+        check(&text)
+            .only_error()
+            .expect_message(message)
+            .expect_at(pos(&text, misspelt))
+            .expect_help(&format!("did you mean `{meant}`?"));
+    }
+}
+
 #[test]
 fn records_may_flatten_nested_lists() {
     let text = edit_in(
@@ -796,18 +863,19 @@ fn misspelt_since_key_suggests_the_right_one() {
         "format: unix_seconds }",
         "formt: unix_seconds }",
     );
-    let run = check(&text);
-    run.expect_errors(2);
-    run.error("unknown key")
+    check(&text)
+        .only_error()
         .expect_message("unknown key `formt` in `since`")
         .expect_at(pos(&text, "formt"))
         .expect_label("expected one of: param, format, inclusive")
         .expect_help("did you mean `format`?");
-    run.error("missing key")
+    let text = edit_in("  getAccounts:", ", format: unix_seconds }", " }");
+    check(&text)
+        .only_error()
         .expect_message(
             "missing key `format`: how the provider writes the time: rfc3339, unix_seconds, ...",
         )
-        .expect_at(pos(&text, "{ param: \"created[gte]\", formt"));
+        .expect_at(pos(&text, "{ param: \"created[gte]\" }"));
 }
 
 #[test]
@@ -1258,13 +1326,17 @@ fn each_and_fields_go_together() {
         "        each: available\n        fields:\n",
         "        each: available\n        felds:\n",
     );
-    let run = check(&text);
-    run.expect_errors(2);
-    run.error("unknown key")
+    check(&text)
+        .only_error()
         .expect_message("unknown key `felds` in a field mapping")
         .expect_at(pos(&text, "felds"))
         .expect_help("did you mean `fields`?");
-    run.error("needs `fields`")
+    let text = edit(
+        "        each: available\n        fields:\n",
+        "        each: available\n        other:\n",
+    );
+    check(&text)
+        .error("needs `fields`")
         .expect_message("`each` needs `fields`: how every element is mapped")
         .expect_at(pos(&text, "each: available"))
         .expect_help("add `fields: { id: id, ... }` next to `each`");
@@ -1791,6 +1863,7 @@ fn syntax_and_protocol_mistakes_of_different_operations_are_reported_together() 
         "    ordr: newest_first\n    since: { param: \"updated[gte]\"",
     );
     let run = check(&text);
+    run.expect_errors(2);
     run.error("has no field")
         .expect_message("`Account` has no field `acountName`")
         .expect_at(pos(&text, "acountName"));

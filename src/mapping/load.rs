@@ -181,6 +181,9 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
                     KeyLocation::Query,
                     key_name(reader, query, "`auth.api_key.query`")?,
                 ),
+                (None, None) if fields.misspelt("header") || fields.misspelt("query") => {
+                    return None;
+                }
                 (None, None) => {
                     let diagnostic = reader
                         .at(entries.key_span(kind), "`auth.api_key` needs `header: NAME` or `query: NAME`: where the key is sent")
@@ -459,14 +462,22 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_position() {
+        // A misspelt key is one mistake: its key is not reported missing too.
         let found = errors("version: 1\nnmae: acme\nupstream:\n  base_ulr: x\n");
         assert_eq!(
             found,
             [
-                "1:1 missing key `name`: the connector's name",
                 "2:1 unknown key `nmae` in the mapping file (did you mean `name`?)",
                 "4:3 unknown key `base_ulr` in `upstream` (did you mean `base_url`?)",
-                "4:3 missing key `base_url`: the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
+            ]
+        );
+        // A key that is simply not there still is.
+        let found = errors("version: 1\nupstream:\n  timeout: 5s\n");
+        assert_eq!(
+            found,
+            [
+                "1:1 missing key `name`: the connector's name",
+                "3:3 missing key `base_url`: the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
             ]
         );
     }

@@ -234,6 +234,9 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
         return Some(None);
     };
     let Some(body_node) = entries.get("body") else {
+        if entries.misspelt("body") {
+            return None;
+        }
         let diagnostic = reader
             .at(
                 entries.key_span(first),
@@ -371,7 +374,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         return Some(None);
     };
     let records = entries.get("records");
-    if records.is_none() {
+    if records.is_none() && !entries.misspelt("records") {
         let diagnostic = reader
             .at(
                 entries.key_span(first),
@@ -397,6 +400,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
     };
     let order = match entries.get("order") {
         Some(n) => order(reader, n),
+        None if entries.misspelt("order") => None,
         None => {
             let anchor = if entries.has("records") {
                 "records"
@@ -473,6 +477,9 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
                     CursorSource::LastRecord(path_of(reader, n, "`cursor.from_record`")?)
                 }
                 (None, Some(n)) => CursorSource::Body(path_of(reader, n, "`cursor.from_body`")?),
+                (None, None) if fields.misspelt("from_record") || fields.misspelt("from_body") => {
+                    return None;
+                }
                 (None, None) => {
                     let diagnostic = reader
                         .at(entries.key_span(kind), "`paging.cursor` needs `from_record` or `from_body`: where the next cursor comes from")
@@ -796,6 +803,9 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
         "each" => {
             let path = path_of(reader, value, "`each`");
             let Some(fields_node) = entries.get("fields") else {
+                if entries.misspelt("fields") {
+                    return None;
+                }
                 let diagnostic = reader
                     .at(
                         entries.key_span("each"),

@@ -2,7 +2,7 @@
 //! the node and returns `None`, so loading goes on and one run reports every problem.
 
 use super::{Setting, SettingPart, Span};
-use crate::diagnostics::{Diagnostic, did_you_mean};
+use crate::diagnostics::{Diagnostic, closest};
 use crate::yaml::{Node, Value};
 
 pub(super) struct Reader<'a> {
@@ -16,6 +16,8 @@ pub(super) struct Reader<'a> {
 pub(super) struct Entries<'n> {
     pub node: &'n Node,
     entries: Vec<(&'n Node, &'n Node)>,
+    /// The keys that unknown keys were probably meant as (`recrods` -> `records`).
+    meant: Vec<String>,
 }
 
 impl<'n> Entries<'n> {
@@ -39,6 +41,12 @@ impl<'n> Entries<'n> {
 
     pub fn keys(&self) -> impl Iterator<Item = &'n str> + '_ {
         self.entries.iter().filter_map(|(k, _)| k.as_str())
+    }
+
+    /// Whether an unknown key was reported as a misspelling of `key`: what follows from
+    /// `key` missing is that same mistake, and is not reported again.
+    pub fn misspelt(&self, key: &str) -> bool {
+        self.meant.iter().any(|meant| meant == key)
     }
 
     /// The keys among `choices` that are given, in the file's order.
@@ -113,14 +121,16 @@ impl Reader<'_> {
     ) -> Option<Entries<'n>> {
         let pairs = self.pairs(node, what)?;
         let mut entries: Vec<(&Node, &Node)> = Vec::new();
+        let mut meant = Vec::new();
         for (key, value) in pairs {
             let name = key.as_str().unwrap_or_default();
             if !allowed.contains(&name) {
                 let mut diagnostic = self
                     .at(key.span.clone(), format!("unknown key `{name}` in {what}"))
                     .with_label(format!("expected one of: {}", allowed.join(", ")));
-                if let Some(help) = did_you_mean(name, allowed.iter().copied()) {
-                    diagnostic = diagnostic.with_help(help);
+                if let Some(key) = closest(name, allowed.iter().copied()) {
+                    diagnostic = diagnostic.with_help(format!("did you mean `{key}`?"));
+                    meant.push(key.to_owned());
                 }
                 self.push(diagnostic);
             } else if entries.iter().any(|(k, _)| k.as_str() == Some(name)) {
@@ -129,7 +139,11 @@ impl Reader<'_> {
                 entries.push((key, value));
             }
         }
-        Some(Entries { node, entries })
+        Some(Entries {
+            node,
+            entries,
+            meant,
+        })
     }
 
     /// A mapping with any keys (names of headers, fields, ...), each a plain scalar.
@@ -173,7 +187,7 @@ impl Reader<'_> {
         what: &str,
     ) -> Option<&'n Node> {
         let found = entries.get(key);
-        if found.is_none() {
+        if found.is_none() && !entries.misspelt(key) {
             let diagnostic = self
                 .at(
                     entries.node.span.clone(),

@@ -5,7 +5,7 @@ use super::{
     Conversion, Expr, FieldMapping, Mapping, OperationMapping, RequestTemplate, Source, Span,
     Template, TemplatePart,
 };
-use crate::diagnostics::{Diagnostic, did_you_mean};
+use crate::diagnostics::{Diagnostic, closest, did_you_mean};
 use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
 use crate::plan::{runtime_dependencies, same_release_series};
 
@@ -347,8 +347,22 @@ impl<'a> Checker<'a> {
         for (name, span) in &names {
             self.param(span, name, scope);
         }
+        let params: Vec<&str> = scope
+            .operation
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        // A misspelt placeholder was reported with this parameter as its fix.
+        let meant: Vec<&str> = names
+            .iter()
+            .filter(|(name, _)| !params.contains(&name.as_str()))
+            .filter_map(|(name, _)| closest(name, params.iter().copied()))
+            .collect();
         for param in &scope.operation.params {
-            if param.location == ParamLocation::Path && !names.iter().any(|(n, _)| *n == param.name)
+            if param.location == ParamLocation::Path
+                && !names.iter().any(|(n, _)| *n == param.name)
+                && !meant.contains(&param.name.as_str())
             {
                 let diagnostic = self
                     .warning(
@@ -411,9 +425,16 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // A misspelt field was reported with the field it was meant as: not "never set" too.
+        let meant: Vec<&str> = fields
+            .iter()
+            .filter(|m| !names.contains(&m.field.as_str()))
+            .filter_map(|m| closest(&m.field, names.iter().copied()))
+            .collect();
         for field in object.fields.iter().filter(|f| f.required) {
             if !fields.iter().any(|m| m.field == field.name)
                 && !provided.contains(&field.name.as_str())
+                && !meant.contains(&field.name.as_str())
             {
                 let diagnostic = self
                     .error(
