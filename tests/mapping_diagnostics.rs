@@ -1870,3 +1870,66 @@ fn syntax_and_protocol_mistakes_of_different_operations_are_reported_together() 
     run.error("unknown key `ordr`")
         .expect_at(pos(&text, "ordr"));
 }
+
+// ---- skeletons ----------------------------------------------------------------------------------
+
+/// `new --template card|bank` writes every operation as a commented-out sketch: the file passes
+/// `check` and `generate --check` as written (src/render/templates.rs checks that it also passes
+/// with every part uncommented, mapping all six operations).
+#[test]
+fn new_writes_a_commented_skeleton_of_every_operation_that_passes_check() {
+    for template in ["card", "bank"] {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("acme-bank");
+        let run = run_in(
+            parent.path(),
+            &["new", dir.to_str().unwrap(), "--template", template],
+        );
+        run.expect_code(0);
+        let text = std::fs::read_to_string(dir.join(MAPPING)).unwrap();
+        assert!(
+            text.contains("  base_url: ${env:ACME_BANK_BASE_URL}\n"),
+            "{text}"
+        );
+        for operation in [
+            "getAccounts",
+            "getAccountBalances",
+            "getBeneficiaries",
+            "getTransactions",
+            "createPayout",
+            "createTransfer",
+        ] {
+            assert!(
+                text.contains(&format!("\n  # {operation}:\n")),
+                "{template}: {operation}\n{text}"
+            );
+        }
+        assert!(text.contains("\n  # auth:\n"), "{text}");
+        let run = run_in(&dir, &["check"]);
+        run.expect_code(0);
+        assert_eq!(run.stdout, "connector.yaml: no problems found\n");
+        run_in(&dir, &["generate", "--check"]).expect_code(0);
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let run = run_in(parent.path(), &["new", "acme", "--template", "wallet"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("[possible values: minimal, card, bank]"),
+        "{}",
+        run.stderr
+    );
+    assert!(!parent.path().join("acme").exists());
+    let help = run_in(parent.path(), &["new", "--help"]);
+    assert!(
+        help.stdout.contains("--template <TEMPLATE>"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout
+            .contains("card and bank sketch all six operations"),
+        "{}",
+        help.stdout
+    );
+}
