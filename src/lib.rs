@@ -45,6 +45,15 @@ pub fn generate(
     if let (Ok(protocol), Some(mapping)) = (&protocol, &mapping) {
         problems.extend(mapping::validate(mapping, protocol, &mapping_source.name));
         problems.sort_by_key(|d| (!d.is_error(), d.location.as_ref().map(|l| l.span.start)));
+        // A YAML alias checked in each place that uses it would report its mistake each time.
+        let mut seen = Vec::new();
+        problems.retain(|d| {
+            let first = !seen.contains(d);
+            if first {
+                seen.push(d.clone());
+            }
+            first
+        });
     }
     let (protocol, mapping) = match (protocol, mapping) {
         (Ok(protocol), Some(mapping)) if !problems.iter().any(Diagnostic::is_error) => {

@@ -1010,6 +1010,31 @@ fn a_missing_fallback_is_the_one_enum_warning() {
 }
 
 #[test]
+fn a_mistake_in_a_yaml_alias_is_reported_once() {
+    // The same status mapping, aliased into a payout and a transfer: one warning, not two.
+    let status =
+        "      status: &status\n        path: status\n        enum: { map: { paid: SUCCEEDED } }\n";
+    let payout = PAYOUT.replace("      status: { const: PENDING }\n", status);
+    let transfer = PAYOUT
+        .replace("createPayout", "createTransfer")
+        .replace("/v1/payouts", "/v1/transfers")
+        .replace(
+            "      status: { const: PENDING }\n",
+            "      status: *status\n",
+        );
+    let text = format!("{BASE}{payout}{transfer}");
+    let run = check(&text);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout, "connector.yaml: no errors, 1 warning\n",
+        "{}",
+        run.stderr
+    );
+    run.warning("no `fallback`")
+        .expect_at(pos_in(&text, "      status: &status", "enum:"));
+}
+
+#[test]
 fn coverage_lists_every_protocol_value_and_the_provider_values_that_become_it() {
     let text = edit_in("      status:", "          fallback: OTHER\n", "");
     let dir = tempfile::tempdir().unwrap();
