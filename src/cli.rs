@@ -12,16 +12,18 @@ use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 
 use crate::diagnostics::{Diagnostic, Renderer, SourceFile};
 use crate::output::{self, Change, Mode, OutputError};
-use crate::render::new_mapping;
+use crate::render::{Skeleton, new_mapping};
 use crate::{generate, names, spec, usercode};
 
 const EXAMPLES: &str = "\
 Examples:
   connector-gen new acme                       scaffold ./acme with connector.yaml and its crate
+  connector-gen new acme --template bank       ... with every operation sketched, commented out
   connector-gen generate                       regenerate from ./connector.yaml
   connector-gen generate --check               CI: fail if the committed code is stale
   connector-gen generate --spec next.yaml      regenerate against another protocol version
   connector-gen check --mapping connector.yaml validate only, print every problem
+  connector-gen check --coverage               also print which provider values become each enum value
   connector-gen verify http://127.0.0.1:8080 --api-key dev-secret
                                                poll a running connector as Formance does
   connector-gen upgrade --spec next.yaml       what a new protocol version changes for this connector
@@ -66,13 +68,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scaffold a connector in DIR: a commented connector.yaml and the crate generated from it.
-    #[command(after_help = "Example:\n  connector-gen new acme-bank --name acme-bank")]
+    #[command(
+        after_help = "Examples:\n  connector-gen new acme-bank --name acme-bank\n  connector-gen new acme-bank --template bank\n\nTemplates:\n  minimal  only `upstream.base_url`; every operation answers 501 until src/handlers.rs implements it\n  card     a card processor: bearer token, cursor paging, Unix times, decimal amounts, idempotency keys\n  bank     a bank: OAuth2, page numbers, RFC 3339 times, minor units, balances on the account, look-ups by reference\n\ncard and bank sketch all six operations, each part commented out: the file passes `check` as\nwritten and with any part uncommented, once the paths and field names are the provider's."
+    )]
     New {
         /// The directory to create (must not exist, or be empty).
         dir: PathBuf,
         /// The connector's name: crate and binary name [default: DIR's name].
         #[arg(long)]
         name: Option<String>,
+        /// The connector.yaml to start from.
+        #[arg(long, value_enum, default_value = "minimal")]
+        template: Template,
         /// The protocol spec (OpenAPI 3.0) [default: the bundled Generic connector spec].
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
@@ -99,7 +106,9 @@ enum Command {
         force: bool,
     },
     /// Validate the mapping file and the spec; print every problem.
-    #[command(after_help = "Example:\n  connector-gen check --mapping connector.yaml")]
+    #[command(
+        after_help = "Examples:\n  connector-gen check --mapping connector.yaml\n  connector-gen check --coverage"
+    )]
     Check {
         /// The mapping file.
         #[arg(long, value_name = "FILE", default_value = "connector.yaml")]
@@ -110,6 +119,10 @@ enum Command {
         /// Also check the mapping against the provider's OpenAPI document (repeat for several).
         #[arg(long = "against-spec", value_name = "PROVIDER_SPEC")]
         against_spec: Vec<PathBuf>,
+        /// Also print, for every enum mapping, each protocol value and the provider values
+        /// that become it.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Draft connector.yaml from the provider's OpenAPI documents (3.0, 3.1, Swagger 2.0).
     #[command(after_help = DRAFT_EXAMPLES)]
@@ -150,6 +163,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "markdown")]
         format: UpgradeFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Template {
+    Minimal,
+    Card,
+    Bank,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -294,7 +314,19 @@ impl From<OutputError> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::New { dir, name, spec } => new(&dir, name, spec.as_deref()),
+        Command::New {
+            dir,
+            name,
+            spec,
+            template,
+        } => {
+            let skeleton = match template {
+                Template::Minimal => Skeleton::Minimal,
+                Template::Card => Skeleton::Card,
+                Template::Bank => Skeleton::Bank,
+            };
+            new(&dir, name, spec.as_deref(), skeleton)
+        }
         Command::Generate {
             mapping,
             out,
@@ -314,7 +346,8 @@ pub fn main() -> ExitCode {
             mapping,
             spec,
             against_spec,
-        } => check(&mapping, spec.as_deref(), &against_spec),
+            coverage,
+        } => check(&mapping, spec.as_deref(), &against_spec, coverage),
         Command::Draft {
             from_openapi,
             name,
@@ -445,6 +478,7 @@ fn check(
     mapping_path: &Path,
     spec_path: Option<&Path>,
     against: &[PathBuf],
+    coverage: bool,
 ) -> Result<(), Failure> {
     let spec = spec_source(spec_path)?;
     let mapping = read_source(mapping_path)?;
@@ -476,6 +510,10 @@ fn check(
                     if n == 1 { "" } else { "s" }
                 ),
             }
+            if coverage && let Ok(loaded) = crate::mapping::load(&mapping) {
+                let table = crate::mapping::coverage::coverage(&loaded, &generated.protocol);
+                print!("\n{}", crate::mapping::coverage::render(&table, &mapping));
+            }
             Ok(())
         }
         Err(diagnostics) => {
@@ -485,7 +523,12 @@ fn check(
     }
 }
 
-fn new(dir: &Path, name: Option<String>, spec_path: Option<&Path>) -> Result<(), Failure> {
+fn new(
+    dir: &Path,
+    name: Option<String>,
+    spec_path: Option<&Path>,
+    skeleton: Skeleton,
+) -> Result<(), Failure> {
     let name = match name {
         Some(name) => name,
         None => default_name(dir)?,
@@ -500,8 +543,9 @@ fn new(dir: &Path, name: Option<String>, spec_path: Option<&Path>) -> Result<(),
             dir.display()
         )));
     }
-    let base_url_env = format!("{}_BASE_URL", names::shouty(&name));
-    let mapping_text = new_mapping(&name, &base_url_env).map_err(|d| {
+    let prefix = names::shouty(&name);
+    let base_url_env = format!("{prefix}_BASE_URL");
+    let mapping_text = new_mapping(skeleton, &name, &base_url_env, &prefix).map_err(|d| {
         report(&[d], &[]);
         Failure::Diagnostics
     })?;

@@ -141,6 +141,13 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate a misspelt word was probably meant as, when one is close enough. Also tells
+/// which consequences of a misspelling not to report again (a key "missing" because it was
+/// misspelt), as rustc does.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| {
@@ -151,7 +158,7 @@ pub fn did_you_mean<'a>(
         })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|(_, c)| c)
 }
 
 /// Renders diagnostics rustc-style into any colour-aware writer.

@@ -30,7 +30,7 @@ use render::RenderedFile;
 pub struct Generated {
     pub protocol: Protocol,
     pub files: Vec<RenderedFile>,
-    /// Problems that do not stop generation (an enum value no rule produces, ...).
+    /// Problems that do not stop generation (an enum without `fallback`, a `todo`, ...).
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -45,6 +45,15 @@ pub fn generate(
     if let (Ok(protocol), Some(mapping)) = (&protocol, &mapping) {
         problems.extend(mapping::validate(mapping, protocol, &mapping_source.name));
         problems.sort_by_key(|d| (!d.is_error(), d.location.as_ref().map(|l| l.span.start)));
+        // A YAML alias checked in each place that uses it would report its mistake each time.
+        let mut seen = Vec::new();
+        problems.retain(|d| {
+            let first = !seen.contains(d);
+            if first {
+                seen.push(d.clone());
+            }
+            first
+        });
     }
     let (protocol, mapping) = match (protocol, mapping) {
         (Ok(protocol), Some(mapping)) if !problems.iter().any(Diagnostic::is_error) => {

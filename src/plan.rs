@@ -102,6 +102,8 @@ pub struct Crate {
     /// The library's name in Rust paths (`acme-bank` -> `acme_bank`).
     pub lib: String,
     pub settings: Vec<SettingPlan>,
+    /// The environment variables the settings read, in the order they are first used.
+    pub variables: Vec<Variable>,
     /// The runtime's dependencies (some behind its features), then the mapping's.
     pub dependencies: Vec<DependencyLine>,
     /// The runtime's features, as its manifest declares them.
@@ -151,6 +153,27 @@ pub struct SettingPlan {
     pub source: Setting,
     /// Never printed (credentials).
     pub secret: bool,
+    /// What the connector checks of the value when it starts.
+    pub kind: SettingKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingKind {
+    /// An absolute http(s) URL.
+    Url,
+    /// The OAuth2 token endpoint: an absolute URL, or a path appended to the base URL.
+    TokenUrl,
+    /// The value of this header, sent with every request.
+    Header(String),
+    Text,
+}
+
+/// An environment variable the settings read: once, however many of them use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    /// What it is for: the docs of the settings that use it.
+    pub doc: String,
 }
 
 /// `name = <toml value>` in the generated Cargo.toml, with the comment lines above it.
@@ -279,11 +302,14 @@ fn has_client(mapping: &Mapping) -> bool {
 
 fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     let upstream = &mapping.upstream;
-    let mut settings = vec![setting(
-        "base_url",
-        "Base URL of the provider's API (`upstream.base_url`).",
-        &upstream.base_url,
-    )];
+    let mut settings = vec![SettingPlan {
+        kind: SettingKind::Url,
+        ..setting(
+            "base_url",
+            "Base URL of the provider's API (`upstream.base_url`).",
+            &upstream.base_url,
+        )
+    }];
     let auth = upstream
         .auth
         .as_ref()
@@ -293,11 +319,14 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
         .iter()
         .map(|(name, value)| {
             let field = format!("header_{}", names::snake(name));
-            settings.push(setting(
-                &field,
-                &format!("The `{name}` header sent to the provider (`upstream.headers`)."),
-                value,
-            ));
+            settings.push(SettingPlan {
+                kind: SettingKind::Header(name.clone()),
+                ..setting(
+                    &field,
+                    &format!("The `{name}` header sent to the provider (`upstream.headers`)."),
+                    value,
+                )
+            });
             (name.clone(), field)
         })
         .collect();
@@ -325,10 +354,12 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     .into_iter()
     .filter_map(|(wanted, feature)| wanted.then_some(feature))
     .collect();
+    let variables = variables(&settings);
     Crate {
         package: mapping.name.clone(),
         lib: names::snake(&mapping.name),
         settings,
+        variables,
         dependencies,
         features,
         default_features,
@@ -468,6 +499,26 @@ fn user_dependency((name, dependency): (&String, &crate::mapping::Dependency)) -
     }
 }
 
+/// Each variable once, with what every setting that reads it is for.
+fn variables(settings: &[SettingPlan]) -> Vec<Variable> {
+    let mut found: Vec<Variable> = Vec::new();
+    for setting in settings {
+        for name in setting.source.variables() {
+            match found.iter_mut().find(|v| v.name == name) {
+                Some(known) if !known.doc.contains(&setting.doc) => {
+                    known.doc = format!("{} {}", known.doc, setting.doc);
+                }
+                Some(_) => {}
+                None => found.push(Variable {
+                    name: name.to_owned(),
+                    doc: setting.doc.clone(),
+                }),
+            }
+        }
+    }
+    found
+}
+
 fn setting(field: &str, doc: &str, source: &Setting) -> SettingPlan {
     let secret = matches!(
         field,
@@ -478,6 +529,11 @@ fn setting(field: &str, doc: &str, source: &Setting) -> SettingPlan {
         doc: doc.to_owned(),
         source: source.clone(),
         secret,
+        kind: if field == "token_url" {
+            SettingKind::TokenUrl
+        } else {
+            SettingKind::Text
+        },
     }
 }
 

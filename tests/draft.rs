@@ -396,3 +396,50 @@ fn check_against_spec_warns_of_unmapped_values_and_unit_mismatches() {
     );
     assert!(stdout.contains("no errors"), "{stdout}");
 }
+
+#[test]
+fn check_against_spec_follows_each_over_an_object_and_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("connector.yaml");
+    let balances = |list: &str| {
+        format!(
+            "version: 1\nname: acme\nupstream:\n  base_url: ${{env:ACME_BASE_URL}}\noperations:\n  getAccountBalances:\n    request:\n      path: /v1/accounts/{{accountId}}/balance\n    fields:\n      id: account\n      accountID: account\n      at: {{ now: true }}\n      balances:\n{list}"
+        )
+    };
+    let check = |text: &str| {
+        std::fs::write(&mapping, text).unwrap();
+        run(&[
+            "check",
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--against-spec",
+            fixture("cursorbank.yaml").to_str().unwrap(),
+        ])
+    };
+    // `each: .` maps the answer itself as the one element: its fields are the answer's.
+    let text = balances(
+        "        each: .\n        fields:\n          amount: { path: \"available[0].amount\", amount: { currency: \"available[0].currency\", format: minor_units } }\n          currency: { path: \"available[0].currency\", currency: true }\n",
+    );
+    let (code, _, stderr) = check(&text);
+    assert_eq!(code, 0, "{stderr}");
+    // A scalar can be neither: what can only fail is refused.
+    let text = balances(
+        "        each: account\n        fields:\n          amount: { path: amount, amount: { currency: currency, format: minor_units } }\n          currency: { path: currency, currency: true }\n",
+    );
+    let (code, _, stderr) = check(&text);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: the provider's record has no list or object `account`"),
+        "{stderr}"
+    );
+    // `items` entries read the answer.
+    let text = balances(
+        "        items:\n          - amount: { path: avail, amount: { currency: \"available[0].currency\", format: minor_units } }\n            currency: { path: \"available[0].currency\", currency: true }\n",
+    );
+    let (code, _, stderr) = check(&text);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: the provider's record has no `avail`"),
+        "{stderr}"
+    );
+}

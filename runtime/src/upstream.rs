@@ -58,6 +58,13 @@ enum Failure {
     },
     /// No answer: time-out, refused connection, broken body.
     Transport(String),
+    /// No OAuth2 token: `detail` names the token endpoint and what it answered (its RFC 6749
+    /// `error` and `error_description`), or why it did not; `status` is its answer's.
+    Token {
+        status: Option<u16>,
+        retry_after: Option<u64>,
+        detail: String,
+    },
 }
 
 impl Upstream {
@@ -107,10 +114,12 @@ impl Upstream {
             }
             let wait = backoff(attempt, &failure);
             let transient = match &failure {
-                Failure::Status { status, .. } => {
-                    *status == 429 || *status == 408 || *status >= 500
-                }
-                Failure::Transport(_) => true,
+                Failure::Status { status, .. }
+                | Failure::Token {
+                    status: Some(status),
+                    ..
+                } => *status == 429 || *status == 408 || *status >= 500,
+                Failure::Transport(_) | Failure::Token { status: None, .. } => true,
             };
             if retryable
                 && transient
@@ -253,6 +262,12 @@ impl Upstream {
             }
             form.finish()
         };
+        let endpoint = format!("the OAuth2 token endpoint {token_url}");
+        let unanswered = |error: reqwest::Error| Failure::Token {
+            status: None,
+            retry_after: None,
+            detail: format!("{endpoint} did not answer: {}", transport_message(&error)),
+        };
         let started = Instant::now();
         let response = self
             .client
@@ -262,34 +277,37 @@ impl Upstream {
             .body(form)
             .send()
             .await
-            .map_err(|error| Failure::Transport(transport_message(&error)))?;
+            .map_err(unanswered)?;
         let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| Failure::Transport(transport_message(&error)))?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = response.text().await.map_err(unanswered)?;
         self.metrics
             .upstream_call(operation, &format!("token {status}"), started.elapsed());
-        if !(200..300).contains(&status) {
-            // The token endpoint refusing us is a credentials problem whatever its status.
-            let status = if status == 429 || status >= 500 {
-                status
-            } else {
-                401
-            };
-            return Err(Failure::Status {
-                status,
-                retry_after: None,
-                body: excerpt(&text),
-            });
-        }
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let refused = |detail: String| Failure::Token {
+            status: Some(status),
+            retry_after,
+            detail,
+        };
+        if !(200..300).contains(&status) {
+            let answer = oauth2_error(&body).unwrap_or_else(|| excerpt(&text));
+            return Err(refused(if status == 429 || status >= 500 {
+                format!("{endpoint} failed with {status}: {answer}")
+            } else {
+                format!(
+                    "{endpoint} refused the client credentials of `upstream.auth.oauth2` with {status}: {answer}"
+                )
+            }));
+        }
         let Some(value) = body.get("access_token").and_then(Value::as_str) else {
-            return Err(Failure::Status {
-                status: 401,
-                retry_after: None,
-                body: "the token response has no access_token".to_owned(),
-            });
+            return Err(refused(format!(
+                "{endpoint} answered {status} without an access_token: {}",
+                excerpt(&text)
+            )));
         };
         let lifetime = body
             .get("expires_in")
@@ -319,6 +337,20 @@ impl Upstream {
         );
         let writes = !request.reads();
         match failure {
+            Failure::Token {
+                status,
+                retry_after,
+                detail,
+            } => {
+                tracing::warn!(operation, % detail, "no OAuth2 token from the provider");
+                match status {
+                    Some(429) => ConnectorError::rate_limited(detail, retry_after.or(Some(1))),
+                    Some(status) if status < 500 && status != 408 => {
+                        ConnectorError::bad_gateway(detail)
+                    }
+                    _ => ConnectorError::unavailable(detail, retry_after.or(Some(1))),
+                }
+            }
             Failure::Transport(message) => {
                 tracing::warn!(
                     operation, % target, % message, "the provider did not answer"
@@ -399,6 +431,10 @@ fn backoff(attempt: u32, failure: &Failure) -> Duration {
     if let Failure::Status {
         retry_after: Some(seconds),
         ..
+    }
+    | Failure::Token {
+        retry_after: Some(seconds),
+        ..
     } = failure
     {
         return Duration::from_secs((*seconds).min(30));
@@ -421,6 +457,18 @@ fn transport_message(error: &reqwest::Error) -> String {
     }
 
     message
+}
+
+/// `invalid_client: unknown client` from an RFC 6749 error answer (`error`, with its
+/// `error_description` when given).
+fn oauth2_error(body: &Value) -> Option<String> {
+    let error = body.get("error")?.as_str()?;
+    Some(
+        match body.get("error_description").and_then(Value::as_str) {
+            Some(description) => format!("{error}: {description}"),
+            None => error.to_owned(),
+        },
+    )
 }
 
 fn excerpt(text: &str) -> String {
@@ -614,6 +662,58 @@ mod tests {
             "one token, then one renewal after the 401: {lines:?}"
         );
         assert_eq!(lines.len(), 5, "{lines:?}");
+    }
+
+    #[test]
+    fn a_token_failure_names_the_token_endpoint_and_its_rfc6749_error() {
+        let (url, received) = serve(|request| {
+            if request.line.starts_with("POST /oauth/token") {
+                return (
+                    401,
+                    Vec::new(),
+                    r#"{"error":"invalid_client","error_description":"unknown client"}"#.to_owned(),
+                );
+            }
+            (200, Vec::new(), "{}".to_owned())
+        });
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::OAuth2 {
+            token_url: format!("{url}/oauth/token"),
+            client_id: "id".to_owned(),
+            client_secret: "wrong".to_owned(),
+            scope: None,
+        };
+        let error = send(settings.clone(), get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_GATEWAY, "{error}");
+        assert_eq!(
+            error.detail,
+            format!(
+                "the OAuth2 token endpoint {url}/oauth/token refused the client credentials of `upstream.auth.oauth2` with 401: invalid_client: unknown client"
+            )
+        );
+        assert_eq!(
+            received.lock().unwrap().len(),
+            1,
+            "a refusal is not retried"
+        );
+        // An endpoint that does not answer is an outage, retried by Formance.
+        settings.auth = Auth::OAuth2 {
+            token_url: "http://127.0.0.1:9/oauth/token".to_owned(),
+            client_id: "id".to_owned(),
+            client_secret: "s".to_owned(),
+            scope: None,
+        };
+        settings.attempts = 1;
+        let error = send(settings, get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert!(
+            error.detail.starts_with(
+                "the OAuth2 token endpoint http://127.0.0.1:9/oauth/token did not answer: "
+            ),
+            "{}",
+            error.detail
+        );
+        assert!(!error.detail.contains("/accounts"), "{}", error.detail);
     }
 
     #[test]

@@ -314,15 +314,28 @@ impl<'a> Checker<'a> {
                 }
             }
             Source::Each { path, fields } => {
-                if let Some(items) = at(record, &path.steps).and_then(|s| s.items()) {
-                    self.fields(fields, items, &format!("{pointer}/fields"));
+                // A list maps each element; an object is one element.
+                let element = at(record, &path.steps).and_then(|s| match s.ty() {
+                    Type::Object => Some(s),
+                    _ => s.items(),
+                });
+                if let Some(element) = element {
+                    self.fields(fields, element, &format!("{pointer}/fields"));
                 } else {
                     self.push(
                         true,
                         &format!("{pointer}/each"),
-                        format!("the provider's record has no list `{}`", path.text),
+                        format!(
+                            "the provider's record has no list or object `{}`",
+                            path.text
+                        ),
                         None,
                     );
+                }
+            }
+            Source::Items(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.fields(&item.fields, record, &format!("{pointer}/items/{i}"));
                 }
             }
             _ => {}

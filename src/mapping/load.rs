@@ -127,18 +127,10 @@ fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
         "base_url",
         "the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
     );
-    let mut base_url = base_url_node.and_then(|n| reader.setting(n, "`upstream.base_url`"));
-    if let (Some(Setting::Literal(url)), Some(node)) = (&base_url, base_url_node)
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        let diagnostic = reader
-            .at(node.span.clone(), format!("`{url}` is not an http(s) URL"))
-            .with_help(
-                "write `https://...`, or `${env:NAME}` to read it from the environment at start-up",
-            );
-        reader.push(diagnostic);
-        base_url = None;
-    }
+    let base_url = base_url_node.and_then(|node| {
+        let setting = reader.setting(node, "`upstream.base_url`")?;
+        url_setting(reader, node, setting, false)
+    });
     // Every setting is read before giving up on any, so that one run reports them all.
     let auth = entries.get("auth").and_then(|n| auth(reader, n));
     let headers = entries
@@ -183,12 +175,15 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
             let (location, name) = match (fields.get("header"), fields.get("query")) {
                 (Some(header), None) => (
                     KeyLocation::Header,
-                    reader.string(header, "`auth.api_key.header`")?,
+                    key_name(reader, header, "`auth.api_key.header`")?,
                 ),
                 (None, Some(query)) => (
                     KeyLocation::Query,
-                    reader.string(query, "`auth.api_key.query`")?,
+                    key_name(reader, query, "`auth.api_key.query`")?,
                 ),
+                (None, None) if fields.misspelt("header") || fields.misspelt("query") => {
+                    return None;
+                }
                 (None, None) => {
                     let diagnostic = reader
                         .at(entries.key_span(kind), "`auth.api_key` needs `header: NAME` or `query: NAME`: where the key is sent")
@@ -229,7 +224,10 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
             let fields = reader.entries(value, "`auth.oauth2`", OAUTH2_KEYS)?;
             let token_url = reader
                 .required(&fields, "token_url", "the token endpoint")
-                .and_then(|n| reader.setting(n, "`auth.oauth2.token_url`"));
+                .and_then(|node| {
+                    let setting = reader.setting(node, "`auth.oauth2.token_url`")?;
+                    url_setting(reader, node, setting, true)
+                });
             let client_id = reader
                 .required(&fields, "client_id", "the client id")
                 .and_then(|n| reader.setting(n, "`auth.oauth2.client_id`"));
@@ -240,9 +238,10 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
                     "the client secret, as `${env:NAME}`",
                 )
                 .and_then(|n| reader.secret(n, "`auth.oauth2.client_secret`"));
-            let scope = fields
-                .get("scope")
-                .and_then(|n| reader.string(n, "`auth.oauth2.scope`"));
+            let scope = fields.get("scope").and_then(|node| {
+                let scope = reader.string(node, "`auth.oauth2.scope`")?;
+                (!reader.unread_reference(node, &scope, "`auth.oauth2.scope`")).then_some(scope)
+            });
             Some(Auth::OAuth2 {
                 token_url: token_url?,
                 client_id: client_id?,
@@ -251,6 +250,43 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
             })
         }
     }
+}
+
+/// A URL setting's fixed start: an http(s) URL, or (`token_url`) a path on the base URL.
+/// What a reference supplies is checked when the connector starts.
+fn url_setting(
+    reader: &mut Reader,
+    node: &Node,
+    setting: Setting,
+    relative: bool,
+) -> Option<Setting> {
+    let start = setting.leading_text();
+    let absolute = start.starts_with("https://") || start.starts_with("http://");
+    let fixed = !matches!(setting, Setting::Env(_)) && !start.is_empty();
+    if !fixed || absolute || (relative && start.starts_with('/')) {
+        return Some(setting);
+    }
+    let text = node.as_str().unwrap_or_default();
+    let (message, help) = if relative {
+        (
+            format!("`{text}` is not an http(s) URL or a path on the base URL"),
+            "write `https://...`, `/path` (appended to `upstream.base_url`), or start with `${env:NAME}`",
+        )
+    } else {
+        (
+            format!("`{text}` is not an http(s) URL"),
+            "write `https://...`, or `${env:NAME}` to read it from the environment at start-up",
+        )
+    };
+    let diagnostic = reader.at(node.span.clone(), message).with_help(help);
+    reader.push(diagnostic);
+    None
+}
+
+/// The name of the header or query parameter an API key goes in: written as it is sent.
+fn key_name(reader: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    let name = reader.string(node, what)?;
+    (!reader.unread_reference(node, &name, what)).then_some(name)
 }
 
 /// `` `a` and `b` ``, `` `a`, `b` and `c` ``.
@@ -278,14 +314,17 @@ fn headers(reader: &mut Reader, node: &Node) -> Vec<(String, Setting)> {
                 reader.fail(key, format!("`{name}` is not a valid HTTP header name"));
                 return None;
             }
-            if reader.literal_secret(
-                &name,
-                value,
-                "write `${env:NAME}` and set NAME where the connector runs",
-            ) {
+            let setting = reader.setting(value, "a header value")?;
+            if matches!(setting, Setting::Literal(_))
+                && reader.credential_written(
+                    &name,
+                    value,
+                    "write `${env:NAME}` (alone or in a template such as `\"Token ${env:NAME}\"`) and set NAME where the connector runs",
+                )
+            {
                 return None;
             }
-            Some((name, reader.setting(value, "a header value")?))
+            Some((name, setting))
         })
         .collect()
 }
@@ -423,14 +462,22 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_position() {
+        // A misspelt key is one mistake: its key is not reported missing too.
         let found = errors("version: 1\nnmae: acme\nupstream:\n  base_ulr: x\n");
         assert_eq!(
             found,
             [
-                "1:1 missing key `name`: the connector's name",
                 "2:1 unknown key `nmae` in the mapping file (did you mean `name`?)",
                 "4:3 unknown key `base_ulr` in `upstream` (did you mean `base_url`?)",
-                "4:3 missing key `base_url`: the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
+            ]
+        );
+        // A key that is simply not there still is.
+        let found = errors("version: 1\nupstream:\n  timeout: 5s\n");
+        assert_eq!(
+            found,
+            [
+                "1:1 missing key `name`: the connector's name",
+                "3:3 missing key `base_url`: the provider's API base URL, e.g. `${env:ACME_BASE_URL}`",
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! The mapping file (`connector.yaml`): what the user says about their connector and provider,
 //! as plain values. Loading checks the file on its own; later stages never read YAML again.
 
+pub mod coverage;
 mod load;
 mod operations;
 mod reader;
@@ -62,11 +63,58 @@ impl Default for Retry {
     }
 }
 
-/// A value given in the file, or read from the environment when the connector starts.
+/// A value given in the file, read from the environment when the connector starts, or text
+/// with `${env:NAME}` references composed then (`"${env:BANK_URL}/oauth/token"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Setting {
     Literal(String),
     Env(String),
+    /// Text and references, at least one reference and one piece of text.
+    Template(Vec<SettingPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingPart {
+    Text(String),
+    Env(String),
+}
+
+impl Setting {
+    /// The setting as text and references, in order.
+    pub fn parts(&self) -> Vec<SettingPart> {
+        match self {
+            Setting::Literal(text) => vec![SettingPart::Text(text.clone())],
+            Setting::Env(name) => vec![SettingPart::Env(name.clone())],
+            Setting::Template(parts) => parts.clone(),
+        }
+    }
+
+    /// The environment variables it reads, in order (a name used twice is listed twice).
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            Setting::Literal(_) => Vec::new(),
+            Setting::Env(name) => vec![name.as_str()],
+            Setting::Template(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    SettingPart::Env(name) => Some(name.as_str()),
+                    SettingPart::Text(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The text the file fixes before any reference (all of it for a literal).
+    pub fn leading_text(&self) -> &str {
+        match self {
+            Setting::Literal(text) => text,
+            Setting::Template(parts) => match parts.first() {
+                Some(SettingPart::Text(text)) => text,
+                _ => "",
+            },
+            Setting::Env(_) => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,11 +450,14 @@ pub enum Source {
     Param(String),
     /// The time the connector answers.
     Now,
-    /// An array of objects, each mapped with its own fields.
+    /// An array of objects, each mapped with its own fields; an object is one element.
     Each {
         path: Path,
         fields: Vec<FieldMapping>,
     },
+    /// A list written out in the file, each element mapped from the record with its own
+    /// fields (`items: [{ amount: ..., currency: ... }, ...]`).
+    Items(Vec<ListItem>),
     Metadata {
         fields: Vec<(String, Path)>,
         flatten: Vec<(String, Path)>,
@@ -426,6 +477,25 @@ pub enum Source {
     },
     /// No value: the field is left out.
     Absent,
+}
+
+/// One element of an `items` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItem {
+    pub span: Span,
+    pub fields: Vec<FieldMapping>,
+}
+
+impl Source {
+    /// The field lists of the elements this source builds (`each`, `items`), for walks over
+    /// every mapped field.
+    pub fn element_fields(&self) -> Vec<&[FieldMapping]> {
+        match self {
+            Source::Each { fields, .. } => vec![fields.as_slice()],
+            Source::Items(items) => items.iter().map(|item| item.fields.as_slice()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

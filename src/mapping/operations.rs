@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::load::quoted_list;
-use super::reader::{Entries, Reader, has_unknown_keys, json};
+use super::reader::{Entries, Reader, first_line, has_unknown_keys, json};
 use super::{
     AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, ForEach, FromList,
     InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping, Lookup,
@@ -79,6 +79,7 @@ const SOURCES: &[&str] = &[
     "param",
     "now",
     "each",
+    "items",
     "metadata",
     "rust",
     "initiation",
@@ -267,6 +268,9 @@ fn template_pairs(reader: &mut Reader, node: &Node, what: &str) -> Vec<(String, 
 /// Request text: `{name}` placeholders are the protocol request's parameters.
 fn request_text(reader: &mut Reader, node: &Node, what: &str) -> Option<Template> {
     let text = reader.string(node, what)?;
+    if reader.unread_reference(node, &text, what) {
+        return None;
+    }
     let template = parse_template(&text, true, node.span.clone())
         .map_err(|e| reader.fail(node, format!("{what}: {e}")))
         .ok()?;
@@ -282,6 +286,9 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
         return Some(None);
     };
     let Some(body_node) = entries.get("body") else {
+        if entries.misspelt("body") {
+            return None;
+        }
         let diagnostic = reader
             .at(
                 entries.key_span(first),
@@ -474,7 +481,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         return Some(None);
     };
     let records = entries.get("records");
-    if records.is_none() {
+    if records.is_none() && !entries.misspelt("records") {
         let diagnostic = reader
             .at(
                 entries.key_span(first),
@@ -500,6 +507,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
     };
     let order = match entries.get("order") {
         Some(n) => order(reader, n),
+        None if entries.misspelt("order") => None,
         None => {
             let anchor = if entries.has("records") {
                 "records"
@@ -742,6 +750,9 @@ fn paging(reader: &mut Reader, node: &Node) -> Option<Paging> {
                     CursorSource::LastRecord(path_of(reader, n, "`cursor.from_record`")?)
                 }
                 (None, Some(n)) => CursorSource::Body(path_of(reader, n, "`cursor.from_body`")?),
+                (None, None) if fields.misspelt("from_record") || fields.misspelt("from_body") => {
+                    return None;
+                }
                 (None, None) => {
                     let diagnostic = reader
                         .at(entries.key_span(kind), "`paging.cursor` needs `from_record` or `from_body`: where the next cursor comes from")
@@ -1149,9 +1160,20 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
     let value = entries.get(kind)?;
     Some(match kind {
         "path" => Source::Path(path_of(reader, value, "`path`")?),
-        "const" => Source::Const(json(value)),
+        "const" => {
+            let constant = json(value);
+            if let Some(text) = constant.as_str()
+                && reader.unread_reference(value, text, "`const`")
+            {
+                return None;
+            }
+            Source::Const(constant)
+        }
         "template" => {
             let text = reader.string(value, "`template`")?;
+            if reader.unread_reference(value, &text, "`template`") {
+                return None;
+            }
             let template = parse_template(&text, false, value.span.clone())
                 .map_err(|e| reader.fail(value, format!("`template`: {e}")))
                 .ok()?;
@@ -1187,6 +1209,9 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
         "each" => {
             let path = path_of(reader, value, "`each`");
             let Some(fields_node) = entries.get("fields") else {
+                if entries.misspelt("fields") {
+                    return None;
+                }
                 let diagnostic = reader
                     .at(
                         entries.key_span("each"),
@@ -1202,6 +1227,7 @@ fn source(reader: &mut Reader, entries: &Entries, kind: &str) -> Option<Source> 
                 fields: fields?,
             }
         }
+        "items" => items(reader, value)?,
         "metadata" => metadata(reader, value)?,
         "initiation" => Source::Initiation(path_of(reader, value, "`initiation`")?),
         "parent" => Source::Parent(path_of(reader, value, "`parent`")?),
@@ -1403,6 +1429,41 @@ fn named<T: Copy>(
     }
     reader.push(diagnostic);
     None
+}
+
+/// `items: [{ field: ..., ... }, ...]`: a list written out, each entry a protocol element.
+fn items(reader: &mut Reader, node: &Node) -> Option<Source> {
+    let entries = reader.list(node, "`items`")?;
+    if entries.is_empty() {
+        let diagnostic = reader
+            .at(
+                node.span.clone(),
+                "`items` lists no entry: the list would always be empty",
+            )
+            .with_help(
+                "write one entry per element, e.g. `items: [{ amount: ..., currency: ... }]`",
+            );
+        reader.push(diagnostic);
+        return None;
+    }
+    let mut items = Vec::new();
+    for entry in entries {
+        if !matches!(entry.value, Value::Mapping(_)) {
+            reader.fail(
+                entry,
+                format!(
+                    "an `items` entry maps the element's fields, found {}",
+                    entry.kind()
+                ),
+            );
+            continue;
+        }
+        items.extend(fields(reader, entry).map(|fields| super::ListItem {
+            span: first_line(reader.text, entry.span.clone()),
+            fields,
+        }));
+    }
+    (items.len() == entries.len()).then_some(Source::Items(items))
 }
 
 fn metadata(reader: &mut Reader, node: &Node) -> Option<Source> {

@@ -1,8 +1,8 @@
 //! Typed reads from the positioned YAML tree. Every read that fails records a diagnostic at
 //! the node and returns `None`, so loading goes on and one run reports every problem.
 
-use super::{Setting, Span};
-use crate::diagnostics::{Diagnostic, did_you_mean};
+use super::{Setting, SettingPart, Span};
+use crate::diagnostics::{Diagnostic, closest};
 use crate::yaml::{Node, Value};
 
 pub(super) struct Reader<'a> {
@@ -16,6 +16,8 @@ pub(super) struct Reader<'a> {
 pub(super) struct Entries<'n> {
     pub node: &'n Node,
     entries: Vec<(&'n Node, &'n Node)>,
+    /// The keys that unknown keys were probably meant as (`recrods` -> `records`).
+    meant: Vec<String>,
 }
 
 impl<'n> Entries<'n> {
@@ -39,6 +41,12 @@ impl<'n> Entries<'n> {
 
     pub fn keys(&self) -> impl Iterator<Item = &'n str> + '_ {
         self.entries.iter().filter_map(|(k, _)| k.as_str())
+    }
+
+    /// Whether an unknown key was reported as a misspelling of `key`: what follows from
+    /// `key` missing is that same mistake, and is not reported again.
+    pub fn misspelt(&self, key: &str) -> bool {
+        self.meant.iter().any(|meant| meant == key)
     }
 
     /// The keys among `choices` that are given, in the file's order.
@@ -113,14 +121,16 @@ impl Reader<'_> {
     ) -> Option<Entries<'n>> {
         let pairs = self.pairs(node, what)?;
         let mut entries: Vec<(&Node, &Node)> = Vec::new();
+        let mut meant = Vec::new();
         for (key, value) in pairs {
             let name = key.as_str().unwrap_or_default();
             if !allowed.contains(&name) {
                 let mut diagnostic = self
                     .at(key.span.clone(), format!("unknown key `{name}` in {what}"))
                     .with_label(format!("expected one of: {}", allowed.join(", ")));
-                if let Some(help) = did_you_mean(name, allowed.iter().copied()) {
-                    diagnostic = diagnostic.with_help(help);
+                if let Some(key) = closest(name, allowed.iter().copied()) {
+                    diagnostic = diagnostic.with_help(format!("did you mean `{key}`?"));
+                    meant.push(key.to_owned());
                 }
                 self.push(diagnostic);
             } else if entries.iter().any(|(k, _)| k.as_str() == Some(name)) {
@@ -129,7 +139,11 @@ impl Reader<'_> {
                 entries.push((key, value));
             }
         }
-        Some(Entries { node, entries })
+        Some(Entries {
+            node,
+            entries,
+            meant,
+        })
     }
 
     /// A mapping with any keys (names of headers, fields, ...), each a plain scalar.
@@ -173,7 +187,7 @@ impl Reader<'_> {
         what: &str,
     ) -> Option<&'n Node> {
         let found = entries.get(key);
-        if found.is_none() {
+        if found.is_none() && !entries.misspelt(key) {
             let diagnostic = self
                 .at(
                     entries.node.span.clone(),
@@ -283,34 +297,56 @@ impl Reader<'_> {
         }
     }
 
-    /// `${env:NAME}` or a literal.
+    /// `${env:NAME}`, a literal, or text with references (`"${env:BANK_URL}/oauth/token"`).
+    /// Every `${` starts a reference; one that is not `${env:NAME}` is reported where it is.
     pub fn setting(&mut self, node: &Node, what: &str) -> Option<Setting> {
         let text = self.string(node, what)?;
-        let Some(inner) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
-            return Some(Setting::Literal(text));
-        };
-        let name = inner.strip_prefix("env:").unwrap_or_default();
-        let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let mut parts = Vec::new();
+        let mut valid = true;
+        let mut rest = 0;
+        while let Some(found) = text[rest..].find("${") {
+            let open = rest + found;
+            if open > rest {
+                parts.push(SettingPart::Text(text[rest..open].to_owned()));
+            }
+            let close = text[open..].find('}').map(|i| open + i);
+            match close.and_then(|close| env_name(&text[open + 2..close])) {
+                Some(name) => {
+                    parts.push(SettingPart::Env(name.to_owned()));
+                    rest = close.unwrap_or(open) + 1;
+                }
+                None => {
+                    let end = close.map_or(text.len(), |close| close + 1);
+                    let diagnostic = self
+                        .at(
+                            self.within(node, &text, open..end),
+                            format!("`{}` is not a valid reference", &text[open..end]),
+                        )
+                        .with_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
+                    self.push(diagnostic);
+                    valid = false;
+                    rest = end;
+                }
+            }
+        }
+        if rest < text.len() {
+            parts.push(SettingPart::Text(text[rest..].to_owned()));
+        }
         if !valid {
-            let diagnostic = self
-                .at(
-                    node.span.clone(),
-                    format!("`{text}` is not a valid reference"),
-                )
-                .with_help("write `${env:NAME}` with NAME in upper case, digits and `_`");
-            self.push(diagnostic);
             return None;
         }
-        Some(Setting::Env(name.to_owned()))
+        Some(match parts.as_slice() {
+            [] => Setting::Literal(String::new()),
+            [SettingPart::Text(text)] => Setting::Literal(text.clone()),
+            [SettingPart::Env(name)] => Setting::Env(name.clone()),
+            _ => Setting::Template(parts),
+        })
     }
 
-    /// A credential: only ever read from the environment, so that no secret is committed.
+    /// A credential: read from the environment (whole, or inside a template such as
+    /// `"Token ${env:KEY}"`), so that no secret is committed.
     pub fn secret(&mut self, node: &Node, what: &str) -> Option<Setting> {
         match self.setting(node, what)? {
-            Setting::Env(name) => Some(Setting::Env(name)),
             Setting::Literal(_) => {
                 let diagnostic = self
                     .at(
@@ -321,26 +357,64 @@ impl Reader<'_> {
                 self.push(diagnostic);
                 None
             }
+            setting => Some(setting),
         }
+    }
+
+    /// Text taken as written (a request template, a constant, a header name): a `${` in it
+    /// is a reference that would be sent as it is, so it is reported. True when there is one.
+    pub fn unread_reference(&mut self, node: &Node, text: &str, what: &str) -> bool {
+        let Some(open) = text.find("${") else {
+            return false;
+        };
+        let end = text[open..]
+            .find('}')
+            .map_or(text.len(), |close| open + close + 1);
+        let diagnostic = self
+            .at(
+                self.within(node, text, open..end),
+                format!(
+                    "{what} does not read the environment: `{}` would be sent as written",
+                    &text[open..end]
+                ),
+            )
+            .with_help(
+                "`${env:NAME}` works in `upstream.base_url`, `upstream.headers` values and `upstream.auth` values",
+            );
+        self.push(diagnostic);
+        true
+    }
+
+    /// Where bytes `range` of a scalar's `text` are in the file: exact for plain scalars and
+    /// for quoted ones without escapes, else the whole scalar.
+    pub fn within(&self, node: &Node, text: &str, range: Span) -> Span {
+        let span = node.span.clone();
+        let offset = match span.len() {
+            n if n == text.len() => 0,
+            n if n == text.len() + 2 => 1,
+            _ => return span,
+        };
+        let start = span.start + offset;
+        if self.text.get(start..start + text.len()) != Some(text) {
+            return span;
+        }
+        start + range.start..start + range.end
     }
 
     /// A header or query parameter whose name says it carries a credential must not have its
     /// value written in the file.
     pub fn literal_secret(&mut self, name: &str, value: &Node, help: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        let secret_like = [
-            "auth",
-            "key",
-            "token",
-            "secret",
-            "password",
-            "signature",
-            "credential",
-        ]
-        .iter()
-        .any(|word| lower.contains(word));
         let literal = value.as_str().is_some_and(|text| !text.contains('{'));
-        if secret_like && literal {
+        if literal {
+            self.credential_written(name, value, help);
+        }
+        literal && credential_name(name)
+    }
+
+    /// Reports a value written in the file under a name that says it is a credential; true
+    /// when it is one.
+    pub fn credential_written(&mut self, name: &str, value: &Node, help: &str) -> bool {
+        if credential_name(name) {
             let diagnostic = self
                 .at(
                     value.span.clone(),
@@ -349,7 +423,7 @@ impl Reader<'_> {
                 .with_help(help.to_owned());
             self.push(diagnostic);
         }
-        secret_like && literal
+        credential_name(name)
     }
 
     pub fn list<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
@@ -366,6 +440,32 @@ impl Reader<'_> {
     }
 }
 
+/// Whether a header or query parameter's name says it carries a credential.
+fn credential_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
+/// `NAME` of `env:NAME`, when it is a valid variable name (upper case, digits, `_`).
+fn env_name(inner: &str) -> Option<&str> {
+    let name = inner.strip_prefix("env:")?;
+    let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    valid.then_some(name)
+}
+
 /// Whether a mapping has keys outside `allowed` (reported by `Reader::entries`).
 pub(super) fn has_unknown_keys(node: &Node, allowed: &[&str]) -> bool {
     match &node.value {
@@ -377,7 +477,7 @@ pub(super) fn has_unknown_keys(node: &Node, allowed: &[&str]) -> bool {
 }
 
 /// `span` up to the end of its first line, trailing blanks left out.
-fn first_line(text: &str, span: Span) -> Span {
+pub(super) fn first_line(text: &str, span: Span) -> Span {
     let Some(spanned) = text.get(span.clone()) else {
         return span;
     };

@@ -5,7 +5,7 @@ use super::{
     Conversion, Expr, FieldMapping, Mapping, OperationMapping, RequestTemplate, Source, Span,
     Template, TemplatePart,
 };
-use crate::diagnostics::{Diagnostic, did_you_mean};
+use crate::diagnostics::{Diagnostic, closest, did_you_mean};
 use crate::ir::{ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef};
 use crate::plan::{runtime_dependencies, same_release_series};
 
@@ -369,8 +369,22 @@ impl<'a> Checker<'a> {
                 self.not_fanned_out(&span, &scope.operation.id);
             }
         }
+        let params: Vec<&str> = scope
+            .operation
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        // A misspelt placeholder was reported with this parameter as its fix.
+        let meant: Vec<&str> = names
+            .iter()
+            .filter(|(name, _)| !params.contains(&name.as_str()))
+            .filter_map(|(name, _)| closest(name, params.iter().copied()))
+            .collect();
         for param in &scope.operation.params {
-            if param.location == ParamLocation::Path && !names.iter().any(|(n, _)| *n == param.name)
+            if param.location == ParamLocation::Path
+                && !names.iter().any(|(n, _)| *n == param.name)
+                && !meant.contains(&param.name.as_str())
             {
                 let diagnostic = self
                     .warning(
@@ -571,9 +585,16 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // A misspelt field was reported with the field it was meant as: not "never set" too.
+        let meant: Vec<&str> = fields
+            .iter()
+            .filter(|m| !names.contains(&m.field.as_str()))
+            .filter_map(|m| closest(&m.field, names.iter().copied()))
+            .collect();
         for field in object.fields.iter().filter(|f| f.required) {
             if !fields.iter().any(|m| m.field == field.name)
                 && !provided.contains(&field.name.as_str())
+                && !meant.contains(&field.name.as_str())
             {
                 let diagnostic = self
                     .error(
@@ -663,11 +684,39 @@ impl<'a> Checker<'a> {
                     self.found.push(diagnostic);
                 }
             },
+            Source::Items(items) => match shape {
+                Shape::Array(array) => match self.protocol.object(&array.items) {
+                    Some(target) => {
+                        for item in items {
+                            self.fields(&item.span, &item.fields, target, scope, field, &[]);
+                        }
+                    }
+                    None => {
+                        let diagnostic = self.error(
+                            &expr.source_span,
+                            format!("`{field}` is not a list of objects; `items` does not apply"),
+                        );
+                        self.found.push(diagnostic);
+                    }
+                },
+                _ => {
+                    let diagnostic = self
+                        .error(
+                            &expr.source_span,
+                            format!("`{field}` is not a list; `items` does not apply"),
+                        )
+                        .with_help(
+                            "`items` writes out the elements of a list field, such as `balances`",
+                        );
+                    self.found.push(diagnostic);
+                }
+            },
             _ => {}
         }
         let computed = match &expr.source {
             Source::Rust(_) => Some("`rust`: the function returns the field's final value"),
             Source::Each { .. } => Some("`each`: its `fields` build every element"),
+            Source::Items(_) => Some("`items`: its entries build every element"),
             Source::Now => Some("`now`: it is the field's final value"),
             _ => None,
         };
@@ -685,7 +734,10 @@ impl<'a> Checker<'a> {
                 .with_help(format!("remove `{name}`"));
             self.found.push(diagnostic);
         }
-        if matches!(expr.source, Source::Rust(_) | Source::Each { .. }) {
+        if matches!(
+            expr.source,
+            Source::Rust(_) | Source::Each { .. } | Source::Items(_)
+        ) {
             return;
         }
         self.conversion(expr, shape, field, key);
@@ -893,23 +945,8 @@ impl<'a> Checker<'a> {
                 self.push_with_suggestion(diagnostic, target, candidates.iter().copied());
             }
         }
-        let unproduced: Vec<&str> = candidates
-            .iter()
-            .copied()
-            .filter(|value| {
-                !map.iter().any(|(_, v)| v == value) && fallback.as_deref() != Some(*value)
-            })
-            .collect();
-        if !unproduced.is_empty() {
-            let diagnostic = self.warning(
-                span,
-                format!(
-                    "no provider value of `{field}` becomes {}",
-                    unproduced.join(", ")
-                ),
-            );
-            self.found.push(diagnostic);
-        }
+        // Protocol values no provider value becomes are not warned about: a provider rarely
+        // has them all, and nothing is to be done. `check --coverage` shows them.
         if fallback.is_none() {
             let diagnostic = self
                 .warning(span, format!("`{field}` has no `fallback`: an unknown provider value fails the whole request"))

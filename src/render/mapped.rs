@@ -1169,12 +1169,18 @@ fn field_value(protocol: &Protocol, op: &Operation, field: &Field, expr: &Expr) 
     let name = &field.name;
     let target = quote!(t);
     let value = optional_value(protocol, op, field, expr, &target);
-    let value = if field.required && !field.nullable {
+    let required = field.required && !field.nullable;
+    let value = if required {
         quote!(t.required(#value)?)
     } else {
         value
     };
-    if mentions(&value, "t") {
+    // `items` builds each element in a block of its own; only `required` reads this target.
+    let reads_target = match expr.source {
+        Source::Items(_) => required,
+        _ => mentions(&value, "t"),
+    };
+    if reads_target {
         quote!({
             let t = target(#name);
             #value
@@ -1248,6 +1254,18 @@ fn optional_value(
             let path = steps(&path.steps);
             let build = object_literal(protocol, op, type_name, object, fields, &[]);
             return quote!(Some(#target.each(convert::lookup(record, #path), |record| Ok(#build))?));
+        }
+        Source::Items(items) => {
+            let Shape::Array(array) = shape else {
+                return quote!(None);
+            };
+            let Some((type_name, object)) = protocol.object(&array.items) else {
+                return quote!(None);
+            };
+            let builds = items
+                .iter()
+                .map(|item| object_literal(protocol, op, type_name, object, &item.fields, &[]));
+            return quote!(Some(vec![#(#builds),*]));
         }
         Source::Now => return quote!(Some(chrono::Utc::now())),
         _ => {}
@@ -1396,6 +1414,7 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
             quote!(parent.and_then(|parent| convert::lookup(parent, #path)).cloned())
         }
         Source::Each { .. }
+        | Source::Items(_)
         | Source::Metadata { .. }
         | Source::Rust(_)
         | Source::Switch { .. }

@@ -11,7 +11,7 @@ mod templates;
 mod types;
 mod user;
 
-pub use templates::new_mapping;
+pub use templates::{Skeleton, new_mapping};
 
 use std::collections::BTreeSet;
 

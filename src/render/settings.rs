@@ -6,9 +6,9 @@ use quote::quote;
 
 use super::doc;
 use crate::ir::Protocol;
-use crate::mapping::{KeyLocation, Setting};
+use crate::mapping::{KeyLocation, Setting, SettingPart};
 use crate::names;
-use crate::plan::{AuthPlan, Crate, FileKind, Plan};
+use crate::plan::{AuthPlan, Crate, FileKind, Plan, SettingKind};
 
 /// `pub mod` for every generated module, and the names handlers use most.
 pub fn generated_mod(protocol: &Protocol, plan: &Plan) -> TokenStream {
@@ -50,28 +50,63 @@ pub fn generated_mod(protocol: &Protocol, plan: &Plan) -> TokenStream {
 }
 
 /// `upstream()`: the provider settings, each read from the environment or set in
-/// connector.yaml, with the client's timeout and retries.
+/// connector.yaml (or both: text with `${env:NAME}` references), with the client's timeout
+/// and retries. Every variable is read once; URLs and header values are checked at start-up.
 pub fn settings(krate: &Crate) -> TokenStream {
     let mut doc_lines = vec![
         "How to reach the provider (`upstream` in connector.yaml), read at start-up:".to_owned(),
     ];
-    doc_lines.extend(krate.settings.iter().map(|setting| match &setting.source {
-        Setting::Env(var) => format!("- `{var}`: {}", setting.doc),
-        Setting::Literal(value) => format!("- {} Set in connector.yaml: `{value}`.", setting.doc),
-    }));
+    doc_lines.extend(
+        krate
+            .variables
+            .iter()
+            .map(|variable| format!("- `{}`: {}", variable.name, variable.doc)),
+    );
+    doc_lines.extend(
+        krate
+            .settings
+            .iter()
+            .filter_map(|setting| match &setting.source {
+                Setting::Literal(value) => Some(format!(
+                    "- {} Set in connector.yaml: `{value}`.",
+                    setting.doc
+                )),
+                Setting::Template(parts) => {
+                    let written: String = parts
+                        .iter()
+                        .map(|part| match part {
+                            SettingPart::Text(text) => text.clone(),
+                            SettingPart::Env(name) => format!("${{env:{name}}}"),
+                        })
+                        .collect();
+                    Some(format!(
+                        "- {} Set in connector.yaml: `{written}`.",
+                        setting.doc
+                    ))
+                }
+                Setting::Env(_) => None,
+            }),
+    );
     let doc = doc(Some(&doc_lines.join("\n")));
-    let reads_env = krate
-        .settings
-        .iter()
-        .any(|setting| matches!(setting.source, Setting::Env(_)));
+    let wanted = krate.variables.iter().map(|variable| {
+        let (name, what) = (&variable.name, &variable.doc);
+        quote!((#name, #what))
+    });
     let values = krate.settings.iter().map(|setting| {
         let ident = names::snake_ident(&setting.field);
-        let value = match &setting.source {
-            Setting::Env(var) => {
-                let what = &setting.doc;
-                quote!(required_env(env, #var, #what, problems))
+        let pieces = setting.source.parts().into_iter().map(|part| match part {
+            SettingPart::Text(text) => quote!(Piece::Text(#text)),
+            SettingPart::Env(name) => quote!(Piece::Var(#name)),
+        });
+        let pieces = quote!(&[#(#pieces),*]);
+        let value = match &setting.kind {
+            SettingKind::Url => {
+                let what = format!("`upstream.{}`", setting.field);
+                quote!(vars.url(#what, #pieces, problems))
             }
-            Setting::Literal(value) => quote!(#value.to_owned()),
+            SettingKind::TokenUrl => quote!(vars.token_url(&base_url, #pieces, problems)),
+            SettingKind::Header(name) => quote!(vars.header(#name, #pieces, problems)),
+            SettingKind::Text => quote!(vars.text(#pieces)),
         };
         quote! { let #ident = #value; }
     });
@@ -83,29 +118,15 @@ pub fn settings(krate: &Crate) -> TokenStream {
     let timeout = proc_macro2::Literal::u64_unsuffixed(krate.timeout_ms);
     let attempts = proc_macro2::Literal::u32_unsuffixed(krate.retry.attempts);
     let deadline = proc_macro2::Literal::u64_unsuffixed(krate.retry.deadline_ms);
-    let (imports, env) = if reads_env {
-        (
-            quote!(
-                use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
-            ),
-            quote!(env: Env, problems: &mut Vec<String>),
-        )
-    } else {
-        (
-            quote!(
-                use super::runtime::config::{Auth, Env, UpstreamSettings};
-            ),
-            quote!(_env: Env, _problems: &mut Vec<String>),
-        )
-    };
     quote! {
         //! The provider settings declared in connector.yaml, read when the connector starts.
         use std::time::Duration;
 
-        #imports
+        use super::runtime::config::{Auth, Env, Piece, UpstreamSettings, Variables};
 
         #doc
-        pub fn upstream(#env) -> UpstreamSettings {
+        pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
+            let vars = Variables::read(env, &[#(#wanted),*], problems);
             #(#values)*
             UpstreamSettings {
                 base_url,

@@ -240,14 +240,15 @@ fn collect_rust(
                         });
                 }
             }
-            crate::mapping::Source::Each { fields, .. } => {
+            source => {
                 if let crate::ir::Shape::Array(array) = protocol.resolve(&field.shape)
                     && let Some((_, item)) = protocol.object(&array.items)
                 {
-                    collect_rust(protocol, operation, item, fields, found);
+                    for fields in source.element_fields() {
+                        collect_rust(protocol, operation, item, fields, found);
+                    }
                 }
             }
-            _ => {}
         }
     }
 }

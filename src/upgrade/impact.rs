@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::diff::{ProtocolDiff, TypeChange, types_of};
 use crate::diagnostics::SourceFile;
 use crate::ir::{Protocol, Shape, TypeDef};
-use crate::mapping::{Conversion, FieldMapping, Mapping, Source, Span};
+use crate::mapping::{Conversion, FieldMapping, Mapping, Span};
 use crate::names;
 use crate::usercode::UserMethod;
 
@@ -200,11 +200,12 @@ fn collect_fields(
         let Some(field) = object.fields.iter().find(|f| f.name == mapped.field) else {
             continue;
         };
-        if let Source::Each { fields, .. } = &mapped.value.source
-            && let Shape::Array(array) = protocol.resolve(&field.shape)
+        if let Shape::Array(array) = protocol.resolve(&field.shape)
             && let Some((element, _)) = protocol.object(&array.items)
         {
-            collect_fields(protocol, op, element, fields, uses);
+            for fields in mapped.value.source.element_fields() {
+                collect_fields(protocol, op, element, fields, uses);
+            }
         }
         if let (
             Some(Conversion::Enum {

@@ -5,24 +5,26 @@
 
 use std::time::Duration;
 
-use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
+use super::runtime::config::{Auth, Env, Piece, UpstreamSettings, Variables};
 
 /// How to reach the provider (`upstream` in connector.yaml), read at start-up:
 /// - `CURSORPAY_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
 /// - `CURSORPAY_API_KEY`: The provider's API token (`upstream.auth.bearer`).
 pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
-    let base_url = required_env(
+    let vars = Variables::read(
         env,
-        "CURSORPAY_BASE_URL",
-        "Base URL of the provider's API (`upstream.base_url`).",
+        &[
+            (
+                "CURSORPAY_BASE_URL",
+                "Base URL of the provider's API (`upstream.base_url`).",
+            ),
+            ("CURSORPAY_API_KEY", "The provider's API token (`upstream.auth.bearer`)."),
+        ],
         problems,
     );
-    let auth_token = required_env(
-        env,
-        "CURSORPAY_API_KEY",
-        "The provider's API token (`upstream.auth.bearer`).",
-        problems,
-    );
+    let base_url = vars
+        .url("`upstream.base_url`", &[Piece::Var("CURSORPAY_BASE_URL")], problems);
+    let auth_token = vars.text(&[Piece::Var("CURSORPAY_API_KEY")]);
     UpstreamSettings {
         base_url,
         auth: Auth::Bearer(auth_token),

@@ -5,17 +5,18 @@
 
 use std::time::Duration;
 
-use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
+use super::runtime::config::{Auth, Env, Piece, UpstreamSettings, Variables};
 
 /// How to reach the provider (`upstream` in connector.yaml), read at start-up:
 /// - `MINIMAL_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
 pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
-    let base_url = required_env(
+    let vars = Variables::read(
         env,
-        "MINIMAL_BASE_URL",
-        "Base URL of the provider's API (`upstream.base_url`).",
+        &[("MINIMAL_BASE_URL", "Base URL of the provider's API (`upstream.base_url`).")],
         problems,
     );
+    let base_url = vars
+        .url("`upstream.base_url`", &[Piece::Var("MINIMAL_BASE_URL")], problems);
     UpstreamSettings {
         base_url,
         auth: Auth::None,

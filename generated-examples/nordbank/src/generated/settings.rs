@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
+use super::runtime::config::{Auth, Env, Piece, UpstreamSettings, Variables};
 
 /// How to reach the provider (`upstream` in connector.yaml), read at start-up:
 /// - `NORDBANK_BASE_URL`: Base URL of the provider's API (`upstream.base_url`).
@@ -13,30 +13,31 @@ use super::runtime::config::{Auth, Env, UpstreamSettings, required_env};
 /// - `NORDBANK_CLIENT_ID`: The OAuth2 client id (`upstream.auth.oauth2`).
 /// - `NORDBANK_CLIENT_SECRET`: The OAuth2 client secret (`upstream.auth.oauth2`).
 pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
-    let base_url = required_env(
+    let vars = Variables::read(
         env,
-        "NORDBANK_BASE_URL",
-        "Base URL of the provider's API (`upstream.base_url`).",
+        &[
+            (
+                "NORDBANK_BASE_URL",
+                "Base URL of the provider's API (`upstream.base_url`).",
+            ),
+            (
+                "NORDBANK_TOKEN_URL",
+                "The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).",
+            ),
+            ("NORDBANK_CLIENT_ID", "The OAuth2 client id (`upstream.auth.oauth2`)."),
+            (
+                "NORDBANK_CLIENT_SECRET",
+                "The OAuth2 client secret (`upstream.auth.oauth2`).",
+            ),
+        ],
         problems,
     );
-    let token_url = required_env(
-        env,
-        "NORDBANK_TOKEN_URL",
-        "The provider's OAuth2 token endpoint (`upstream.auth.oauth2`).",
-        problems,
-    );
-    let client_id = required_env(
-        env,
-        "NORDBANK_CLIENT_ID",
-        "The OAuth2 client id (`upstream.auth.oauth2`).",
-        problems,
-    );
-    let client_secret = required_env(
-        env,
-        "NORDBANK_CLIENT_SECRET",
-        "The OAuth2 client secret (`upstream.auth.oauth2`).",
-        problems,
-    );
+    let base_url = vars
+        .url("`upstream.base_url`", &[Piece::Var("NORDBANK_BASE_URL")], problems);
+    let token_url = vars
+        .token_url(&base_url, &[Piece::Var("NORDBANK_TOKEN_URL")], problems);
+    let client_id = vars.text(&[Piece::Var("NORDBANK_CLIENT_ID")]);
+    let client_secret = vars.text(&[Piece::Var("NORDBANK_CLIENT_SECRET")]);
     UpstreamSettings {
         base_url,
         auth: Auth::OAuth2 {

@@ -130,9 +130,9 @@ impl Target<'_> {
         item: impl Fn(&Value) -> Result<T, ConnectorError>,
     ) -> Result<Vec<T>, ConnectorError> {
         match value {
-            None => Ok(Vec::new()),
+            None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items.iter().map(item).collect(),
-            // One object is a list of one: a bank answering one account's balance fields.
+            // One object (`each: .` on an account with its balances) is one element.
             Some(object @ Value::Object(_)) => Ok(vec![item(object)?]),
             Some(other) => Err(self.fail(format!("expected a list or an object, got {other}"))),
         }

@@ -115,6 +115,133 @@ pub fn required_env(env: Env, name: &str, what: &str, problems: &mut Vec<String>
     }
 }
 
+/// A piece of a provider setting as connector.yaml writes it: text, or the value of an
+/// environment variable (`${env:NAME}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    Text(&'static str),
+    Var(&'static str),
+}
+
+/// The environment variables connector.yaml's settings read, each read once: a missing one
+/// is one problem however many settings use it, and the settings that use it are left to
+/// that problem instead of adding their own.
+pub struct Variables {
+    found: Vec<(&'static str, String)>,
+}
+
+impl Variables {
+    /// Reads every `(NAME, what it is for)`; a missing or blank one goes to `problems`.
+    pub fn read(env: Env, wanted: &[(&'static str, &str)], problems: &mut Vec<String>) -> Self {
+        let mut found = Vec::new();
+        for (index, (name, what)) in wanted.iter().enumerate() {
+            if wanted[..index].iter().any(|(known, _)| known == name) {
+                continue;
+            }
+            let value = required_env(env, name, what, problems);
+            if !value.trim().is_empty() {
+                found.push((*name, value));
+            }
+        }
+        Self { found }
+    }
+
+    /// The setting's text, or `None` when a variable it needs is missing.
+    pub fn compose(&self, pieces: &[Piece]) -> Option<String> {
+        let mut text = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(part) => text.push_str(part),
+                Piece::Var(name) => {
+                    let (_, value) = self.found.iter().find(|(known, _)| known == name)?;
+                    text.push_str(value);
+                }
+            }
+        }
+        Some(text)
+    }
+
+    /// A setting taken as it is (empty when a variable is missing).
+    pub fn text(&self, pieces: &[Piece]) -> String {
+        self.compose(pieces).unwrap_or_default()
+    }
+
+    /// A URL setting, which must be an absolute http(s) URL: a bad one is a problem naming
+    /// the variables it came from, rather than a failure of every request later.
+    pub fn url(&self, what: &str, pieces: &[Piece], problems: &mut Vec<String>) -> String {
+        let Some(url) = self.compose(pieces) else {
+            return String::new();
+        };
+        if !is_http_url(&url) {
+            problems.push(format!(
+                "{}{what} is {url:?}, which is not an absolute http(s) URL such as https://api.example.com",
+                origin(pieces)
+            ));
+        }
+        url
+    }
+
+    /// The OAuth2 token endpoint: an absolute URL, or a path (starting with `/`) appended to
+    /// `base_url` as request paths are.
+    pub fn token_url(
+        &self,
+        base_url: &str,
+        pieces: &[Piece],
+        problems: &mut Vec<String>,
+    ) -> String {
+        let Some(url) = self.compose(pieces) else {
+            return String::new();
+        };
+        if !url.starts_with('/') {
+            return self.url("`upstream.auth.oauth2.token_url`", pieces, problems);
+        }
+        // A base URL that is missing or bad was reported already.
+        if !is_http_url(base_url) {
+            return url;
+        }
+        format!("{}{url}", base_url.trim_end_matches('/'))
+    }
+
+    /// A header value sent with every request; never printed, it may hold a credential.
+    pub fn header(&self, name: &str, pieces: &[Piece], problems: &mut Vec<String>) -> String {
+        let Some(value) = self.compose(pieces) else {
+            return String::new();
+        };
+        if axum::http::HeaderValue::from_str(&value).is_err() {
+            problems.push(format!(
+                "{}the `{name}` header (`upstream.headers`) has characters a header value cannot hold",
+                origin(pieces)
+            ));
+        }
+        value
+    }
+}
+
+/// `NAME: ` (or `A and B: `) for a problem with a setting made from variables.
+fn origin(pieces: &[Piece]) -> String {
+    let names: Vec<&str> = pieces
+        .iter()
+        .filter_map(|piece| match piece {
+            Piece::Var(name) => Some(*name),
+            Piece::Text(_) => None,
+        })
+        .collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [name] => format!("{name}: "),
+        [rest @ .., last] => format!("{} and {last}: ", rest.join(", ")),
+    }
+}
+
+/// `http://host...` or `https://host...`, with a host, as one URL.
+fn is_http_url(text: &str) -> bool {
+    let Ok(uri) = text.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.host().is_some_and(|host| !host.is_empty())
+}
+
 /// An optional setting parsed from its text, `default` when unset; a value that does not
 /// parse is recorded in `problems`.
 pub fn parse_env<T: std::str::FromStr>(
@@ -423,6 +550,85 @@ mod tests {
             "ACME_BASE_URL is not set: the provider",
         ] {
             assert!(joined.contains(name), "{name} missing from:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn each_variable_is_read_once_and_composed_urls_are_checked_at_start_up() {
+        let reads = std::cell::Cell::new(0);
+        let env = lookup(&[("BANK_URL", "https://bank.test/"), ("TENANT", "t1")]);
+        let counting = |name: &str| {
+            reads.set(reads.get() + 1);
+            env(name)
+        };
+        let mut problems = Vec::new();
+        let vars = Variables::read(
+            &counting,
+            &[
+                ("BANK_URL", "the base URL"),
+                ("TENANT", "a header"),
+                ("BANK_URL", "the token endpoint"),
+                ("MISSING", "the client id"),
+                ("MISSING", "the secret"),
+            ],
+            &mut problems,
+        );
+        assert_eq!(reads.get(), 3);
+        assert_eq!(problems, ["MISSING is not set: the client id"]);
+        let base = vars.url(
+            "`upstream.base_url`",
+            &[Piece::Var("BANK_URL"), Piece::Text("api")],
+            &mut problems,
+        );
+        assert_eq!(base, "https://bank.test/api");
+        let relative = [Piece::Text("/oauth/token")];
+        assert_eq!(
+            vars.token_url("https://bank.test/api/", &relative, &mut problems),
+            "https://bank.test/api/oauth/token"
+        );
+        let absolute = [Piece::Var("BANK_URL"), Piece::Text("oauth/token")];
+        assert_eq!(
+            vars.token_url(&base, &absolute, &mut problems),
+            "https://bank.test/oauth/token"
+        );
+        let header = [Piece::Text("tenant-"), Piece::Var("TENANT")];
+        assert_eq!(vars.header("X-Tenant", &header, &mut problems), "tenant-t1");
+        // A setting that needs a missing variable adds nothing to its problem.
+        let needs_missing = [Piece::Var("MISSING"), Piece::Text("/x")];
+        assert_eq!(vars.url("`x`", &needs_missing, &mut problems), "");
+        assert_eq!(vars.token_url(&base, &needs_missing, &mut problems), "");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn a_bad_url_or_header_names_its_variables() {
+        let env = lookup(&[("HOST", "bank.test"), ("KEY", "a\nb")]);
+        let mut problems = Vec::new();
+        let vars = Variables::read(&env, &[("HOST", "h"), ("KEY", "k")], &mut problems);
+        let base = [Piece::Var("HOST"), Piece::Text("/api")];
+        vars.url("`upstream.base_url`", &base, &mut problems);
+        let token = [
+            Piece::Text("http://"),
+            Piece::Var("HOST"),
+            Piece::Var("KEY"),
+        ];
+        vars.token_url("", &token, &mut problems);
+        vars.header("Authorization", &[Piece::Var("KEY")], &mut problems);
+        // The relative token endpoint of a bad base URL is not reported twice.
+        vars.token_url("bank.test/api", &[Piece::Text("/token")], &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "HOST: `upstream.base_url` is \"bank.test/api\", which is not an absolute http(s) URL such as https://api.example.com",
+                "HOST and KEY: `upstream.auth.oauth2.token_url` is \"http://bank.testa\\nb\", which is not an absolute http(s) URL such as https://api.example.com",
+                "KEY: the `Authorization` header (`upstream.headers`) has characters a header value cannot hold",
+            ]
+        );
+        for good in ["http://127.0.0.1:9", "https://bank.test/api/v2?x=1"] {
+            assert!(is_http_url(good), "{good}");
+        }
+        for bad in ["", "/api", "ftp://x", "https://", "bank.test", "http://a b"] {
+            assert!(!is_http_url(bad), "{bad}");
         }
     }
 
