@@ -87,13 +87,7 @@ async fn get_accounts_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_accounts_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/accounts");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/v1/accounts".to_owned(),
         ..Default::default()
     }
 }
@@ -170,8 +164,6 @@ fn get_account_balances_request(params: &GetAccountBalancesParams) -> UpstreamRe
             text.push_str("/balance");
             text
         },
-        query: vec![],
-        headers: vec![],
         ..Default::default()
     }
 }
@@ -313,13 +305,7 @@ async fn get_beneficiaries_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_beneficiaries_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/recipients");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/v1/recipients".to_owned(),
         ..Default::default()
     }
 }
@@ -425,13 +411,7 @@ async fn get_transactions_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_transactions_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/transactions");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/v1/transactions".to_owned(),
         ..Default::default()
     }
 }
@@ -595,8 +575,9 @@ fn create_payout_input(body: &models::PayoutRequest) -> Result<Value, ConnectorE
 
 fn create_payout_request(
     ctx: &Context,
-    record: &Value,
+    request: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
     let key = ctx
         .initiation()
         .map(|attempt| attempt.provider_key().to_owned())
@@ -689,13 +670,8 @@ fn create_payout_request(
     );
     Ok(UpstreamRequest {
         method: "POST".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/payouts");
-            text
-        },
-        query: vec![],
-        headers: vec![("Idempotency-Key".to_owned(), key.clone())],
+        path: "/v1/payouts".to_owned(),
+        headers: Vec::from([("Idempotency-Key".to_owned(), key.clone())]),
         body: Some(payload),
         ..Default::default()
     })
@@ -708,17 +684,21 @@ async fn create_payout_lookup(
 ) -> Result<Option<models::Payout>, ConnectorError> {
     let upstream = UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/payouts");
-            text
-        },
-        query: vec![
-            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
-            convert::lookup(request, & [Step::Key("idempotencyKey")])
-            .and_then(convert::to_text).unwrap_or_default()); text })
-        ],
-        headers: vec![],
+        path: "/v1/payouts".to_owned(),
+        query: Vec::from([
+            (
+                "reference".to_owned(),
+                {
+                    let mut text = String::new();
+                    text.push_str(
+                        &convert::lookup(request, &[Step::Key("idempotencyKey")])
+                            .and_then(convert::to_text)
+                            .unwrap_or_default(),
+                    );
+                    text
+                },
+            ),
+        ]),
         ..Default::default()
     };
     let response = match ctx.upstream().send("createPayout", &upstream).await {
@@ -825,8 +805,9 @@ fn create_transfer_input(
 
 fn create_transfer_request(
     ctx: &Context,
-    record: &Value,
+    request: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
     let key = ctx
         .initiation()
         .map(|attempt| attempt.provider_key().to_owned())
@@ -919,13 +900,8 @@ fn create_transfer_request(
     );
     Ok(UpstreamRequest {
         method: "POST".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/transfers");
-            text
-        },
-        query: vec![],
-        headers: vec![("Idempotency-Key".to_owned(), key.clone())],
+        path: "/v1/transfers".to_owned(),
+        headers: Vec::from([("Idempotency-Key".to_owned(), key.clone())]),
         body: Some(payload),
         ..Default::default()
     })
@@ -938,17 +914,21 @@ async fn create_transfer_lookup(
 ) -> Result<Option<models::Transfer>, ConnectorError> {
     let upstream = UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/v1/transfers");
-            text
-        },
-        query: vec![
-            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
-            convert::lookup(request, & [Step::Key("idempotencyKey")])
-            .and_then(convert::to_text).unwrap_or_default()); text })
-        ],
-        headers: vec![],
+        path: "/v1/transfers".to_owned(),
+        query: Vec::from([
+            (
+                "reference".to_owned(),
+                {
+                    let mut text = String::new();
+                    text.push_str(
+                        &convert::lookup(request, &[Step::Key("idempotencyKey")])
+                            .and_then(convert::to_text)
+                            .unwrap_or_default(),
+                    );
+                    text
+                },
+            ),
+        ]),
         ..Default::default()
     };
     let response = match ctx.upstream().send("createTransfer", &upstream).await {

@@ -92,13 +92,7 @@ async fn get_accounts_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_accounts_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/accounts");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/accounts".to_owned(),
         ..Default::default()
     }
 }
@@ -177,8 +171,6 @@ fn get_account_balances_request(params: &GetAccountBalancesParams) -> UpstreamRe
             text.push_str(&fields::path_segment(&params.account_id.to_string()));
             text
         },
-        query: vec![],
-        headers: vec![],
         ..Default::default()
     }
 }
@@ -318,13 +310,7 @@ async fn get_beneficiaries_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_beneficiaries_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/beneficiaries");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/beneficiaries".to_owned(),
         ..Default::default()
     }
 }
@@ -464,8 +450,6 @@ fn get_transactions_request(parent: &Value) -> UpstreamRequest {
             text.push_str("/transactions");
             text
         },
-        query: vec![],
-        headers: vec![],
         ..Default::default()
     }
 }
@@ -699,8 +683,9 @@ pub fn create_payout_provider_key(key: &str) -> String {
 
 fn create_payout_request(
     _ctx: &Context,
-    record: &Value,
+    request: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
     let mut payload = Value::Object(serde_json::Map::new());
     fields::put(
         &mut payload,
@@ -774,13 +759,7 @@ fn create_payout_request(
     );
     Ok(UpstreamRequest {
         method: "POST".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/payments");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/payments".to_owned(),
         body: Some(payload),
         ..Default::default()
     })
@@ -793,17 +772,21 @@ async fn create_payout_lookup(
 ) -> Result<Option<models::Payout>, ConnectorError> {
     let upstream = UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/payments");
-            text
-        },
-        query: vec![
-            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
-            convert::lookup(request, & [Step::Key("providerKey")])
-            .and_then(convert::to_text).unwrap_or_default()); text })
-        ],
-        headers: vec![],
+        path: "/api/payments".to_owned(),
+        query: Vec::from([
+            (
+                "reference".to_owned(),
+                {
+                    let mut text = String::new();
+                    text.push_str(
+                        &convert::lookup(request, &[Step::Key("providerKey")])
+                            .and_then(convert::to_text)
+                            .unwrap_or_default(),
+                    );
+                    text
+                },
+            ),
+        ]),
         ..Default::default()
     };
     let response = match ctx.upstream().send("createPayout", &upstream).await {
@@ -926,8 +909,9 @@ pub fn create_transfer_provider_key(key: &str) -> String {
 
 fn create_transfer_request(
     _ctx: &Context,
-    record: &Value,
+    request: &Value,
 ) -> Result<UpstreamRequest, ConnectorError> {
+    let record = request;
     let mut payload = Value::Object(serde_json::Map::new());
     fields::put(
         &mut payload,
@@ -998,13 +982,7 @@ fn create_transfer_request(
     );
     Ok(UpstreamRequest {
         method: "POST".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/payments");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/payments".to_owned(),
         body: Some(payload),
         ..Default::default()
     })
@@ -1017,17 +995,21 @@ async fn create_transfer_lookup(
 ) -> Result<Option<models::Transfer>, ConnectorError> {
     let upstream = UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/payments");
-            text
-        },
-        query: vec![
-            ("reference".to_owned(), { let mut text = String::new(); text.push_str(&
-            convert::lookup(request, & [Step::Key("providerKey")])
-            .and_then(convert::to_text).unwrap_or_default()); text })
-        ],
-        headers: vec![],
+        path: "/api/payments".to_owned(),
+        query: Vec::from([
+            (
+                "reference".to_owned(),
+                {
+                    let mut text = String::new();
+                    text.push_str(
+                        &convert::lookup(request, &[Step::Key("providerKey")])
+                            .and_then(convert::to_text)
+                            .unwrap_or_default(),
+                    );
+                    text
+                },
+            ),
+        ]),
         ..Default::default()
     };
     let response = match ctx.upstream().send("createTransfer", &upstream).await {

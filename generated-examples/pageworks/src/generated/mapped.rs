@@ -86,13 +86,7 @@ async fn get_accounts_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_accounts_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/v2/accounts");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/v2/accounts".to_owned(),
         ..Default::default()
     }
 }
@@ -188,8 +182,6 @@ fn get_account_balances_request(params: &GetAccountBalancesParams) -> UpstreamRe
             text.push_str("/balances");
             text
         },
-        query: vec![],
-        headers: vec![],
         ..Default::default()
     }
 }
@@ -350,13 +342,7 @@ async fn get_beneficiaries_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_beneficiaries_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/v2/counterparties");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/v2/counterparties".to_owned(),
         ..Default::default()
     }
 }
@@ -460,13 +446,7 @@ async fn get_transactions_sources() -> Result<Vec<Source>, ConnectorError> {
 fn get_transactions_request() -> UpstreamRequest {
     UpstreamRequest {
         method: "GET".to_owned(),
-        path: {
-            let mut text = String::new();
-            text.push_str("/api/v2/statements");
-            text
-        },
-        query: vec![],
-        headers: vec![],
+        path: "/api/v2/statements".to_owned(),
         ..Default::default()
     }
 }

@@ -324,11 +324,9 @@ where
         if short && stale && !built_now {
             // The provider may have new records since this window reached its end: an
             // oldest-first provider has them after the last page, others anywhere. A
-            // fan-out's parents are walked again too: a new parent's records are as new.
-            let walked_since_end = window
-                .exhausted_at
-                .map_or(Duration::ZERO, |at| at.elapsed());
-            let sources = match sources(walked_since_end).await {
+            // fan-out's parents are walked again too, whoever walked them last: a parent
+            // added since has new records too.
+            let sources = match sources(Duration::ZERO).await {
                 Ok(sources) => sources,
                 Err(error) => break Err(error),
             };

@@ -8,6 +8,7 @@
 use super::convert::{self, AmountFormat, ConversionError, Sign, TimeFormat};
 use super::error::ConnectorError;
 use super::metrics::Metrics;
+use super::upstream::{Upstream, UpstreamRequest};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -315,6 +316,30 @@ pub fn record_at<'a>(
     })
 }
 
+/// One of a payment's `steps`: `request` sent for `operation`, and the object at `record` in
+/// the answer. A 404 says the payment names something the provider does not have (a wallet,
+/// an account): a final 400 for Formance, not a fault it would retry forever.
+pub async fn step(
+    upstream: &Upstream,
+    operation: &'static str,
+    step: &str,
+    request: &UpstreamRequest,
+    record: &[convert::Step],
+    record_text: &str,
+) -> Result<Value, ConnectorError> {
+    let response = upstream
+        .send(operation, request)
+        .await
+        .map_err(|error| match error.status {
+            axum::http::StatusCode::NOT_FOUND => ConnectorError::bad_request(format!(
+                "{operation}: step `{step}` found nothing at the provider: {}",
+                error.detail
+            )),
+            _ => error,
+        })?;
+    record_at(operation, &response.body, record, record_text).cloned()
+}
+
 /// Sets `value` at the dotted `keys` of a provider request body, making the objects on
 /// the way. A null or missing value leaves the key out.
 pub fn put(body: &mut Value, keys: &[&str], value: Option<Value>) {
@@ -397,7 +422,61 @@ pub fn provider_currency(
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::UpstreamSettings;
+    use super::super::testing::{block_on, serve};
     use super::*;
+
+    #[test]
+    fn a_step_gives_its_record_and_a_404_is_a_final_400() {
+        let (url, received) = serve(|request| {
+            if request.line.contains("/wallets/w1 ") {
+                (200, Vec::new(), r#"{"data":{"owner":"u7"}}"#.to_owned())
+            } else {
+                (
+                    404,
+                    Vec::new(),
+                    r#"{"message":"no such wallet"}"#.to_owned(),
+                )
+            }
+        });
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        let wallet = |id: &str| UpstreamRequest {
+            method: "GET".to_owned(),
+            path: format!("/wallets/{id}"),
+            ..Default::default()
+        };
+        let data = [convert::Step::Key("data")];
+        let found = block_on(step(
+            &upstream,
+            "createPayout",
+            "wallet",
+            &wallet("w1"),
+            &data,
+            "data",
+        ));
+        assert_eq!(found.unwrap(), serde_json::json!({"owner": "u7"}));
+        let missing = block_on(step(
+            &upstream,
+            "createPayout",
+            "wallet",
+            &wallet("w2"),
+            &data,
+            "data",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            missing.status,
+            axum::http::StatusCode::BAD_REQUEST,
+            "{missing:?}"
+        );
+        assert!(
+            missing.detail.contains("step `wallet`"),
+            "{}",
+            missing.detail
+        );
+        assert_eq!(received.lock().unwrap().len(), 2, "a 404 is not retried");
+    }
 
     #[test]
     fn a_key_that_fits_is_sent_as_it_is_and_another_becomes_a_stable_digest() {
