@@ -227,6 +227,19 @@ pub struct InitiationMapping {
     /// How the provider takes Formance's key, when it cannot take it as it is: the body,
     /// lookups and the idempotency header read it as `providerKey`.
     pub provider_key: Option<KeyShape>,
+    /// Provider calls made first, in order (a wallet's owner, a quote).
+    pub steps: Vec<PaymentStep>,
+}
+
+/// A provider call an initiation makes before its own. Its answer's `record` is added to the
+/// protocol request under `name`, so later steps, the request, `body` and `lookup` read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentStep {
+    pub span: Span,
+    pub name: String,
+    pub name_span: Span,
+    pub request: RequestTemplate,
+    pub record: Path,
 }
 
 /// A provider's constraints on a key (a reference, an `Idempotency-Key`).

@@ -8,8 +8,9 @@ use super::reader::{Entries, Reader, first_line, has_unknown_keys, json};
 use super::{
     AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, ForEach, FromList,
     InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping, Lookup,
-    OperationMapping, Order, PageSize, Paging, ParentList, Path, RecordFilter, RequestTemplate,
-    Sign, Since, Source, Step, Template, TemplatePart, TimeFormat, TimeWindow, WindowStart,
+    OperationMapping, Order, PageSize, Paging, ParentList, Path, PaymentStep, RecordFilter,
+    RequestTemplate, Sign, Since, Source, Step, Template, TemplatePart, TimeFormat, TimeWindow,
+    WindowStart,
 };
 use crate::diagnostics::did_you_mean;
 use crate::yaml::{Node, Value};
@@ -28,12 +29,14 @@ const OPERATION_KEYS: &[&str] = &[
     "idempotency_key",
     "lookup",
     "provider_key",
+    "steps",
     "todo",
     "for_each",
     "from_list",
     "filter",
 ];
-const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup", "provider_key"];
+const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup", "provider_key", "steps"];
+const STEP_KEYS: &[&str] = &["name", "request", "record"];
 const PROVIDER_KEY_KEYS: &[&str] = &["min_length", "max_length", "charset"];
 const KEY_FORWARDING_KINDS: &[&str] = &["header", "body"];
 const LOOKUP_KEYS: &[&str] = &["request", "records", "record"];
@@ -311,13 +314,81 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
         Some(n) => provider_key(reader, n).map(Some),
         None => Some(None),
     };
+    let steps = match entries.get("steps") {
+        Some(n) => payment_steps(reader, n),
+        None => Some(Vec::new()),
+    };
     Some(Some(InitiationMapping {
         span: entries.key_span("body"),
         body: body?,
         idempotency_key: idempotency_key?,
         lookup: lookup?,
         provider_key: provider_key?,
+        steps: steps?,
     }))
+}
+
+/// `steps: [{ name: wallet, request: { path: "/wallets/{sourceAccountId}" }, record: data }]`:
+/// provider calls made before the payment, each answer readable as `NAME.path` afterwards.
+fn payment_steps(reader: &mut Reader, node: &Node) -> Option<Vec<PaymentStep>> {
+    let Value::Sequence(items) = &node.value else {
+        reader.fail(
+            node,
+            format!("`steps` must be a list of calls, found {}", node.kind()),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        reader.fail(
+            node,
+            "`steps` is empty: give at least one call, or remove it",
+        );
+        return None;
+    }
+    all(items
+        .iter()
+        .map(|item| payment_step(reader, item))
+        .collect())
+}
+
+fn payment_step(reader: &mut Reader, node: &Node) -> Option<PaymentStep> {
+    let entries = reader.entries(node, "a step", STEP_KEYS)?;
+    let name_node = reader.required(
+        &entries,
+        "name",
+        "what later values call its answer, e.g. `name: wallet` for `wallet.owner`",
+    );
+    let name = name_node.and_then(|n| {
+        let name = reader.string(n, "a step's `name`")?;
+        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            reader.fail(
+                n,
+                format!("step name `{name}` must be a word: a lower-case letter, then letters, digits or `_`"),
+            );
+            return None;
+        }
+        Some(name)
+    });
+    let request = reader
+        .required(
+            &entries,
+            "request",
+            "the provider call, e.g. `request: { path: \"/v2/wallets/{sourceAccountId}\" }`",
+        )
+        .and_then(|n| request_template(reader, n, "GET"));
+    let record = match entries.get("record") {
+        Some(n) => path_of(reader, n, "a step's `record`"),
+        None => Some(Path::whole()),
+    };
+    Some(PaymentStep {
+        span: node.span.clone(),
+        name: name?,
+        name_span: name_node?.span.clone(),
+        request: request?,
+        record: record?,
+    })
 }
 
 /// `provider_key: { max_length: 18, charset: alphanumeric }`, or `provider_key: uuid`.
@@ -1583,8 +1654,9 @@ pub(crate) fn parse_path(text: &str) -> Result<Path, String> {
     })
 }
 
-/// `{name}` placeholders: the request's parameters when `params_only`, else record paths, with
-/// `{param.name}` for parameters.
+/// `{name}` placeholders: the request's parameters when `params_only` (a dotted name is then
+/// a path into what a payment's steps added), else record paths, with `{param.name}` for
+/// parameters.
 pub(crate) fn parse_template(
     text: &str,
     params_only: bool,
@@ -1605,7 +1677,7 @@ pub(crate) fn parse_template(
             TemplatePart::Param(param.to_owned())
         } else if let Some(path) = name.strip_prefix("parent.") {
             TemplatePart::Parent(parse_path(path)?)
-        } else if params_only {
+        } else if params_only && !name.contains(['.', '[']) {
             TemplatePart::Param(name.to_owned())
         } else {
             TemplatePart::Value(parse_path(name)?)

@@ -209,18 +209,34 @@ impl<'a> Checker<'a> {
             self.found.push(diagnostic);
         }
         // `providerKey`: the key as the provider takes it (Formance's, unless reshaped).
-        let request_fields: Vec<&str> = request
+        let mut request_fields: Vec<&str> = request
             .fields
             .iter()
             .map(|f| f.name.as_str())
             .chain(["providerKey"])
             .collect();
+        // Each step reads the request and the steps before it; what follows reads them all.
+        for step in &initiation.steps {
+            self.request_template_fields(&step.request, request_name, &request_fields);
+            if request_fields.contains(&step.name.as_str()) {
+                let diagnostic = self
+                    .error(
+                        &step.name_span,
+                        format!(
+                            "step name `{}` is already a value of `{request_name}`",
+                            step.name
+                        ),
+                    )
+                    .with_help("name the step after what it fetches, e.g. `wallet` or `quote`");
+                self.found.push(diagnostic);
+            } else {
+                request_fields.push(&step.name);
+            }
+        }
         let lookup = initiation.lookup.iter().map(|lookup| &lookup.request);
         // An initiation's placeholders name its request body's fields.
         for template in std::iter::once(&mapping.request).chain(lookup) {
-            for (name, span) in placeholders(template) {
-                self.request_field(&span, &name, request_name, &request_fields);
-            }
+            self.request_template_fields(template, request_name, &request_fields);
         }
         for field in &initiation.body {
             self.body_value(&field.value, request_name, &request_fields);
@@ -266,6 +282,21 @@ impl<'a> Checker<'a> {
                 .warning(&initiation.span, format!("`{id}` can pay twice: the provider is given no idempotency key and there is no `lookup`"))
                 .with_help("if the connector stops after the provider accepted a payment and before its answer is stored, the retry cannot tell and pays again; add `idempotency_key: { header: Idempotency-Key }` (or `{ body: field }`) if the provider takes one, or `lookup:` with a request that finds the payment by the key you send it (e.g. `query: { reference: \"{idempotencyKey}\" }`)");
             self.found.push(diagnostic);
+        }
+    }
+
+    /// An initiation's request template reads fields of the protocol request (and steps).
+    fn request_template_fields(
+        &mut self,
+        template: &RequestTemplate,
+        request_name: &str,
+        fields: &[&str],
+    ) {
+        let names = placeholders(template)
+            .into_iter()
+            .chain(value_placeholders(template));
+        for (name, span) in names {
+            self.request_field(&span, &name, request_name, fields);
         }
     }
 
@@ -363,6 +394,12 @@ impl<'a> Checker<'a> {
         let names = placeholders(request);
         for (name, span) in &names {
             self.param(span, name, scope);
+        }
+        for (_, span) in value_placeholders(request) {
+            let diagnostic = self
+                .error(&span, "a request placeholder is a parameter (`{accountId}`) or, in a fan-out, the parent's value (`{parent.id}`)")
+                .with_help("dotted placeholders read a payment's `steps`, which lists do not have");
+            self.found.push(diagnostic);
         }
         if !scope.fanned_out {
             for span in parent_placeholders(request) {
@@ -983,6 +1020,23 @@ fn parent_placeholders(request: &RequestTemplate) -> Vec<Span> {
                 .any(|part| matches!(part, TemplatePart::Parent(_)))
         })
         .map(|t| t.span.clone())
+        .collect()
+}
+
+/// Every dotted `{name.path}` placeholder of a request (a path into what a payment's steps
+/// added): its first key, and the template it is in.
+fn value_placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
+    std::iter::once(&request.path)
+        .chain(request.query.iter().map(|(_, t)| t))
+        .chain(request.headers.iter().map(|(_, t)| t))
+        .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
+        .filter_map(|(part, t)| match part {
+            TemplatePart::Value(path) => match path.steps.first() {
+                Some(super::Step::Key(first)) => Some((first.clone(), t.span.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
         .collect()
 }
 

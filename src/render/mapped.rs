@@ -486,11 +486,12 @@ fn from_list_operation(
         quote!((#path, #text))
     });
     let (id, list) = (&op.id, &from_list.list);
+    let count = Literal::usize_unsuffixed(from_list.matches.len());
     quote! {
         #[doc = concat!(" `", #id, "` from the record of `", #list, "`'s list it names.")]
         pub async fn #name(ctx: &Context, params: #params_type) -> Result<models::#item, ConnectorError> {
             let records = #records_fn(ctx, listing::RECORDS_TTL).await?;
-            let wanted = [#(#matches),*];
+            let wanted: [(&[Step], String); #count] = [#(#matches),*];
             let record = fields::find_record(&records, &wanted).ok_or_else(|| {
                 ConnectorError::not_found(format!("{}: no record of {}'s list has {}", #id, #list, fields::describe_match(&wanted)))
             })?;
@@ -643,10 +644,12 @@ fn initiation_operation(
         }
         None => (quote!(body.#key_field.clone()), TokenStream::new()),
     };
+    let (run_steps, steps_fn) = initiation_steps(op, initiation);
     quote! {
         #[doc = concat!(" `", #id, "` at the provider, at most once per idempotency key.")]
         pub async fn #name(ctx: &Context, body: #body_type) -> Result<models::#created_type, ConnectorError> {
             let request = #input_fn(&body)?;
+            #run_steps
             #recover
             let upstream = #request_fn(ctx, &request)?;
             let response = ctx.upstream().send(#id, &upstream).await?;
@@ -663,6 +666,8 @@ fn initiation_operation(
 
         #provider_key_fn
 
+        #steps_fn
+
         #request
         #lookup
 
@@ -671,6 +676,60 @@ fn initiation_operation(
             Ok(#build)
         }
     }
+}
+
+/// The call to `x_steps` and the function: the provider calls a payment makes first, each
+/// answer added to the protocol request under the step's name.
+fn initiation_steps(op: &Operation, initiation: &InitiationMapping) -> (TokenStream, TokenStream) {
+    if initiation.steps.is_empty() {
+        return (TokenStream::new(), TokenStream::new());
+    }
+    let id = &op.id;
+    let name = format_ident!("{}_steps", names::snake(&op.id));
+    let calls = initiation.steps.iter().map(|step| {
+        let RequestParts {
+            method,
+            path,
+            query,
+            headers,
+        } = request_parts(op, &step.request);
+        let (query_field, headers_field) = (pairs_field("query", &query), pairs_field("headers", &headers));
+        let step_name = &step.name;
+        let record = steps(&step.record.steps);
+        let record_text = &step.record.text;
+        let upstream = quote! {
+            UpstreamRequest {
+                method: #method.to_owned(),
+                path: #path,
+                #query_field
+                #headers_field
+                ..Default::default()
+            }
+        };
+        let upstream = if mentions(&upstream, "request") {
+            quote!({ let request = &request; #upstream })
+        } else {
+            upstream
+        };
+        quote! {
+            let upstream = #upstream;
+            let answer = fields::step(ctx.upstream(), #id, #step_name, &upstream, #record, #record_text).await?;
+            request[#step_name] = answer;
+        }
+    });
+    let doc = format!(
+        " The provider calls `{id}` makes first (`steps`); each answer joins the request under its name."
+    );
+    (
+        quote!(let request = #name(ctx, request).await?;),
+        quote! {
+            #[doc = #doc]
+            async fn #name(ctx: &Context, mut request: Value) -> Result<Value, ConnectorError> {
+                #(#calls)*
+                Ok(request)
+            }
+        },
+    )
 }
 
 /// `fn x_request(ctx, request) -> UpstreamRequest`: the provider's body from connector.yaml's
@@ -711,6 +770,10 @@ fn initiation_request(
             })?;
         }
     });
+    let (query_field, headers_field) = (
+        pairs_field("query", &query),
+        pairs_field("headers", &headers),
+    );
     let body = quote! {
         #key
         let mut payload = Value::Object(serde_json::Map::new());
@@ -719,8 +782,8 @@ fn initiation_request(
         Ok(UpstreamRequest {
             method: #method.to_owned(),
             path: #path,
-            query: vec![#(#query),*],
-            headers: vec![#(#headers),*],
+            #query_field
+            #headers_field
             body: Some(payload),
             ..Default::default()
         })
@@ -730,13 +793,16 @@ fn initiation_request(
     } else {
         quote!(_ctx)
     };
-    let request = if mentions(&body, "record") {
-        quote!(record)
+    // Body values read the protocol request as `record`, placeholders as `request`.
+    let record = mentions(&body, "record").then(|| quote!(let record = request;));
+    let request = if record.is_some() || mentions(&body, "request") {
+        quote!(request)
     } else {
-        quote!(_record)
+        quote!(_request)
     };
     quote! {
         fn #name(#ctx: &Context, #request: &Value) -> Result<UpstreamRequest, ConnectorError> {
+            #record
             #body
         }
     }
@@ -781,6 +847,10 @@ fn initiation_lookup(
         query,
         headers,
     } = request_parts(op, &lookup.request);
+    let (query_field, headers_field) = (
+        pairs_field("query", &query),
+        pairs_field("headers", &headers),
+    );
     let found = match &lookup.records {
         Some(records) => {
             let records = steps(&records.steps);
@@ -796,8 +866,8 @@ fn initiation_lookup(
             let upstream = UpstreamRequest {
                 method: #method.to_owned(),
                 path: #path,
-                query: vec![#(#query),*],
-                headers: vec![#(#headers),*],
+                #query_field
+                #headers_field
                 ..Default::default()
             };
             let response = match ctx.upstream().send(#id, &upstream).await {
@@ -1026,12 +1096,16 @@ fn request_builder(
         query,
         headers,
     } = request_parts(op, template);
+    let (query_field, headers_field) = (
+        pairs_field("query", &query),
+        pairs_field("headers", &headers),
+    );
     let request = quote! {
         UpstreamRequest {
             method: #method.to_owned(),
             path: #path,
-            query: vec![#(#query),*],
-            headers: vec![#(#headers),*],
+            #query_field
+            #headers_field
             ..Default::default()
         }
     };
@@ -1077,8 +1151,21 @@ fn request_parts<'t>(op: &Operation, template: &'t RequestTemplate) -> RequestPa
     }
 }
 
+/// `query: Vec::from([...]),` (which prettyplease formats, unlike `vec![...]`), or nothing
+/// when there are no pairs (the default is none).
+fn pairs_field(name: &str, items: &[TokenStream]) -> TokenStream {
+    if items.is_empty() {
+        return TokenStream::new();
+    }
+    let name = format_ident!("{name}");
+    quote!(#name: Vec::from([#(#items),*]),)
+}
+
 /// A `String` expression for a request template; path parameters are percent-encoded.
 fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStream {
+    if let [TemplatePart::Text(text)] = template.parts.as_slice() {
+        return quote!(#text.to_owned());
+    }
     let parts = template.parts.iter().map(|part| match part {
         TemplatePart::Text(text) => push_text(text),
         TemplatePart::Param(name) => {
@@ -1098,7 +1185,16 @@ fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStr
                 quote!(text.push_str(&#value);)
             }
         }
-        TemplatePart::Value(_) => TokenStream::new(),
+        // A dotted placeholder of a payment: the protocol request with its steps' answers.
+        TemplatePart::Value(path) => {
+            let path = steps(&path.steps);
+            let value = quote!(convert::lookup(request, #path).and_then(convert::to_text).unwrap_or_default());
+            if in_path {
+                quote!(text.push_str(&fields::path_segment(&#value));)
+            } else {
+                quote!(text.push_str(&#value);)
+            }
+        }
     });
     quote!({
         let mut text = String::new();
