@@ -175,6 +175,9 @@ fn body_of(op: &OpGuess) -> String {
 }
 
 fn request(out: &mut String, op: &OpGuess) {
+    if let Some(parent) = op.for_each {
+        let _ = writeln!(out, "    for_each: {parent}");
+    }
     out.push_str("    request:\n");
     let method = op.method.as_deref().unwrap_or("GET");
     let default = if op.is_initiation() { "POST" } else { "GET" };

@@ -349,11 +349,35 @@ pub fn request_path(api: &Api, guess: &mut OpGuess, base: &Base) {
                 "`{{{only}}}` is taken to be the source account: confirm"
             ));
         }
+        (id, [only])
+            if matches!(id, "getTransactions" | "getBeneficiaries")
+                && names_account(&path, only) =>
+        {
+            out = out.replace(&format!("{{{only}}}"), "{parent.id}");
+            guess.for_each = Some("getAccounts");
+            guess.todo.push(format!(
+                "{path} lists per account: walked once per record of `getAccounts`, `{{{only}}}` taken to be its id: confirm"
+            ));
+        }
         _ => {
             guess.block("FAN", format!("{path} lists per {}: the protocol's operation has no such parameter (a fan-out over a parent list)", params.join(", ")));
         }
     }
     guess.request_path = Some(out);
+}
+
+/// Whether the path's one parameter names an account: `{accountId}`, or any parameter right
+/// after an `accounts` or `wallets` segment.
+fn names_account(path: &str, param: &str) -> bool {
+    let lower = param.to_lowercase();
+    let before = path
+        .split('/')
+        .take_while(|segment| *segment != format!("{{{param}}}"))
+        .last()
+        .unwrap_or_default()
+        .to_lowercase();
+    contains_any(&lower, &["account", "wallet"])
+        || matches!(before.as_str(), "accounts" | "wallets")
 }
 
 fn round(score: f64) -> f64 {

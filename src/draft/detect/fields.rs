@@ -97,6 +97,16 @@ pub fn detect(endpoint: &Endpoint, guess: &mut OpGuess) {
     guess.fields = fields;
 }
 
+/// A balance held in an account object itself, most telling first.
+const BALANCE_FIELDS: &[&str] = &[
+    "balance",
+    "availableBalance",
+    "available_balance",
+    "current_balance",
+    "currentBalance",
+    "Balance",
+];
+
 fn find<'a>(
     record: Schema<'a>,
     names: &[&str],
@@ -404,51 +414,33 @@ fn enum_field(
     }
 }
 
-/// One account's balances: a list of amounts with currencies, in the body or under a key.
+/// One account's balances: a list of amounts with currencies, in the body or under a key, or
+/// one amount in the account object itself (`each: .` over an object is a list of one).
 fn balances(response: Schema, guess: &mut OpGuess) {
-    let (list_path, entry) = match super::list::records(response) {
-        Some((path, entry, _)) => (path, entry),
+    // A list whose entries hold money; else the object itself (an account with its balance).
+    let listed = super::list::records(response)
+        .and_then(|(path, entry, _)| amount(entry).map(|money| (path, money)));
+    let (list_path, amount, currency, confidence, evidence, in_object) = match listed {
+        Some((path, (amount, currency))) => {
+            let evidence = format!("the answer's `{path}`");
+            (path, amount, currency, 0.8, evidence, false)
+        }
         None => {
-            guess.block("ONE", "the balance is one object, not a list of amounts per currency: a single object as a one-item list");
-            let balance = find(
-                response,
-                &[
-                    "balance",
-                    "availableBalance",
-                    "available_balance",
-                    "current_balance",
-                    "currentBalance",
-                    "Balance",
-                ],
-                &[],
-            );
-            if let (Some((path, schema, _)), Some((currency, _, _))) =
+            let balance = find(response, BALANCE_FIELDS, &[]);
+            let (Some((path, schema, _)), Some((currency, _, _))) =
                 (balance, find(response, CURRENCY_FIELDS, &[Type::String]))
-            {
-                let (amount, currency) = money(&path, schema, &currency);
-                guess.fields = vec![FieldGuess {
-                    field: "balances",
-                    value: FieldValue::Each {
-                        path: ".".into(),
-                        fields: vec![amount, currency],
-                    },
-                    confidence: 0.5,
-                    evidence: "one balance in the account itself".into(),
-                }];
-            }
-            return;
+            else {
+                guess.block(
+                    "FIELDS",
+                    "the answer holds no list of amounts with currencies, nor a balance and a currency",
+                );
+                return;
+            };
+            let (amount, currency) = money(&path, schema, &currency);
+            let evidence = format!("one balance in the object itself (`{path}`)");
+            (".".to_owned(), amount, currency, 0.6, evidence, true)
         }
     };
-    let Some((amount, currency)) = amount(entry) else {
-        guess.block(
-            "FIELDS",
-            format!("the entries of `{list_path}` have no amount and currency"),
-        );
-        return;
-    };
-    if list_path == "." {
-        guess.block("ONE", "the answer is a bare list of balances: the protocol's `id`, `accountID` and `at` have nothing to come from");
-    }
     let account = find(
         response,
         &[
@@ -475,7 +467,9 @@ fn balances(response: Schema, guess: &mut OpGuess) {
         ],
         &[Type::String, Type::Integer],
     )
-    .and_then(|(path, schema, _)| time_format(schema, &path).map(|(f, c)| (path, f, c)));
+    .and_then(|(path, schema, _)| time_format(schema, &path).map(|(f, c)| (path, f, c)))
+    // An account's own times say when the account changed, not when its balance was read.
+    .filter(|_| !in_object);
     let mut fields = Vec::new();
     let account_value = match &account {
         Some((path, _, _)) => FieldValue::Path(path.clone()),
@@ -510,15 +504,14 @@ fn balances(response: Schema, guess: &mut OpGuess) {
             evidence: "the answer has no time: the time it is read".into(),
         },
     });
-    let strip = |p: &str| p.to_owned();
     fields.push(FieldGuess {
         field: "balances",
         value: FieldValue::Each {
-            path: strip(&list_path),
+            path: list_path,
             fields: vec![amount, currency],
         },
-        confidence: 0.8,
-        evidence: format!("the answer's `{list_path}`"),
+        confidence,
+        evidence,
     });
     guess.fields = fields;
 }

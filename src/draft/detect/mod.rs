@@ -94,6 +94,8 @@ pub struct OpGuess {
     pub evidence: BTreeMap<String, String>,
     /// Record of a single-object answer (`record:`), when not the body itself.
     pub record: Option<String>,
+    /// The list this one is walked once per record of (`for_each:`), its `{parent.id}`.
+    pub for_each: Option<&'static str>,
 }
 
 impl OpGuess {
@@ -101,6 +103,7 @@ impl OpGuess {
         OpGuess {
             id,
             decision: Decision::None,
+            for_each: None,
             method: None,
             path: None,
             request_path: None,
@@ -385,11 +388,52 @@ pub fn detect(api: &Api, hints: &Hints) -> Drafted {
         }
         guess.settle();
     }
+    // Once every list is settled: a fan-out needs its parent list mapped.
+    fan_out(&mut operations);
+    for guess in &mut operations {
+        guess.settle();
+    }
     Drafted {
         auth,
         base_url: base.url(),
         servers: prefixes.servers(),
         operations,
+    }
+}
+
+/// A list walked per account reads the account's id from the drafted accounts list: with
+/// that list mapped, `{parent.id}` becomes its id path; without it the fan-out cannot be.
+fn fan_out(operations: &mut [OpGuess]) {
+    let parents: Vec<(&'static str, Option<String>)> = operations
+        .iter()
+        .map(|g| {
+            let mapped = g.decision == Decision::Mapped;
+            let id = g
+                .fields
+                .iter()
+                .find(|f| f.field == "id")
+                .and_then(|f| match &f.value {
+                    FieldValue::Path(path) => Some(path.clone()),
+                    _ => None,
+                });
+            (g.id, id.filter(|_| mapped))
+        })
+        .collect();
+    for guess in operations.iter_mut() {
+        let Some(parent) = guess.for_each else {
+            continue;
+        };
+        match parents.iter().find(|(id, _)| *id == parent) {
+            Some((_, Some(id_path))) => {
+                if let Some(path) = &mut guess.request_path {
+                    *path = path.replace("{parent.id}", &format!("{{parent.{id_path}}}"));
+                }
+            }
+            _ => guess.block(
+                "FAN",
+                format!("walked once per record of `{parent}`, which is not mapped: map it first"),
+            ),
+        }
     }
 }
 
