@@ -65,7 +65,8 @@ pub fn generate(
             return Err(diagnostics);
         }
     };
-    let plan = plan::plan(&protocol, &mapping);
+    let mut plan = plan::plan(&protocol, &mapping);
+    plan.field_lines = plan::field_lines(&mapping, &mapping_source.text);
     let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
     Ok(Generated {
         protocol,

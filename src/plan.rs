@@ -14,6 +14,53 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Present when the mapping answers operations from the provider's API.
     pub mapped: Option<Mapped>,
+    /// Where each mapped list field is in connector.yaml (see [`field_lines`]).
+    pub field_lines: Vec<FieldLine>,
+}
+
+/// A mapped list field's line in connector.yaml and the path of its value in the provider's
+/// record: a list stuck on a record it cannot convert names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLine {
+    pub operation: String,
+    pub field: String,
+    pub line: u32,
+    pub path: Option<Vec<crate::mapping::Step>>,
+}
+
+/// Every top-level field of each mapped list operation, with its line in `text` (the
+/// mapping file's text).
+pub fn field_lines(mapping: &Mapping, text: &str) -> Vec<FieldLine> {
+    use crate::mapping::{Expr, Source};
+    fn value_path(expr: &Expr) -> Option<&crate::mapping::Path> {
+        match &expr.source {
+            Source::Path(path) | Source::Initiation(path) | Source::Each { path, .. } => Some(path),
+            Source::FirstOf(choices) => choices.iter().find_map(value_path),
+            _ => None,
+        }
+    }
+    let line_of = |offset: usize| {
+        let before = text.get(..offset.min(text.len())).unwrap_or_default();
+        u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX)
+    };
+    mapping
+        .operations
+        .iter()
+        .filter(|(_, operation)| operation.list.is_some())
+        .flat_map(|(id, operation)| operation.fields.iter().map(move |field| (id, field)))
+        .map(|(id, field)| FieldLine {
+            operation: id.clone(),
+            field: field.field.clone(),
+            line: line_of(field.span.start),
+            path: value_path(&field.value).map(|path| {
+                path.steps
+                    .iter()
+                    .filter(|step| !matches!(step, crate::mapping::Step::Each))
+                    .cloned()
+                    .collect()
+            }),
+        })
+        .collect()
 }
 
 impl Plan {
@@ -86,6 +133,7 @@ pub enum FileKind {
     Dockerfile,
     Dockerignore,
     Gitignore,
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +168,7 @@ pub struct Crate {
     pub headers: Vec<(String, String)>,
     pub timeout_ms: u64,
     pub retry: crate::mapping::Retry,
+    pub rate_limit: Option<crate::mapping::RateLimit>,
 }
 
 /// The authentication kind, with the `UpstreamSettings` fields that feed it.
@@ -271,6 +320,7 @@ pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
         user("src/main.rs", FileKind::Main),
         user("src/handlers.rs", FileKind::Handlers),
         user(".gitignore", FileKind::Gitignore),
+        user("deploy/kubernetes.yaml", FileKind::Kubernetes),
     ];
     files.extend(runtime::SOURCES.iter().map(|source| PlannedFile {
         path: format!("src/generated/runtime/{}", source.path),
@@ -291,6 +341,7 @@ pub fn plan(protocol: &Protocol, mapping: &Mapping) -> Plan {
         krate,
         files,
         mapped,
+        field_lines: Vec::new(),
     }
 }
 
@@ -344,6 +395,7 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     // own code, turns that feature on.
     let has_client = has_client(mapping) || wanted_features.contains(runtime::PROVIDER_FEATURE);
     let default_features = [
+        (true, runtime::TLS_FEATURE),
         (has_client, runtime::PROVIDER_FEATURE),
         (
             initiations || wanted_features.contains(runtime::STORE_FEATURE),
@@ -369,6 +421,7 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
         headers,
         timeout_ms: upstream.timeout_ms,
         retry: upstream.retry.clone(),
+        rate_limit: upstream.rate_limit,
     }
 }
 

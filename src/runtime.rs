@@ -23,15 +23,19 @@ pub const SOURCES: &[SourceFile] = sources![
     "convert.rs" => "convert.rs",
     "error.rs" => "error.rs",
     "fields.rs" => "fields.rs",
+    "health.rs" => "health.rs",
     "initiation.rs" => "initiation.rs",
     "listing.rs" => "listing.rs",
     "metrics.rs" => "metrics.rs",
+    "otel.rs" => "otel.rs",
+    "ratelimit.rs" => "ratelimit.rs",
     "request.rs" => "request.rs",
     "response.rs" => "response.rs",
     "server.rs" => "server.rs",
     "store.rs" => "store.rs",
     "store/postgres.rs" => "store/postgres.rs",
     "store/sqlite.rs" => "store/sqlite.rs",
+    "tls.rs" => "tls.rs",
     "upstream.rs" => "upstream.rs",
     "validate.rs" => "validate.rs",
 ];
@@ -40,6 +44,8 @@ const MANIFEST: &str = include_str!("../runtime/Cargo.toml");
 
 /// The feature that builds the provider client and the mapping's list walking.
 pub const PROVIDER_FEATURE: &str = "provider";
+/// The feature that builds HTTPS (rustls), on in every generated crate.
+pub const TLS_FEATURE: &str = "tls";
 /// The feature that builds the initiation store.
 pub const STORE_FEATURE: &str = "store";
 /// The feature that reads local times of named zones.
@@ -134,6 +140,8 @@ mod tests {
                 PROVIDER_FEATURE,
                 STORE_FEATURE,
                 ZONES_FEATURE,
+                TLS_FEATURE,
+                "otel",
                 "postgres"
             ]
         );

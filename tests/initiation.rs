@@ -515,6 +515,8 @@ fn malformed_payouts_are_400s_naming_the_field_and_never_reach_the_provider() {
             },
             "metadata",
         ),
+        (payout("", "100"), "idempotencyKey"),
+        (payout(&"k".repeat(256), "100"), "idempotencyKey"),
     ];
     for (body, field) in cases {
         let response = server.post_json("/payouts", &body);
@@ -524,10 +526,19 @@ fn malformed_payouts_are_400s_naming_the_field_and_never_reach_the_provider() {
             "{body}: {detail:?} does not name {field}"
         );
     }
+    let response = server.post_json("/transfers", &transfer("", "100"));
+    assert!(error_detail(&response, 400).contains("idempotencyKey"));
     assert_eq!(
         cp.initiation_posts(),
         0,
         "a bad request reached the provider"
+    );
+    let metrics = server.request("GET", "/metrics").send().text();
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.starts_with("connector_initiations_total{")),
+        "a bad request reached the store:\n{metrics}"
     );
 }
 

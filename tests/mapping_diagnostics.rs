@@ -1790,6 +1790,39 @@ fn timeouts_and_retries_are_checked_together() {
         .expect_at(pos(&text, "soon"));
 }
 
+#[test]
+fn rate_limits_are_checked_with_their_places() {
+    let with = |limit: &str| {
+        edit(
+            "  timeout: 10s\n",
+            &format!("  timeout: 10s\n  rate_limit: {limit}\n"),
+        )
+    };
+    let text = with("{ requests: 10, per: 1s, burst: 5 }");
+    check(&text).expect_code(0);
+    let text = with("{ requests: 10, burst: 5 }");
+    check(&text)
+        .only_error()
+        .expect_message("missing key `per`: the provider's window, e.g. `1s` or `1m`")
+        .expect_at(pos(&text, "{ requests: 10, burst"));
+    let text = with("{ requests: 0, per: 1s }");
+    check(&text)
+        .only_error()
+        .expect_message("`rate_limit.requests` must be a whole number from 1 to 1000000")
+        .expect_at(pos(&text, "0, per"));
+    let text = with("{ requests: 10, per: 1 }");
+    check(&text)
+        .only_error()
+        .expect_message("`rate_limit.per` must be a duration such as `500ms`, `10s` or `2m`")
+        .expect_at(pos(&text, "1 }"));
+    let text = with("{ requests: 10, per: 1s, bursts: 2 }");
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `bursts` in `upstream.rate_limit`")
+        .expect_at(pos(&text, "bursts"))
+        .expect_help("did you mean `burst`?");
+}
+
 // ---- every problem in one run; generate refuses ------------------------------------------------
 
 /// Six independent mistakes, one in each section: auth, timeout, currencies, a request, paging

@@ -23,6 +23,7 @@ impl Target<'_> {
     fn fail(&self, error: impl std::fmt::Display) -> ConnectorError {
         let name = format!("{}.{}", self.operation, self.field);
         self.metrics.conversion_failure(&name);
+        super::health::note_conversion_failure(self.operation, self.field, error.to_string());
         tracing::warn!(
             field = % name, % error, "a provider value could not be converted"
         );

@@ -133,6 +133,7 @@ where
     F: FnOnce(Context, B) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, ConnectorError>> + Send + 'static,
 {
+    check_idempotency_key(body.idempotency_key())?;
     if let Some(money) = body.money() {
         check_money(&money, operation.currencies)?;
     }
@@ -321,6 +322,28 @@ fn conflict(operation: &str, key: &str, stored: &str, request: &Value) -> Connec
     ))
 }
 
+/// The longest idempotency key accepted, in bytes: longer ones are refused before the store
+/// or the provider sees them (providers' own limits are often 255 or less).
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// Checks Formance's idempotency key before anything else happens: an empty key would be
+/// stored and forwarded as an empty `Idempotency-Key` header, and a very long one is more
+/// than a provider takes.
+pub fn check_idempotency_key(key: &str) -> Result<(), ConnectorError> {
+    if key.is_empty() {
+        return Err(ConnectorError::bad_request(
+            "idempotencyKey must not be empty: Formance sends a key unique to each payment",
+        ));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(ConnectorError::bad_request(format!(
+            "idempotencyKey has {} bytes; at most {MAX_IDEMPOTENCY_KEY_BYTES} are accepted",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks protocol money before anything else happens: an integer amount in minor units
 /// above zero, and a known UMN currency (`EUR/2`, or `EUR`).
 pub fn check_money(money: &Money<'_>, currencies: &[(&str, u32)]) -> Result<(), ConnectorError> {
@@ -478,6 +501,18 @@ mod tests {
             currency_field: "currency",
             currency,
         }
+    }
+
+    #[test]
+    fn idempotency_keys_must_be_non_empty_and_at_most_255_bytes() {
+        check_idempotency_key("k").unwrap();
+        check_idempotency_key(&"é".repeat(127)).unwrap();
+        let empty = check_idempotency_key("").unwrap_err();
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+        assert!(empty.detail.starts_with("idempotencyKey must not be empty"));
+        let long = check_idempotency_key(&"é".repeat(128)).unwrap_err();
+        assert_eq!(long.status, StatusCode::BAD_REQUEST);
+        assert!(long.detail.contains("256 bytes"), "{}", long.detail);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::reader::{Entries, Reader};
 use super::{
-    Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, Retry, Setting, Upstream, operations,
+    Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, RateLimit, Retry, Setting, Upstream,
+    operations,
 };
 use crate::diagnostics::{Diagnostic, SourceFile};
 use crate::yaml::{self, Node, Value};
@@ -18,12 +19,20 @@ const TOP_KEYS: &[&str] = &[
     "operations",
     "dependencies",
 ];
-const UPSTREAM_KEYS: &[&str] = &["base_url", "auth", "headers", "timeout", "retry"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "base_url",
+    "auth",
+    "headers",
+    "timeout",
+    "retry",
+    "rate_limit",
+];
 const AUTH_KINDS: &[&str] = &["bearer", "api_key", "basic", "oauth2"];
 const API_KEY_KEYS: &[&str] = &["header", "query", "value"];
 const BASIC_KEYS: &[&str] = &["username", "password"];
 const OAUTH2_KEYS: &[&str] = &["token_url", "client_id", "client_secret", "scope"];
 const RETRY_KEYS: &[&str] = &["attempts", "deadline"];
+const RATE_LIMIT_KEYS: &[&str] = &["requests", "per", "burst"];
 const DEPENDENCY_KEYS: &[&str] = &["version", "default-features", "features"];
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
@@ -145,12 +154,17 @@ fn upstream(reader: &mut Reader, node: &Node) -> Option<Upstream> {
         Some(node) => retry(reader, node),
         None => Some(Retry::default()),
     };
+    let rate_limit = match entries.get("rate_limit") {
+        Some(node) => Some(rate_limit(reader, node)?),
+        None => None,
+    };
     Some(Upstream {
         base_url: base_url?,
         auth,
         headers,
         timeout_ms: timeout_ms?,
         retry: retry?,
+        rate_limit,
     })
 }
 
@@ -343,6 +357,29 @@ fn retry(reader: &mut Reader, node: &Node) -> Option<Retry> {
     Some(Retry {
         attempts,
         deadline_ms,
+    })
+}
+
+fn rate_limit(reader: &mut Reader, node: &Node) -> Option<RateLimit> {
+    let entries = reader.entries(node, "`upstream.rate_limit`", RATE_LIMIT_KEYS)?;
+    let requests = reader
+        .required(
+            &entries,
+            "requests",
+            "how many requests the provider allows per `per`",
+        )
+        .and_then(|n| reader.integer(n, "`rate_limit.requests`", 1..=1_000_000));
+    let per_ms = reader
+        .required(&entries, "per", "the provider's window, e.g. `1s` or `1m`")
+        .and_then(|n| reader.duration_ms(n, "`rate_limit.per`"));
+    let burst = match entries.get("burst") {
+        Some(n) => reader.integer(n, "`rate_limit.burst`", 1..=1_000_000),
+        None => Some(1),
+    };
+    Some(RateLimit {
+        requests: requests? as u32,
+        per_ms: per_ms?,
+        burst: burst? as u32,
     })
 }
 

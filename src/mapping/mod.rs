@@ -42,6 +42,17 @@ pub struct Upstream {
     /// Per upstream request.
     pub timeout_ms: u64,
     pub retry: Retry,
+    /// The provider's documented request rate, never exceeded by one process.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `upstream.rate_limit`: at most `requests` per `per_ms` on average, `burst` at once, for
+/// every operation of one connector process together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_ms: u64,
+    pub burst: u32,
 }
 
 /// Retries of idempotent upstream requests (GETs) after 429, 5xx, time-outs and broken

@@ -7,6 +7,7 @@ mod models;
 mod params;
 mod server;
 mod settings;
+mod sources;
 mod templates;
 mod types;
 mod user;
@@ -118,6 +119,7 @@ fn render_file(protocol: &Protocol, plan: &Plan, kind: FileKind) -> Result<Strin
         FileKind::Dockerfile => templates::dockerfile(&plan.krate),
         FileKind::Dockerignore => templates::dockerignore(&plan.krate),
         FileKind::Gitignore => templates::gitignore(&plan.krate),
+        FileKind::Kubernetes => templates::kubernetes(&plan.krate),
     }
 }
 

@@ -21,6 +21,7 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
     let package = &plan.krate.package;
     let methods = protocol.operations.iter().map(dyn_method);
     let boxed = protocol.operations.iter().map(boxed_method);
+    let (field_sources_fn, field_sources) = super::sources::render(&plan.field_lines);
     quote! {
         //! The HTTP surface: one route and handler per protocol operation, and what the
         //! runtime needs to start this connector.
@@ -36,7 +37,9 @@ pub fn render(protocol: &Protocol, plan: &Plan) -> TokenStream {
             fn routes(connector: Arc<Self>, services: Services) -> Router {
                 routes(connector, services)
             }
+            #field_sources_fn
         }
+        #field_sources
 
         /// The routes, serving any `Connector` through one trait object: they are compiled
         /// once, here, whatever implements it.

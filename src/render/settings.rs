@@ -118,6 +118,7 @@ pub fn settings(krate: &Crate) -> TokenStream {
     let timeout = proc_macro2::Literal::u64_unsuffixed(krate.timeout_ms);
     let attempts = proc_macro2::Literal::u32_unsuffixed(krate.retry.attempts);
     let deadline = proc_macro2::Literal::u64_unsuffixed(krate.retry.deadline_ms);
+    let rate_limit = rate_limit(krate.rate_limit);
     quote! {
         //! The provider settings declared in connector.yaml, read when the connector starts.
         use std::time::Duration;
@@ -135,9 +136,25 @@ pub fn settings(krate: &Crate) -> TokenStream {
                 timeout: Duration::from_millis(#timeout),
                 attempts: #attempts,
                 deadline: Duration::from_millis(#deadline),
+                rate_limit: #rate_limit,
             }
         }
     }
+}
+
+/// `upstream.rate_limit`, as the runtime's `RateLimit`.
+fn rate_limit(limit: Option<crate::mapping::RateLimit>) -> TokenStream {
+    let Some(limit) = limit else {
+        return quote!(None);
+    };
+    let requests = proc_macro2::Literal::u32_unsuffixed(limit.requests);
+    let per = proc_macro2::Literal::u64_unsuffixed(limit.per_ms);
+    let burst = proc_macro2::Literal::u32_unsuffixed(limit.burst);
+    quote!(Some(super::runtime::config::RateLimit {
+        requests: #requests,
+        per: Duration::from_millis(#per),
+        burst: #burst,
+    }))
 }
 
 fn auth(auth: Option<&AuthPlan>) -> TokenStream {

@@ -35,6 +35,41 @@ struct Gitignore<'a> {
     krate: &'a Crate,
 }
 
+#[derive(Template)]
+#[template(path = "crate/kubernetes.yaml", escape = "none")]
+struct Kubernetes<'a> {
+    krate: &'a Crate,
+    /// Environment variables of secret settings, for the Secret.
+    secrets: Vec<&'a str>,
+    /// The other settings read from the environment, set in the Deployment.
+    plain: Vec<&'a str>,
+}
+
+/// `deploy/kubernetes.yaml`: a Secret, a Deployment of two replicas and a Service.
+pub fn kubernetes(krate: &Crate) -> Result<String, Diagnostic> {
+    let env = |secret: bool| {
+        krate
+            .settings
+            .iter()
+            .filter(|setting| setting.secret == secret)
+            .flat_map(|setting| setting.source.variables())
+            .fold(Vec::new(), |mut names, name| {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+                names
+            })
+    };
+    finish(
+        Kubernetes {
+            krate,
+            secrets: env(true),
+            plain: env(false),
+        }
+        .render(),
+    )
+}
+
 struct OperationRow {
     id: String,
     method: &'static str,

@@ -1285,6 +1285,21 @@ impl Cursorpay {
         }
     }
 
+    /// Sets a transaction's `amount` as served, as the provider correcting a record does
+    /// (its `updated` moves to now). False if unknown.
+    pub fn set_transaction_amount(&self, id: &str, amount: &str) -> bool {
+        let mut state = self.state();
+        let now = state.now;
+        match state.transactions.iter_mut().find(|t| t.id == id) {
+            Some(transaction) => {
+                transaction.amount = amount.to_owned();
+                transaction.updated = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     // ---- ground truth ----
 
     /// Every account, in creation order.

@@ -888,6 +888,8 @@ pub struct Call {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub status: u16,
+    /// The W3C `traceparent` header, when the request carried one.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -906,6 +908,10 @@ struct ControlState {
     calls: Vec<Call>,
     fault: Option<Fault>,
     delay: Duration,
+    /// A provider's documented rate: at most `.0` requests in any `.1`; above it, 429.
+    rate_limit: Option<(usize, Duration)>,
+    /// When the requests let through under the rate limit arrived.
+    arrivals: std::collections::VecDeque<Instant>,
 }
 
 /// Call log, fault injection and latency shared by the mocks.
@@ -953,6 +959,20 @@ impl Control {
     fn begin(&self, request: &Request) -> (Option<(u16, Option<u64>)>, Duration) {
         let mut state = lock(&self.state);
         let delay = state.delay;
+        if let Some((max, window)) = state.rate_limit {
+            let now = Instant::now();
+            while state
+                .arrivals
+                .front()
+                .is_some_and(|at| now.duration_since(*at) >= window)
+            {
+                state.arrivals.pop_front();
+            }
+            if state.arrivals.len() >= max {
+                return (Some((429, Some(1))), delay);
+            }
+            state.arrivals.push_back(now);
+        }
         let Some(fault) = state.fault.as_mut() else {
             return (None, delay);
         };
@@ -978,6 +998,7 @@ impl Control {
             path: request.path.clone(),
             query: request.query.clone(),
             status,
+            traceparent: request.header("traceparent").map(str::to_owned),
         });
     }
 
@@ -1030,5 +1051,22 @@ impl Control {
     /// Every request waits this long before being answered.
     pub fn set_latency(&self, delay: Duration) {
         lock(&self.state).delay = delay;
+    }
+
+    /// At most `max` requests in any `window` (a sliding window, by arrival); the others are
+    /// answered 429 with `Retry-After: 1`, as a provider enforcing its documented rate does.
+    pub fn set_rate_limit(&self, max: usize, window: Duration) {
+        let mut state = lock(&self.state);
+        state.rate_limit = Some((max, window));
+        state.arrivals.clear();
+    }
+
+    /// Calls answered 429 so far.
+    pub fn rate_limited(&self) -> usize {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|c| c.status == 429)
+            .count()
     }
 }

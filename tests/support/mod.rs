@@ -218,7 +218,10 @@ impl TestCrate {
         command
             .args(["build", "--offline", "--quiet"])
             .current_dir(&self.wrapper)
-            .env("CARGO_TARGET_DIR", &target);
+            .env("CARGO_TARGET_DIR", &target)
+            // Throwaway crates: no incremental caches or debug info to fill CI's disk.
+            .env("CARGO_INCREMENTAL", "0")
+            .env("CARGO_PROFILE_DEV_DEBUG", "0");
         if !features.is_empty() {
             command.arg("--features").arg(features.join(","));
         }
@@ -498,7 +501,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn parse(raw: &[u8]) -> Result<Response, String> {
+    pub fn parse(raw: &[u8]) -> Result<Response, String> {
         let end = find(raw, b"\r\n\r\n").ok_or("no end of head")?;
         let head = std::str::from_utf8(&raw[..end]).map_err(|e| e.to_string())?;
         let mut lines = head.split("\r\n");

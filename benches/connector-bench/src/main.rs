@@ -33,6 +33,12 @@
 //!
 //!     cargo run --release -p connector-bench -- verify
 //!
+//! With the argument `soak`, it runs only the outage soak (`src/soak.rs`): a full sync while the
+//! provider is down for 20 s in the middle and the connector is killed and restarted once,
+//! printing the records lost and duplicated (targets: 0) and the provider calls per record:
+//!
+//!     cargo run --release -p connector-bench -- soak
+//!
 //! With the argument `payouts`, it runs only the payout soak instead (`src/payouts.rs`):
 //!
 //!     cargo run --release -p connector-bench -- payouts [CLIENTS]
@@ -51,6 +57,7 @@
 mod children;
 mod http;
 mod payouts;
+mod soak;
 mod support;
 mod verify;
 
@@ -103,15 +110,18 @@ enum Mode {
     Payouts { clients: usize },
     /// `verify`: figures of `connector-gen verify` only.
     Verify,
+    /// `soak`: a full sync through a provider outage and a connector restart.
+    Soak,
 }
 
 fn mode() -> Mode {
-    let usage = "usage: connector-bench [payouts [CLIENTS] | verify]";
+    let usage = "usage: connector-bench [payouts [CLIENTS] | verify | soak]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [] => Mode::Figures,
         ["verify"] => Mode::Verify,
+        ["soak"] => Mode::Soak,
         ["payouts"] => Mode::Payouts {
             clients: payouts::DEFAULT_CLIENTS,
         },
@@ -136,6 +146,14 @@ fn main() {
     let bins = build(&root);
     if let Mode::Verify = mode {
         verify::run(&bins, CURSORPAY_TOKEN, API_KEY, &cursorpay_env(""));
+        println!(
+            "connector-bench: done in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
+    if let Mode::Soak = mode {
+        soak::run(&bins);
         println!(
             "connector-bench: done in {:.0} s",
             started.elapsed().as_secs_f64()

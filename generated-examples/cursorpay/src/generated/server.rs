@@ -28,7 +28,130 @@ impl<C: Connector> App for C {
     fn routes(connector: Arc<Self>, services: Services) -> Router {
         routes(connector, services)
     }
+
+    fn field_sources() -> &'static [super::runtime::health::FieldSource] {
+        FIELD_SOURCES
+    }
 }
+
+/// Where each mapped list field is in connector.yaml, and its value in the
+/// provider's record.
+static FIELD_SOURCES: &[super::runtime::health::FieldSource] = &[
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "id",
+        line: 26,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "accountName",
+        line: 27,
+        path: Some(&[super::runtime::convert::Step::Key("name")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "createdAt",
+        line: 28,
+        path: Some(&[super::runtime::convert::Step::Key("created")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "metadata",
+        line: 29,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "id",
+        line: 57,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "ownerName",
+        line: 58,
+        path: Some(&[super::runtime::convert::Step::Key("name")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "createdAt",
+        line: 59,
+        path: Some(&[super::runtime::convert::Step::Key("created")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "metadata",
+        line: 60,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "id",
+        line: 74,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "createdAt",
+        line: 75,
+        path: Some(&[super::runtime::convert::Step::Key("created")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "updatedAt",
+        line: 76,
+        path: Some(&[super::runtime::convert::Step::Key("updated")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "amount",
+        line: 77,
+        path: Some(&[super::runtime::convert::Step::Key("amount")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "currency",
+        line: 80,
+        path: Some(&[super::runtime::convert::Step::Key("currency")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "type",
+        line: 81,
+        path: Some(&[super::runtime::convert::Step::Key("type")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "status",
+        line: 86,
+        path: Some(&[super::runtime::convert::Step::Key("status")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "sourceAccountID",
+        line: 91,
+        path: Some(&[super::runtime::convert::Step::Key("source")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "destinationAccountID",
+        line: 92,
+        path: Some(&[super::runtime::convert::Step::Key("destination")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "relatedTransactionID",
+        line: 95,
+        path: Some(&[super::runtime::convert::Step::Key("origin")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "metadata",
+        line: 96,
+        path: None,
+    },
+];
 
 /// The routes, serving any `Connector` through one trait object: they are compiled
 /// once, here, whatever implements it.

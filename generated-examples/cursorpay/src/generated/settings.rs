@@ -32,5 +32,6 @@ pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
         timeout: Duration::from_millis(10000),
         attempts: 4,
         deadline: Duration::from_millis(20000),
+        rate_limit: None,
     }
 }

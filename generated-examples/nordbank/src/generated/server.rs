@@ -28,7 +28,130 @@ impl<C: Connector> App for C {
     fn routes(connector: Arc<Self>, services: Services) -> Router {
         routes(connector, services)
     }
+
+    fn field_sources() -> &'static [super::runtime::health::FieldSource] {
+        FIELD_SOURCES
+    }
 }
+
+/// Where each mapped list field is in connector.yaml, and its value in the
+/// provider's record.
+static FIELD_SOURCES: &[super::runtime::health::FieldSource] = &[
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "id",
+        line: 27,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "accountName",
+        line: 28,
+        path: Some(&[super::runtime::convert::Step::Key("name")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "createdAt",
+        line: 29,
+        path: Some(&[super::runtime::convert::Step::Key("createdDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "metadata",
+        line: 32,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "id",
+        line: 60,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "ownerName",
+        line: 61,
+        path: Some(&[super::runtime::convert::Step::Key("name")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "createdAt",
+        line: 62,
+        path: Some(&[super::runtime::convert::Step::Key("createdDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "metadata",
+        line: 63,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "id",
+        line: 89,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "createdAt",
+        line: 90,
+        path: Some(&[super::runtime::convert::Step::Key("transactionDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "updatedAt",
+        line: 91,
+        path: Some(&[super::runtime::convert::Step::Key("lastUpdated")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "amount",
+        line: 92,
+        path: Some(&[super::runtime::convert::Step::Key("amount")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "currency",
+        line: 93,
+        path: Some(&[super::runtime::convert::Step::Key("currency")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "type",
+        line: 94,
+        path: Some(&[super::runtime::convert::Step::Key("type")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "status",
+        line: 106,
+        path: Some(&[super::runtime::convert::Step::Key("status")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "sourceAccountID",
+        line: 113,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "destinationAccountID",
+        line: 119,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "relatedTransactionID",
+        line: 126,
+        path: Some(&[super::runtime::convert::Step::Key("reference")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "metadata",
+        line: 127,
+        path: None,
+    },
+];
 
 /// The routes, serving any `Connector` through one trait object: they are compiled
 /// once, here, whatever implements it.

@@ -50,5 +50,6 @@ pub fn upstream(env: Env, problems: &mut Vec<String>) -> UpstreamSettings {
         timeout: Duration::from_millis(10000),
         attempts: 3,
         deadline: Duration::from_millis(15000),
+        rate_limit: None,
     }
 }

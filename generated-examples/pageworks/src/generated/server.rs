@@ -28,7 +28,143 @@ impl<C: Connector> App for C {
     fn routes(connector: Arc<Self>, services: Services) -> Router {
         routes(connector, services)
     }
+
+    fn field_sources() -> &'static [super::runtime::health::FieldSource] {
+        FIELD_SOURCES
+    }
 }
+
+/// Where each mapped list field is in connector.yaml, and its value in the
+/// provider's record.
+static FIELD_SOURCES: &[super::runtime::health::FieldSource] = &[
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "id",
+        line: 27,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("account"),
+                super::runtime::convert::Step::Key("uuid"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "accountName",
+        line: 28,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("account"),
+                super::runtime::convert::Step::Key("label"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "createdAt",
+        line: 29,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("account"),
+                super::runtime::convert::Step::Key("opened_at"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "metadata",
+        line: 30,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "id",
+        line: 59,
+        path: Some(&[super::runtime::convert::Step::Key("id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "ownerName",
+        line: 61,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "createdAt",
+        line: 62,
+        path: Some(&[super::runtime::convert::Step::Key("created_at")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "id",
+        line: 74,
+        path: Some(&[super::runtime::convert::Step::Key("ref")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "createdAt",
+        line: 75,
+        path: Some(&[super::runtime::convert::Step::Key("booked_at")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "updatedAt",
+        line: 76,
+        path: Some(&[super::runtime::convert::Step::Key("changed_at")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "amount",
+        line: 77,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("money"),
+                super::runtime::convert::Step::Key("value_minor"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "currency",
+        line: 80,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("money"),
+                super::runtime::convert::Step::Key("currency"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "type",
+        line: 81,
+        path: Some(&[super::runtime::convert::Step::Key("kind")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "status",
+        line: 86,
+        path: Some(&[super::runtime::convert::Step::Key("state")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "sourceAccountID",
+        line: 91,
+        path: Some(&[super::runtime::convert::Step::Key("from_account")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "destinationAccountID",
+        line: 92,
+        path: Some(&[super::runtime::convert::Step::Key("to_account")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "metadata",
+        line: 93,
+        path: None,
+    },
+];
 
 /// The routes, serving any `Connector` through one trait object: they are compiled
 /// once, here, whatever implements it.

@@ -28,7 +28,140 @@ impl<C: Connector> App for C {
     fn routes(connector: Arc<Self>, services: Services) -> Router {
         routes(connector, services)
     }
+
+    fn field_sources() -> &'static [super::runtime::health::FieldSource] {
+        FIELD_SOURCES
+    }
 }
+
+/// Where each mapped list field is in connector.yaml, and its value in the
+/// provider's record.
+static FIELD_SOURCES: &[super::runtime::health::FieldSource] = &[
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "id",
+        line: 36,
+        path: Some(&[super::runtime::convert::Step::Key("Id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "accountName",
+        line: 37,
+        path: Some(&[super::runtime::convert::Step::Key("Description")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "createdAt",
+        line: 38,
+        path: Some(&[super::runtime::convert::Step::Key("CreationDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getAccounts",
+        field: "metadata",
+        line: 39,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "id",
+        line: 75,
+        path: Some(&[super::runtime::convert::Step::Key("Id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "ownerName",
+        line: 76,
+        path: Some(&[super::runtime::convert::Step::Key("OwnerName")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "createdAt",
+        line: 77,
+        path: Some(&[super::runtime::convert::Step::Key("CreationDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getBeneficiaries",
+        field: "metadata",
+        line: 78,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "id",
+        line: 96,
+        path: Some(&[super::runtime::convert::Step::Key("Id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "createdAt",
+        line: 97,
+        path: Some(&[super::runtime::convert::Step::Key("CreationDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "updatedAt",
+        line: 98,
+        path: Some(&[super::runtime::convert::Step::Key("ExecutionDate")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "amount",
+        line: 99,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("DebitedFunds"),
+                super::runtime::convert::Step::Key("Amount"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "currency",
+        line: 102,
+        path: Some(
+            &[
+                super::runtime::convert::Step::Key("DebitedFunds"),
+                super::runtime::convert::Step::Key("Currency"),
+            ],
+        ),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "type",
+        line: 104,
+        path: None,
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "status",
+        line: 114,
+        path: Some(&[super::runtime::convert::Step::Key("Status")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "sourceAccountID",
+        line: 120,
+        path: Some(&[super::runtime::convert::Step::Key("DebitedWalletId")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "destinationAccountID",
+        line: 121,
+        path: Some(&[super::runtime::convert::Step::Key("CreditedWalletId")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "relatedTransactionID",
+        line: 123,
+        path: Some(&[super::runtime::convert::Step::Key("Id")]),
+    },
+    super::runtime::health::FieldSource {
+        operation: "getTransactions",
+        field: "metadata",
+        line: 124,
+        path: None,
+    },
+];
 
 /// The routes, serving any `Connector` through one trait object: they are compiled
 /// once, here, whatever implements it.

@@ -18,7 +18,8 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub struct Config {
     /// `CONNECTOR_LISTEN`: the address to serve on (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
-    /// `CONNECTOR_API_KEY`: the key Formance sends as `Authorization: Bearer <key>`.
+    /// `CONNECTOR_API_KEY`: the key Formance sends as `Authorization: Bearer <key>`; several
+    /// separated by commas while a key is rotated.
     pub api_key: ApiKey,
     /// `CONNECTOR_LOG`: error, warn, info (default), debug or trace.
     pub log_level: tracing::Level,
@@ -26,6 +27,11 @@ pub struct Config {
     pub log_json: bool,
     /// `CONNECTOR_BODY_LIMIT`: the largest request body accepted, in bytes (default 1 MiB).
     pub body_limit: usize,
+    /// `CONNECTOR_TLS_CERT`, `CONNECTOR_TLS_KEY`, `CONNECTOR_TLS_CLIENT_CA`: HTTPS only, when set.
+    pub tls: Option<TlsSettings>,
+    /// `CONNECTOR_DRAIN_TIMEOUT`: after SIGTERM, the longest in-flight requests may take to
+    /// finish before the process exits anyway (default `20s`).
+    pub drain_timeout: Duration,
     /// The provider settings declared in connector.yaml.
     pub upstream: UpstreamSettings,
     /// Where initiations are recorded: `DATABASE_URL` or `CONNECTOR_STORE`.
@@ -85,22 +91,106 @@ impl Config {
             "a size in bytes",
             &mut problems,
         );
+        let tls = TlsSettings::from_lookup(env, &mut problems);
+        let raw_drain = env("CONNECTOR_DRAIN_TIMEOUT").unwrap_or_else(|| "20s".to_owned());
+        let drain_timeout = parse_duration(&raw_drain).unwrap_or_else(|| {
+            problems.push(format!(
+                "CONNECTOR_DRAIN_TIMEOUT must be a duration such as 20s or 1500ms, got {raw_drain:?}"
+            ));
+            DEFAULT_DRAIN_TIMEOUT
+        });
         let upstream = upstream(env, &mut problems);
         #[cfg(feature = "store")]
         let store = StoreSettings::from_lookup(env, &mut problems);
+        let api_key_given = !api_key.trim().is_empty();
+        let api_key = ApiKey::new(api_key);
+        if api_key_given {
+            problems.extend(api_key.problem());
+        }
         match (listen, log_level, body_limit) {
             (Some(listen), Some(log_level), Some(body_limit)) if problems.is_empty() => Ok(Self {
                 listen,
-                api_key: ApiKey::new(api_key),
+                api_key,
                 log_level,
                 log_json,
                 body_limit,
+                tls,
+                drain_timeout,
                 upstream,
                 #[cfg(feature = "store")]
                 store,
             }),
             _ => Err(problems),
         }
+    }
+}
+
+/// How long in-flight requests may take to finish after SIGTERM, by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The server's certificate and key, and the authorities whose client certificates it
+/// accepts (mutual TLS), as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsSettings {
+    /// `CONNECTOR_TLS_CERT` and `CONNECTOR_TLS_KEY` (both or neither), and
+    /// `CONNECTOR_TLS_CLIENT_CA` (only with them).
+    pub fn from_lookup(env: Env, problems: &mut Vec<String>) -> Option<Self> {
+        let path = |name: &str| {
+            env(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let (cert, key, client_ca) = (
+            path("CONNECTOR_TLS_CERT"),
+            path("CONNECTOR_TLS_KEY"),
+            path("CONNECTOR_TLS_CLIENT_CA"),
+        );
+        let settings = match (cert, key) {
+            (Some(cert), Some(key)) => Self {
+                cert,
+                key,
+                client_ca,
+            },
+            (None, None) => {
+                if client_ca.is_some() {
+                    problems.push(
+                        "CONNECTOR_TLS_CLIENT_CA is set without CONNECTOR_TLS_CERT and CONNECTOR_TLS_KEY: \
+                         mutual TLS needs the server's own certificate and key"
+                            .to_owned(),
+                    );
+                }
+                return None;
+            }
+            (Some(_), None) => {
+                problems.push(
+                    "CONNECTOR_TLS_CERT is set but CONNECTOR_TLS_KEY is not: HTTPS needs both PEM files"
+                        .to_owned(),
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                problems.push(
+                    "CONNECTOR_TLS_KEY is set but CONNECTOR_TLS_CERT is not: HTTPS needs both PEM files"
+                        .to_owned(),
+                );
+                return None;
+            }
+        };
+        if !cfg!(feature = "tls") {
+            problems.push(
+                "CONNECTOR_TLS_CERT is set, but this connector was built without TLS support: \
+                 build it with the `tls` feature (on by default)"
+                    .to_owned(),
+            );
+        }
+        Some(settings)
     }
 }
 
@@ -273,17 +363,49 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
 }
 
-/// The API key, compared in constant time and never printed.
+/// The API keys Formance may send, compared in constant time and never printed.
+/// `CONNECTOR_API_KEY` holds one key, or several separated by commas so that a new key can
+/// be rolled out before the old one is removed.
 #[derive(Clone)]
-pub struct ApiKey(Arc<str>);
+pub struct ApiKey(Arc<[Box<str>]>);
 
 impl ApiKey {
-    pub fn new(key: String) -> Self {
-        Self(Arc::from(key))
+    /// The keys of `CONNECTOR_API_KEY`'s value: comma-separated, each trimmed.
+    pub fn new(keys: String) -> Self {
+        Self(keys.split(',').map(|key| Box::from(key.trim())).collect())
     }
 
+    /// The problem with the keys, if any: an empty key between commas.
+    fn problem(&self) -> Option<String> {
+        let empty = self.0.iter().position(|key| key.is_empty())?;
+        Some(format!(
+            "CONNECTOR_API_KEY holds {} comma-separated keys and key {empty} (counting from 0) is empty",
+            self.0.len()
+        ))
+    }
+
+    /// How many keys there are.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `candidate` is one of the keys.
     pub fn matches(&self, candidate: &str) -> bool {
-        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+        self.index_of(candidate).is_some()
+    }
+
+    /// The position of `candidate` among the keys (from 0), for the logs. Every key is
+    /// compared, each in constant time, so the time taken says nothing about which matched.
+    pub fn index_of(&self, candidate: &str) -> Option<usize> {
+        use subtle::ConditionallySelectable;
+        let mut found = 0u64;
+        let mut any = subtle::Choice::from(0);
+        for (index, key) in self.0.iter().enumerate() {
+            let equal = key.as_bytes().ct_eq(candidate.as_bytes());
+            found = u64::conditional_select(&found, &(index as u64), equal);
+            any |= equal;
+        }
+        bool::from(any).then_some(found as usize)
     }
 }
 
@@ -309,6 +431,17 @@ pub struct UpstreamSettings {
     pub attempts: u32,
     /// The longest a GET with its retries may take (`upstream.retry.deadline`).
     pub deadline: Duration,
+    /// The provider's request rate, shared by every operation (`upstream.rate_limit`).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// At most `requests` per `per` on average and `burst` at once: a token bucket holding
+/// `burst` tokens, refilled at `requests / per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+    pub burst: u32,
 }
 
 impl UpstreamSettings {
@@ -322,6 +455,7 @@ impl UpstreamSettings {
             timeout: Duration::from_secs(10),
             attempts: 3,
             deadline: Duration::from_secs(15),
+            rate_limit: None,
         }
     }
 }
@@ -340,6 +474,7 @@ impl std::fmt::Debug for UpstreamSettings {
             .field("timeout", &self.timeout)
             .field("attempts", &self.attempts)
             .field("deadline", &self.deadline)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -525,6 +660,67 @@ mod tests {
         assert_eq!(config.body_limit, 1_048_576);
         assert!(config.api_key.matches("k"));
         assert!(!config.api_key.matches("K"));
+    }
+
+    #[test]
+    fn several_comma_separated_api_keys_are_each_accepted_by_position() {
+        let config = Config::from_lookup(
+            &lookup(&[("CONNECTOR_API_KEY", " old-key , new-key")]),
+            no_provider,
+        )
+        .expect("valid");
+        let keys = &config.api_key;
+        assert_eq!(keys.count(), 2);
+        assert_eq!(keys.index_of("old-key"), Some(0));
+        assert_eq!(keys.index_of("new-key"), Some(1));
+        assert_eq!(keys.index_of("old-key,new-key"), None);
+        assert_eq!(keys.index_of(""), None);
+        assert_eq!(keys.index_of("new-ke"), None);
+        let printed = format!("{keys:?}");
+        assert!(
+            !printed.contains("old-key") && !printed.contains("new-key"),
+            "{printed}"
+        );
+        let problems = Config::from_lookup(&lookup(&[("CONNECTOR_API_KEY", "a,,b")]), no_provider)
+            .unwrap_err();
+        assert_eq!(
+            problems,
+            ["CONNECTOR_API_KEY holds 3 comma-separated keys and key 1 (counting from 0) is empty"]
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_mutual_tls_needs_them_too() {
+        let tls = |pairs: &[(&str, &str)]| {
+            let mut problems = Vec::new();
+            (
+                TlsSettings::from_lookup(&lookup(pairs), &mut problems),
+                problems,
+            )
+        };
+        assert_eq!(tls(&[]), (None, vec![]));
+        let (settings, problems) = tls(&[
+            ("CONNECTOR_TLS_CERT", "/etc/c.pem"),
+            ("CONNECTOR_TLS_KEY", "/etc/k.pem"),
+            ("CONNECTOR_TLS_CLIENT_CA", "/etc/ca.pem"),
+        ]);
+        let settings = settings.expect("set");
+        assert_eq!(settings.cert, std::path::Path::new("/etc/c.pem"));
+        assert_eq!(
+            settings.client_ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(problems.is_empty(), cfg!(feature = "tls"), "{problems:?}");
+        let (_, problems) = tls(&[("CONNECTOR_TLS_CERT", "/etc/c.pem")]);
+        assert!(
+            problems[0].contains("CONNECTOR_TLS_KEY is not"),
+            "{problems:?}"
+        );
+        let (_, problems) = tls(&[("CONNECTOR_TLS_CLIENT_CA", "/etc/ca.pem")]);
+        assert!(
+            problems[0].starts_with("CONNECTOR_TLS_CLIENT_CA is set without"),
+            "{problems:?}"
+        );
     }
 
     #[test]

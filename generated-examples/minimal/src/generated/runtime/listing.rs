@@ -31,6 +31,17 @@ use std::time::{Duration, Instant};
 /// A window older than this is walked again from the provider.
 const WINDOW_TTL: Duration = Duration::from_secs(600);
 
+/// Records are served once their second has been over for this long (by this process's
+/// clock): a record the provider adds later to a second already served could get a served
+/// time before Formance's state and be skipped for good. The margin covers the provider's
+/// clock running ahead and its writes becoming visible late.
+const OPEN_SECOND_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// Served times from this on are not served yet (see [`OPEN_SECOND_MARGIN`]).
+fn still_open_from() -> DateTime<Utc> {
+    start_of_second(Utc::now() - OPEN_SECOND_MARGIN)
+}
+
 /// The provider's order of records by the protocol timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -336,11 +347,16 @@ where
             built_now = true;
             continue;
         }
-        let end = to.min(window.settled.len());
+        let open = still_open_from();
+        let closed = window.settled.partition_point(|entry| entry.served < open);
+        let end = to.min(closed);
         let items = window.settled.get(from..end).unwrap_or_default();
         break Ok(items.iter().map(|entry| entry.item.clone()).collect());
     };
     state.put_back(window);
+    if result.is_ok() {
+        upstream.metrics().unstuck(spec.operation);
+    }
     result
 }
 
@@ -551,7 +567,9 @@ impl<T> Window<T> {
         let parent = stream.source.parent.clone();
         let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
         for record in records.iter().filter(|record| spec.filter.keeps(record)) {
-            let entry = convert(record, parent.as_deref())?;
+            let entry = convert(record, parent.as_deref()).inspect_err(|error| {
+                super::health::stuck_on(upstream.metrics(), spec.operation, record, error);
+            })?;
             let second = entry.served.timestamp();
             stream.frontier = stream.frontier.max(Some(second));
             let key = (entry.id.clone(), entry.served);
@@ -1475,6 +1493,46 @@ mod tests {
                 .collect();
             (200, Vec::new(), json!({"data": data}).to_string())
         })
+    }
+
+    #[test]
+    fn records_of_a_second_still_open_are_held_back_until_it_is_over() {
+        let now = Utc::now().timestamp();
+        let records = vec![
+            json!({"id": "now", "at": now}),
+            json!({"id": "old", "at": now - 10}),
+        ];
+        let (url, _) = provider(records, 10);
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        let list = spec(Paging::None, None, Order::NewestFirst);
+        let state = ListState::<String>::default();
+        let base = UpstreamRequest {
+            method: "GET".to_owned(),
+            path: "/items".to_owned(),
+            ..Default::default()
+        };
+        let sources = |_| async { Ok(Source::single(base.clone())) };
+        let to_entry = |record: &Value, _parent: Option<&Value>| {
+            let id = record["id"].as_str().unwrap().to_owned();
+            let at = DateTime::from_timestamp(record["at"].as_i64().unwrap(), 0).unwrap();
+            Ok(Entry {
+                served: convert::served_time(at, &id),
+                id: id.clone(),
+                item: id,
+            })
+        };
+        let served = block_on(page(
+            &upstream, &list, &state, sources, None, 1, 10, to_entry,
+        ))
+        .unwrap();
+        assert_eq!(served, ["old"], "the current second is not over");
+        std::thread::sleep(Duration::from_millis(3100));
+        let served = block_on(page(
+            &upstream, &list, &state, sources, None, 1, 10, to_entry,
+        ))
+        .unwrap();
+        assert_eq!(served, ["old", "now"]);
     }
 
     #[test]

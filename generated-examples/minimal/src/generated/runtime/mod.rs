@@ -18,6 +18,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod request;
 pub mod response;
@@ -29,7 +30,15 @@ pub mod fields;
 #[cfg(feature = "provider")]
 pub mod listing;
 #[cfg(feature = "provider")]
+pub mod ratelimit;
+#[cfg(feature = "provider")]
 pub mod upstream;
+
+#[cfg(feature = "tls")]
+pub mod tls;
+
+#[cfg(feature = "otel")]
+pub mod otel;
 
 #[cfg(feature = "store")]
 pub mod initiation;

@@ -2,9 +2,9 @@
 // The connector runtime, copied from connector-gen; `connector-gen generate` rewrites it.
 
 //! Start-up and the HTTP plumbing every route shares: logging, authentication, request
-//! ids, `/healthz` and `/metrics`, JSON 404 and 405 answers, graceful shutdown.
+//! ids, `/healthz`, `/readyz` and `/metrics`, JSON 404 and 405 answers, graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +35,12 @@ pub trait App: Send + Sync + Sized + 'static {
     /// Every protocol route, each labelled with its operation (see [`operation`]), serving
     /// `connector`.
     fn routes(connector: Arc<Self>, services: Services) -> Router;
+
+    /// The connector.yaml line and provider path of each mapped list field, so that a list
+    /// stuck on a record names what to fix.
+    fn field_sources() -> &'static [super::health::FieldSource] {
+        &[]
+    }
 }
 
 /// What every route shares: the connector (often a `dyn` trait object, so that the routes
@@ -78,11 +84,11 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config);
+    init_tracing(&config, A::PACKAGE);
     std::panic::set_hook(Box::new(
         |info| tracing::error!(panic = %info, "a handler panicked"),
     ));
-    match tokio::runtime::Builder::new_multi_thread()
+    let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -91,11 +97,23 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
             eprintln!("error: {} cannot start its runtime: {error}", A::PACKAGE);
             ExitCode::FAILURE
         }
-    }
+    };
+    #[cfg(feature = "otel")]
+    super::otel::shutdown();
+    code
 }
 
-/// Binds `config.listen` and serves until a shutdown signal; in-flight requests finish.
+/// Binds `config.listen` and serves (HTTPS when `config.tls` says so) until a shutdown
+/// signal; in-flight requests then have `config.drain_timeout` to finish.
 pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
+    #[cfg(feature = "tls")]
+    let tls = match config.tls.clone().map(super::tls::Tls::load).transpose() {
+        Ok(tls) => tls.map(Arc::new),
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -104,6 +122,7 @@ pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) 
         }
     };
     let address = listener.local_addr().unwrap_or(config.listen);
+    let drain_timeout = config.drain_timeout;
     let connector = Arc::new(make_connector(&config));
     let services = match Services::start(config).await {
         Ok(services) => services,
@@ -112,21 +131,95 @@ pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) 
             return ExitCode::FAILURE;
         }
     };
+    services.metrics().set_field_sources(A::field_sources());
+    let metrics = Arc::clone(services.metrics());
     let router = router(A::routes(connector, services.clone()), services);
-    tracing::info!(%address, "connector listening");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => {
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let stopping = Arc::clone(&stopping);
+        async move {
+            shutdown_signal().await;
+            metrics.set_draining();
+            stopping.notify_one();
+        }
+    };
+    let plain = |listener, router, shutdown| -> BoxFuture<'static, std::io::Result<()>> {
+        tracing::info!(%address, scheme = "http", "connector listening");
+        Box::pin(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .into_future(),
+        )
+    };
+    #[cfg(feature = "tls")]
+    let served = match tls {
+        Some(tls) => {
+            super::tls::reload_on_hangup(Arc::clone(&tls));
+            let mutual_tls = tls.mutual();
+            let listener = match super::tls::TlsListener::new(listener, tls) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen");
+                    return ExitCode::FAILURE;
+                }
+            };
+            tracing::info!(%address, scheme = "https", mutual_tls, "connector listening");
+            Box::pin(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            )
+        }
+        None => plain(listener, router, shutdown),
+    };
+    #[cfg(not(feature = "tls"))]
+    let served = plain(listener, router, shutdown);
+    let mut served = tokio::spawn(served);
+    let joined = match first(&mut served, stopping.notified()).await {
+        Either::Left(joined) => joined,
+        Either::Right(()) => match tokio::time::timeout(drain_timeout, &mut served).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!(
+                    drain_timeout_ms = drain_timeout.as_millis() as u64,
+                    "requests still in flight after CONNECTOR_DRAIN_TIMEOUT; stopping anyway"
+                );
+                return ExitCode::SUCCESS;
+            }
+        },
+    };
+    match joined {
+        Ok(Ok(())) => {
             tracing::info!("connector stopped");
             ExitCode::SUCCESS
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
         }
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
     }
+}
+
+enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+/// Whichever of two futures finishes first.
+async fn first<L: Future, R: Future>(left: L, right: R) -> Either<L::Output, R::Output> {
+    let mut left = std::pin::pin!(left);
+    let mut right = std::pin::pin!(right);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(value) = left.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Either::Left(value));
+        }
+        right.as_mut().poll(cx).map(Either::Right)
+    })
+    .await
 }
 
 /// The protocol routes behind the API key, with `/healthz`, `/metrics`, JSON 404 and 405
@@ -142,6 +235,13 @@ pub fn router(protocol: Router, services: Services) -> Router {
         ));
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
+        .route(
+            "/readyz",
+            axum::routing::get({
+                let metrics = Arc::clone(&metrics);
+                move || async move { readyz(&metrics) }
+            }),
+        )
         .route(
             "/metrics",
             axum::routing::get(move || async move { render_metrics(&scrape) }),
@@ -170,18 +270,28 @@ where
 #[derive(Debug, Clone, Copy)]
 struct OperationLabel(&'static str);
 
-fn init_tracing(config: &Config) {
+fn init_tracing(config: &Config, package: &str) {
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(config.log_level)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    if config.log_json {
-        builder.json().init();
+    let fmt = if config.log_json {
+        fmt.json().boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    let registry = tracing_subscriber::registry().with(fmt).with(
+        tracing_subscriber::filter::LevelFilter::from_level(config.log_level),
+    );
+    #[cfg(feature = "otel")]
+    let registry = registry.with(super::otel::layer(package));
+    #[cfg(not(feature = "otel"))]
+    let _ = package;
+    registry.init();
 }
 
 async fn shutdown_signal() {
@@ -221,7 +331,8 @@ async fn terminate_signal() {
 }
 
 fn render_metrics(metrics: &Metrics) -> Response {
-    let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+    let content_type =
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
@@ -236,6 +347,19 @@ async fn healthz() -> Response {
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
         r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+/// Ready for Formance unless a list is stuck on a record the mapping cannot convert (see
+/// [`super::health`]).
+fn readyz(metrics: &Metrics) -> Response {
+    let (status, body) = super::health::readiness(metrics);
+    let content_type = HeaderValue::from_static("application/json");
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        [(header::CONTENT_TYPE, content_type)],
+        body.to_string(),
     )
         .into_response()
 }
@@ -262,9 +386,15 @@ async fn require_api_key(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_token);
-    match token {
-        Some(token) if services.config().api_key.matches(token) => next.run(request).await,
-        Some(_) => ConnectorError::unauthorized("the API key is not valid").into_response(),
+    match token.map(|token| services.config().api_key.index_of(token)) {
+        Some(Some(index)) => {
+            // Which key of CONNECTOR_API_KEY was used, never the key: an operator rotating
+            // keys sees when the old one is no longer sent.
+            tracing::Span::current().record("key", index);
+            services.metrics().api_key_used(index);
+            next.run(request).await
+        }
+        Some(None) => ConnectorError::unauthorized("the API key is not valid").into_response(),
         None => ConnectorError::unauthorized("send the API key as `Authorization: Bearer <key>`")
             .into_response(),
     }
@@ -286,9 +416,23 @@ async fn trace_request(
     request
         .extensions_mut()
         .insert(RequestId(Arc::from(id.as_str())));
+    #[cfg(not(feature = "otel"))]
     let span = tracing::info_span!(
-        "request", id = %id, method = %request.method(), path = %request.uri().path()
+        "request", id = %id, method = %request.method(), path = %request.uri().path(),
+        key = tracing::field::Empty
     );
+    #[cfg(feature = "otel")]
+    let span = {
+        let span = tracing::info_span!(
+            "request", id = %id, method = %request.method(), path = %request.uri().path(),
+            key = tracing::field::Empty,
+            otel.name = %format!("{} {}", request.method(), request.uri().path()),
+            otel.kind = "server",
+            http.response.status_code = tracing::field::Empty,
+        );
+        super::otel::continue_trace(&span, request.headers());
+        span
+    };
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
@@ -298,6 +442,8 @@ async fn trace_request(
         .get::<OperationLabel>()
         .map_or("other", |label| label.0);
     metrics.request(operation, status);
+    #[cfg(feature = "otel")]
+    span.record("http.response.status_code", status);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");

@@ -50,6 +50,7 @@ pub struct Upstream {
     settings: UpstreamSettings,
     token: tokio::sync::Mutex<Option<Token>>,
     metrics: Arc<Metrics>,
+    limiter: Option<super::ratelimit::Limiter>,
 }
 
 enum Failure {
@@ -79,6 +80,7 @@ impl Upstream {
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         Ok(Self {
             client,
+            limiter: settings.rate_limit.map(super::ratelimit::Limiter::new),
             settings,
             token: tokio::sync::Mutex::new(None),
             metrics,
@@ -181,8 +183,19 @@ impl Upstream {
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
+        if let Some(limiter) = &self.limiter {
+            let waited = limiter.acquire().await;
+            if waited >= Duration::from_millis(1) {
+                self.metrics.throttled(waited);
+            }
+        }
+        let span = provider_span(operation, &request.method, &url);
+        #[cfg(feature = "otel")]
+        for (name, value) in super::otel::trace_headers(&span) {
+            builder = builder.header(name, value);
+        }
         let started = Instant::now();
-        let result = builder.send().await;
+        let result = tracing::Instrument::instrument(builder.send(), span.clone()).await;
         let response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -197,6 +210,8 @@ impl Upstream {
             }
         };
         let status = response.status().as_u16();
+        #[cfg(feature = "otel")]
+        span.record("http.response.status_code", status);
         let headers = response.headers().clone();
         let text = match response.text().await {
             Ok(text) => text,
@@ -213,6 +228,11 @@ impl Upstream {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(limiter) = &self.limiter
+                && (status == 429 || (status == 503 && retry_after.is_some()))
+            {
+                limiter.pause(Duration::from_secs(retry_after.unwrap_or(1).min(60)));
+            }
             return Err(Failure::Status {
                 status,
                 retry_after,
@@ -426,6 +446,25 @@ impl Upstream {
             )),
         }
     }
+}
+
+/// One call to the provider, a child of the request's span (an OpenTelemetry client span
+/// with the `otel` feature).
+fn provider_span(operation: &'static str, method: &str, url: &str) -> tracing::Span {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path);
+    #[cfg(feature = "otel")]
+    return tracing::info_span!(
+        "provider", operation, method, path,
+        otel.name = %format!("{method} {path}"),
+        otel.kind = "client",
+        http.response.status_code = tracing::field::Empty,
+    );
+    #[cfg(not(feature = "otel"))]
+    tracing::debug_span!("provider", operation, method, path)
 }
 
 /// Exponential backoff, jittered within its upper half, or the provider's `Retry-After`
