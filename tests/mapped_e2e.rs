@@ -20,9 +20,9 @@ use support::formance::{Kind, PollError, Poller, format_rfc3339_nanos};
 use support::mock_cursor::{CpNewTransaction, Cursorpay, currency_exponent};
 use support::mock_pages::{Pageworks, PwNewTransaction, PwTime, pw_currency_exponent};
 use support::sync_check::{
-    EnumRule, NANOS, Truth, Want, base_url, check_metrics, check_never_plain_4xx, check_received,
-    check_served_order, count_calls, example, flatten, only, operation_of, sync, transaction_sign,
-    unix_now_nanos,
+    EnumRule, Example, NANOS, Truth, Want, base_url, check_metrics, check_never_plain_4xx,
+    check_received, check_served_order, count_calls, example, flatten, only, operation_of, sync,
+    transaction_sign, unix_now_nanos, variant,
 };
 use support::{API_KEY, Server, TestCrate};
 
@@ -280,6 +280,87 @@ fn cursorpay_full_sync_at_page_sizes_7_and_100_loses_nothing_in_bursts_of_ties()
     seed_cursorpay(&cp, 60, 45, 2_500, 150);
     for page_size in [100, 7] {
         cp_full_sync(&cp, page_size, page_size == 100);
+    }
+}
+
+/// Every type of Cursorpay's transactions, the one no enum maps included.
+const CP_TYPES: [&str; 6] = [
+    "payment",
+    "payout",
+    "transfer",
+    "refund",
+    "adjustment",
+    "dispute",
+];
+
+/// Cursorpay's transactions listed one type a request (as Stripe lists charges, refunds and
+/// payouts apart): a `union` whose requests each set `listed_as`, kept in the metadata.
+fn cursorpay_union() -> &'static Example {
+    variant("cursorunion", "cursorpay", |mapping| {
+        let union: String = CP_TYPES
+            .iter()
+            .map(|kind| {
+                format!(
+                    "      - request: {{ path: /v1/transactions, query: {{ type: {kind} }} }}\n        set: {{ listed_as: {kind} }}\n"
+                )
+            })
+            .collect();
+        mapping
+            .replacen(
+                "  getTransactions:\n    request:\n      path: /v1/transactions\n",
+                &format!("  getTransactions:\n    union:\n{union}"),
+                1,
+            )
+            .replacen(
+                "          fields: [description]",
+                "          fields: [description, listed_as]",
+                1,
+            )
+            .replacen("name: cursorpay", "name: cursorunion", 1)
+    })
+}
+
+#[test]
+fn a_union_of_one_request_per_type_serves_every_transaction_once_with_its_constant() {
+    let cp = Cursorpay::start(13, CP_TOKEN);
+    seed_cursorpay(&cp, 4, 2, 900, 60);
+    let kinds: BTreeMap<String, String> = cp
+        .transactions()
+        .into_iter()
+        .map(|t| (t.id, t.kind))
+        .collect();
+    let mut truth = cp_truth(&cp).remove(&Kind::Transactions).unwrap();
+    for (id, want) in &mut truth {
+        want.json["metadata"]["listed_as"] = json!(kinds[id]);
+    }
+    let env = [
+        ("CURSORPAY_BASE_URL".to_owned(), cp.url()),
+        ("CURSORPAY_API_KEY".to_owned(), CP_TOKEN.to_owned()),
+    ];
+    for page_size in [100, 7] {
+        let context = format!("cursorpay as a union, page size {page_size}");
+        let server = Server::start(&cursorpay_union().binary, &env);
+        let mut poller = Poller::new(&base_url(&server), API_KEY, page_size);
+        cp.reset_calls();
+        let cycles = sync(&mut poller, Kind::Transactions, &context);
+        check_received(&poller, Kind::Transactions, &truth, &context);
+        let made = cp.call_log();
+        let upstream = count_calls(&made, cp_operation, "getTransactions");
+        assert_eq!(upstream, made.len(), "{context}: other calls");
+        let per_type: usize = CP_TYPES
+            .iter()
+            .map(|kind| kinds.values().filter(|k| k == kind).count().div_ceil(100))
+            .sum();
+        let bound = per_type + CP_TYPES.len() * CALL_SLACK;
+        eprintln!(
+            "{context}: {} records, {cycles} cycles, {upstream} upstream calls (bound {bound})",
+            truth.len()
+        );
+        assert!(
+            upstream <= bound,
+            "{context}: {upstream} upstream calls (bound {bound})"
+        );
+        check_never_plain_4xx(&poller);
     }
 }
 

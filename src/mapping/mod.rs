@@ -175,6 +175,9 @@ pub struct OperationMapping {
     /// The provider request; for an operation answered `from_list`, none is sent of its own
     /// and this is left empty.
     pub request: RequestTemplate,
+    /// For a list served from several provider requests: every request (the first is also
+    /// `request`) with the constants its records get. Empty for one request.
+    pub union: Vec<UnionMember>,
     /// For a list fanned out over another: the parent list whose every record the request
     /// is sent for (`{parent.id}` in it).
     pub for_each: Option<ForEach>,
@@ -189,6 +192,16 @@ pub struct OperationMapping {
     pub fields: Vec<FieldMapping>,
     /// For payment initiations: the provider request's body, the key, the look-up.
     pub initiation: Option<InitiationMapping>,
+}
+
+/// One provider request of a `union`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnionMember {
+    /// Its `request` key.
+    pub span: Span,
+    pub request: RequestTemplate,
+    /// Provider keys set in each of its records, with their text: `status: PENDING`.
+    pub constants: Vec<(String, String)>,
 }
 
 /// `for_each`: the list whose records an operation's request is sent for, one at a time.

@@ -10,13 +10,15 @@ use super::{
     InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping, Lookup,
     OperationMapping, Order, PageSize, Paging, ParentList, Path, PaymentStep, RecordFilter,
     RequestTemplate, Sign, Since, Source, Step, Template, TemplatePart, TimeFormat, TimeWindow,
-    WindowStart,
+    UnionMember, WindowStart,
 };
 use crate::diagnostics::did_you_mean;
 use crate::yaml::{Node, Value};
 
+const UNION_KEYS: &[&str] = &["request", "set"];
 const OPERATION_KEYS: &[&str] = &[
     "request",
+    "union",
     "records",
     "record",
     "paging",
@@ -143,6 +145,7 @@ fn read_operation(
         Some(n) => from_list(reader, n, entries.key_span("from_list")).map(Some),
         None => Some(None),
     };
+    let mut union = Some(Vec::new());
     let request = if entries.has("from_list") {
         if entries.has("request") {
             reader.conflict(
@@ -153,6 +156,21 @@ fn read_operation(
             );
         }
         Some(RequestTemplate::none())
+    } else if let Some(node) = entries.get("union") {
+        if entries.has("request") {
+            reader.conflict(
+                &entries,
+                &["union", "request"],
+                "a `union` lists its requests; the operation has no `request` of its own"
+                    .to_owned(),
+                "move the request into the `union`'s list, with the constants its records get",
+            );
+        }
+        union = union_members(reader, node);
+        union
+            .as_ref()
+            .and_then(|members| members.first())
+            .map(|first| first.request.clone())
     } else {
         let request = reader.required(
             &entries,
@@ -185,12 +203,65 @@ fn read_operation(
         span,
         todo,
         request: request?,
+        union: union?,
         for_each: for_each?,
         from_list: from_list?,
         list: list?,
         record,
         fields,
         initiation,
+    })
+}
+
+/// `union: [{ request: {...}, set: { status: PENDING } }, ...]`: one list from several
+/// provider requests, each record given its request's constants.
+fn union_members(reader: &mut Reader, node: &Node) -> Option<Vec<UnionMember>> {
+    let Value::Sequence(items) = &node.value else {
+        reader.fail(
+            node,
+            format!("`union` must be a list of requests, found {}", node.kind()),
+        );
+        return None;
+    };
+    if items.len() < 2 {
+        let diagnostic = reader
+            .at(node.span.clone(), "a `union` needs at least two requests")
+            .with_help("one request is written `request: { path: ... }` without a `union`");
+        reader.push(diagnostic);
+        return None;
+    }
+    all(items
+        .iter()
+        .map(|item| union_member(reader, item))
+        .collect())
+}
+
+fn union_member(reader: &mut Reader, node: &Node) -> Option<UnionMember> {
+    let entries = reader.entries(node, "a `union` request", UNION_KEYS)?;
+    let request = reader
+        .required(
+            &entries,
+            "request",
+            "the provider request, e.g. `request: { path: /v1/refunds }`",
+        )
+        .and_then(|n| request_template(reader, n, "GET"));
+    let constants = match entries.get("set") {
+        Some(set) => {
+            let pairs = reader.pairs(set, "`set`")?;
+            all(pairs
+                .into_iter()
+                .map(|(key, value)| {
+                    let key = reader.string(key, "a `set` key")?;
+                    Some((key, scalar_text(reader, value, "a `set` value")?))
+                })
+                .collect())
+        }
+        None => Some(Vec::new()),
+    };
+    Some(UnionMember {
+        span: entries.key_span("request"),
+        request: request?,
+        constants: constants?,
     })
 }
 
@@ -619,6 +690,10 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
 fn record_filter(reader: &mut Reader, node: &Node) -> Option<RecordFilter> {
     let entries = reader.entries(node, "`filter`", FILTER_KEYS)?;
     if entries.among(FILTER_KEYS).is_empty() {
+        // An unknown key was reported already: saying what is missing would repeat it.
+        if matches!(&entries.node.value, Value::Mapping(pairs) if !pairs.is_empty()) {
+            return None;
+        }
         let diagnostic = reader
             .at(node.span.clone(), "`filter` needs `exclude` or `only`")
             .with_help("e.g. `filter: { exclude: { status: [HELD] } }` leaves out records whose `status` is HELD");
@@ -1012,6 +1087,15 @@ fn window_start(reader: &mut Reader, node: &Node) -> Option<WindowStart> {
         return Some(WindowStart::At(
             date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),
         ));
+    }
+    if text.starts_with(|c: char| c.is_ascii_digit()) && text.contains('-') {
+        let diagnostic = reader
+            .at(node.span.clone(), format!("`{text}` is not a date"))
+            .with_help(
+                "write the date as `YYYY-MM-DD`, e.g. `2020-01-01`, or how far back, e.g. `730d`",
+            );
+        reader.push(diagnostic);
+        return None;
     }
     reader
         .span_secs(node, "`since.start`")

@@ -136,7 +136,24 @@ impl<'a> Checker<'a> {
             fanned_out: mapping.for_each.is_some(),
         };
         if mapping.from_list.is_none() {
-            self.request_params(mapping, &scope);
+            self.request_params(&mapping.request, &scope);
+        }
+        // The first request of a union is `request`, checked above.
+        for member in mapping.union.iter().skip(1) {
+            self.request_params(&member.request, &scope);
+        }
+        if let Some(first) = mapping.union.first()
+            && mapping.list.is_none()
+        {
+            let diagnostic = self
+                .error(
+                    &first.span,
+                    format!("`{id}` answers one object: a `union` of lists does not apply"),
+                )
+                .with_help(
+                    "a `union` serves the records of several provider lists as one protocol list",
+                );
+            self.found.push(diagnostic);
         }
         let (target, is_list) = match &operation.success.shape {
             Some(Shape::Array(array)) => (self.protocol.object(&array.items), true),
@@ -389,8 +406,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn request_params(&mut self, mapping: &OperationMapping, scope: &Scope) {
-        let request = &mapping.request;
+    fn request_params(&mut self, request: &RequestTemplate, scope: &Scope) {
         let names = placeholders(request);
         for (name, span) in &names {
             self.param(span, name, scope);
@@ -1032,7 +1048,7 @@ fn value_placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
         .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
         .filter_map(|(part, t)| match part {
             TemplatePart::Value(path) => match path.steps.first() {
-                Some(super::Step::Key(first)) => Some((first.clone(), t.span.clone())),
+                Some(super::Step::Key(first)) => Some((first.clone(), placeholder(t, &path.text))),
                 _ => None,
             },
             _ => None,

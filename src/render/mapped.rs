@@ -242,7 +242,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     let record_fn = format_ident!("{}_record", names::snake(&op.id));
     let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
     let fanned_out = mapping.for_each.is_some();
-    let request = request_builder(op, &mapping.request, &request_fn, &params_type, fanned_out);
+    let request = request_builders(op, mapping, &params_type);
     let id = &op.id;
     match (&mapping.list, list_item(protocol, op), &op.success.shape) {
         (Some(list), Some((type_name, object)), _) => {
@@ -343,16 +343,15 @@ fn sources_fn(
     params_type: &TokenStream,
 ) -> TokenStream {
     let name = format_ident!("{}_sources", names::snake(&op.id));
-    let request_fn = format_ident!("{}_request", names::snake(&op.id));
     let uses_params = mentions(request, "params");
     let params = uses_params.then(|| quote!(params: &#params_type));
-    let params_arg = uses_params.then(|| quote!(params,));
     let doc = format!(" The provider walks of `{}`.", op.id);
+    let walks = walks(op, mapping, request);
     match &mapping.for_each {
         None => quote! {
             #[doc = #doc]
             async fn #name(#params) -> Result<Vec<Source>, ConnectorError> {
-                Ok(Source::single(#request_fn(#params_arg)))
+                Ok(#walks)
             }
         },
         Some(for_each) => {
@@ -361,17 +360,103 @@ fn sources_fn(
                 #[doc = #doc]
                 async fn #name(ctx: &Context, max_age: Duration, #params) -> Result<Vec<Source>, ConnectorError> {
                     let parents = #parents(ctx, max_age).await?;
-                    Ok(parents
-                        .iter()
-                        .map(|parent| Source {
-                            request: #request_fn(#params_arg parent),
-                            parent: Some(Arc::clone(parent)),
-                        })
-                        .collect())
+                    Ok(#walks)
                 }
             }
         }
     }
+}
+
+/// The name of the request builder of a list's `index`th request (of a `union`).
+fn request_fn_name(op: &Operation, index: usize) -> proc_macro2::Ident {
+    match index {
+        0 => format_ident!("{}_request", names::snake(&op.id)),
+        n => format_ident!("{}_request_{}", names::snake(&op.id), n + 1),
+    }
+}
+
+/// The request builder of an operation, one for each request of its `union`.
+fn request_builders(
+    op: &Operation,
+    mapping: &OperationMapping,
+    params_type: &TokenStream,
+) -> TokenStream {
+    let fanned_out = mapping.for_each.is_some();
+    if mapping.union.is_empty() {
+        return request_builder(
+            op,
+            &mapping.request,
+            &request_fn_name(op, 0),
+            params_type,
+            fanned_out,
+        );
+    }
+    let builders = mapping.union.iter().enumerate().map(|(index, member)| {
+        request_builder(
+            op,
+            &member.request,
+            &request_fn_name(op, index),
+            params_type,
+            fanned_out,
+        )
+    });
+    quote!(#(#builders)*)
+}
+
+/// The `Vec<Source>` of a list's walks (`request` holds its request builders): one request,
+/// or each of its `union`, once or for every `parent` of `parents`.
+fn walks(op: &Operation, mapping: &OperationMapping, request: &TokenStream) -> TokenStream {
+    let fanned_out = mapping.for_each.is_some();
+    let params_arg = |index: usize| {
+        let name = request_fn_name(op, index).to_string();
+        builder_mentions(request, &name, "params").then(|| quote!(params,))
+    };
+    let source = |index: usize, constants: &[(String, String)]| {
+        let request_fn = request_fn_name(op, index);
+        let params = params_arg(index);
+        let walk = if fanned_out {
+            quote!(Source { request: #request_fn(#params parent), parent: Some(Arc::clone(parent)), ..Source::default() })
+        } else {
+            quote!(Source { request: #request_fn(#params), ..Source::default() })
+        };
+        if constants.is_empty() {
+            return walk;
+        }
+        let pairs = constants.iter().map(|(key, value)| quote!((#key, #value)));
+        quote!(#walk.with_constants(&[#(#pairs),*]))
+    };
+    if mapping.union.is_empty() {
+        if !fanned_out {
+            let (request_fn, params) = (request_fn_name(op, 0), params_arg(0));
+            return quote!(Source::single(#request_fn(#params)));
+        }
+        let only = source(0, &[]);
+        return quote!(parents.iter().map(|parent| #only).collect());
+    }
+    let sources = mapping
+        .union
+        .iter()
+        .enumerate()
+        .map(|(index, member)| source(index, &member.constants));
+    if fanned_out {
+        quote!(parents.iter().flat_map(|parent| [#(#sources),*]).collect())
+    } else {
+        quote!(Vec::from([#(#sources),*]))
+    }
+}
+
+/// Whether the builder `name` among `builders` mentions `ident` in its parameters.
+fn builder_mentions(builders: &TokenStream, name: &str, ident: &str) -> bool {
+    let mut trees = builders.clone().into_iter().peekable();
+    while let Some(tree) = trees.next() {
+        if let proc_macro2::TokenTree::Ident(found) = &tree
+            && found == name
+            && let Some(proc_macro2::TokenTree::Group(params)) = trees.peek()
+        {
+            return mentions(&params.stream(), ident);
+        }
+    }
+    false
 }
 
 /// How a list operation's walks are asked for, from parents walked at most `max_age` ago:
@@ -410,21 +495,19 @@ fn record_walks(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
         .map(|(op, mapping)| {
             let name = format_ident!("{}_records", names::snake(&op.id));
             let spec = format_ident!("{}", names::shouty(&op.id));
-            let request_fn = format_ident!("{}_request", names::snake(&op.id));
+            let builders = request_builders(op, mapping, &quote!(()));
+            let walks = walks(op, mapping, &builders);
             let sources = match &mapping.for_each {
                 Some(for_each) => {
                     let parents = parents_fn_name(&op.id, for_each);
                     quote! {
                         async {
                             let parents = #parents(ctx, max_age).await?;
-                            Ok(parents
-                                .iter()
-                                .map(|parent| Source { request: #request_fn(parent), parent: Some(Arc::clone(parent)) })
-                                .collect())
+                            Ok(#walks)
                         }
                     }
                 }
-                None => quote!(async { Ok(Source::single(#request_fn())) }),
+                None => quote!(async { Ok(#walks) }),
             };
             let doc = format!(" Every provider record of `{}`'s list, from a walk at most `max_age` old.", op.id);
             quote! {

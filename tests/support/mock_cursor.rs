@@ -17,7 +17,7 @@
 //! | `GET /v1/accounts` | `limit`, `starting_after`, `created[gte]` | list of accounts |
 //! | `GET /v1/accounts/{id}/balance` | none | balance |
 //! | `GET /v1/recipients` | `limit`, `starting_after`, `created[gte]` | list of recipients |
-//! | `GET /v1/transactions` | `limit`, `starting_after`, `updated[gte]` | list of transactions |
+//! | `GET /v1/transactions` | `limit`, `starting_after`, `updated[gte]`, `type` | list of transactions (of one type) |
 //! | `POST /v1/payouts` | JSON initiation body, `Idempotency-Key` header | the created payout |
 //! | `GET /v1/payouts` | `reference` | list of payouts (all of them, oldest first) |
 //! | `GET /v1/payouts/{id}` | none | payout; unknown id 404 |
@@ -872,6 +872,8 @@ fn list_params(request: &Request, filter_key: &str) -> Result<ListParams, Respon
             };
         } else if key == "starting_after" {
             params.starting_after = Some(value.clone());
+        } else if key == "type" && filter_key == "updated[gte]" {
+            // Transactions only, as Stripe's balance transactions: read by the route.
         } else if key == filter_key {
             params.gte = Some(value.parse::<i64>().map_err(|_| {
                 invalid(
@@ -971,15 +973,27 @@ fn route(shared: &CpShared, request: &Request) -> Response {
             |r| &r.id,
             CpRecipient::to_json,
         ),
-        ["v1", "transactions"] => list_page(
-            request,
-            "/v1/transactions",
-            "updated[gte]",
-            &state.transactions,
-            |t| t.updated,
-            |t| &t.id,
-            CpTransaction::to_json,
-        ),
+        ["v1", "transactions"] => {
+            // `type=payout`: only the transactions of that type.
+            let of_type: Vec<CpTransaction> = match request.query_param("type") {
+                Some(kind) => state
+                    .transactions
+                    .iter()
+                    .filter(|t| t.kind == kind)
+                    .cloned()
+                    .collect(),
+                None => state.transactions.clone(),
+            };
+            list_page(
+                request,
+                "/v1/transactions",
+                "updated[gte]",
+                &of_type,
+                |t| t.updated,
+                |t| &t.id,
+                CpTransaction::to_json,
+            )
+        }
         ["v1", kind] if Kind::of_segment(kind).is_some() => {
             let kind = Kind::of_segment(kind).unwrap();
             state.book(kind).list(kind, request)

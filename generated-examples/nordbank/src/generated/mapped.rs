@@ -429,6 +429,7 @@ async fn get_transactions_sources(
             .map(|parent| Source {
                 request: get_transactions_request(parent),
                 parent: Some(Arc::clone(parent)),
+                ..Source::default()
             })
             .collect(),
     )

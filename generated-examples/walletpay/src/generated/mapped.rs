@@ -94,6 +94,7 @@ async fn get_accounts_sources(
             .map(|parent| Source {
                 request: get_accounts_request(parent),
                 parent: Some(Arc::clone(parent)),
+                ..Source::default()
             })
             .collect(),
     )
@@ -342,6 +343,7 @@ async fn get_beneficiaries_sources(
             .map(|parent| Source {
                 request: get_beneficiaries_request(parent),
                 parent: Some(Arc::clone(parent)),
+                ..Source::default()
             })
             .collect(),
     )
@@ -482,6 +484,7 @@ async fn get_transactions_sources(
             .map(|parent| Source {
                 request: get_transactions_request(parent),
                 parent: Some(Arc::clone(parent)),
+                ..Source::default()
             })
             .collect(),
     )
@@ -1268,6 +1271,7 @@ async fn get_accounts_records(
                         .map(|parent| Source {
                             request: get_accounts_request(parent),
                             parent: Some(Arc::clone(parent)),
+                            ..Source::default()
                         })
                         .collect(),
                 )

@@ -22,7 +22,8 @@ use super::convert::{self, Step, TimeFormat};
 use super::error::ConnectorError;
 use super::upstream::{Upstream, UpstreamRequest};
 use chrono::{DateTime, Timelike, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -157,10 +158,13 @@ pub struct Entry<T> {
 
 /// Where one provider walk starts: its request, and the parent record it is for when the
 /// list is fanned out over another.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Source {
     pub request: UpstreamRequest,
     pub parent: Option<Arc<Value>>,
+    /// Values every record of this walk gets before it is filtered and converted: what tells
+    /// the records of one request of a `union` from another's (`status: PENDING`).
+    pub constants: Option<Arc<Map<String, Value>>>,
 }
 
 impl Source {
@@ -168,8 +172,32 @@ impl Source {
     pub fn single(request: UpstreamRequest) -> Vec<Source> {
         vec![Source {
             request,
-            parent: None,
+            ..Source::default()
         }]
+    }
+
+    /// This walk with `constants` set in each of its records.
+    pub fn with_constants(self, constants: &[(&str, &str)]) -> Source {
+        let constants = constants
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Value::String((*value).to_owned())))
+            .collect();
+        Source {
+            constants: Some(Arc::new(constants)),
+            ..self
+        }
+    }
+
+    /// `record` with this walk's constants set in it (they win over the provider's values).
+    fn complete<'r>(&self, record: &'r Value) -> Cow<'r, Value> {
+        match (&self.constants, record) {
+            (Some(constants), Value::Object(fields)) => {
+                let mut fields = fields.clone();
+                fields.extend(constants.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Cow::Owned(Value::Object(fields))
+            }
+            _ => Cow::Borrowed(record),
+        }
     }
 }
 
@@ -406,8 +434,9 @@ pub async fn records(
             records.extend(
                 found
                     .iter()
+                    .map(|record| stream.source.complete(record))
                     .filter(|record| spec.filter.keeps(record))
-                    .map(|record| Arc::new((*record).clone())),
+                    .map(|record| Arc::new(record.into_owned())),
             );
             advance(
                 spec,
@@ -566,9 +595,10 @@ impl<T> Window<T> {
         stream.last = stream.next.clone();
         let parent = stream.source.parent.clone();
         let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
-        for record in records.iter().filter(|record| spec.filter.keeps(record)) {
-            let entry = convert(record, parent.as_deref()).inspect_err(|error| {
-                super::health::stuck_on(upstream.metrics(), spec.operation, record, error);
+        let completed = records.iter().map(|record| stream.source.complete(record));
+        for record in completed.filter(|record| spec.filter.keeps(record)) {
+            let entry = convert(&record, parent.as_deref()).inspect_err(|error| {
+                super::health::stuck_on(upstream.metrics(), spec.operation, &record, error);
             })?;
             let second = entry.served.timestamp();
             stream.frontier = stream.frontier.max(Some(second));
@@ -1289,8 +1319,92 @@ mod tests {
                     ..Default::default()
                 },
                 parent: Some(Arc::new(json!({"id": account}))),
+                ..Source::default()
             })
             .collect()
+    }
+
+    /// Two requests of one `union`, each with the constant that tells its records apart.
+    fn union_sources() -> Vec<Source> {
+        ["pending", "booked"]
+            .into_iter()
+            .map(|status| Source {
+                request: UpstreamRequest {
+                    method: "GET".to_owned(),
+                    path: format!("/{status}"),
+                    ..Default::default()
+                },
+                constants: Some(Arc::new(
+                    json!({ "status": status }).as_object().unwrap().clone(),
+                )),
+                ..Source::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_union_merges_its_requests_in_order_and_each_record_gets_its_constants() {
+        // Ties across the two requests in one second; one provider record says a status of
+        // its own, which the request's constant overrides.
+        let (url, received) = serve(|request| {
+            let body = if request.line.contains("/pending") {
+                json!({"data": [
+                    {"id": "p1", "at": 10, "status": "whatever"},
+                    {"id": "p2", "at": 30},
+                ]})
+            } else {
+                json!({"data": [{"id": "b1", "at": 10}, {"id": "b2", "at": 20}, {"id": "held", "at": 25}]})
+            };
+            (200, Vec::new(), body.to_string())
+        });
+        let upstream =
+            Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+        static HELD: &[(&[Step], &[&str])] = &[(&[Step::Key("id")], &["held"])];
+        let list = ListSpec {
+            filter: Filter {
+                exclude: HELD,
+                only: &[],
+            },
+            ..spec(Paging::None, None, Order::OldestFirst)
+        };
+        let state = ListState::<String>::default();
+        let to_status =
+            |record: &Value, _parent: Option<&Value>| -> Result<Entry<String>, ConnectorError> {
+                let entry = to_entry(record, None)?;
+                Ok(Entry {
+                    item: format!("{}:{}", entry.id, record["status"].as_str().unwrap()),
+                    ..entry
+                })
+            };
+        let sources = |_| async { Ok(union_sources()) };
+        let served = block_on(page(
+            &upstream, &list, &state, sources, None, 1, 10, to_status,
+        ))
+        .unwrap();
+        let mut expected = ["p1:pending", "p2:pending", "b1:booked", "b2:booked"]
+            .map(|item| {
+                let id = item.split(':').next().unwrap();
+                let at = if id.ends_with('1') {
+                    10
+                } else if id == "b2" {
+                    20
+                } else {
+                    30
+                };
+                (
+                    convert::served_time(DateTime::from_timestamp(at, 0).unwrap(), id),
+                    item,
+                )
+            })
+            .to_vec();
+        expected.sort();
+        let expected: Vec<&str> = expected.into_iter().map(|(_, item)| item).collect();
+        assert_eq!(served, expected);
+        assert_eq!(
+            received.lock().unwrap().len(),
+            2,
+            "one call per request of the union"
+        );
     }
 
     #[test]
