@@ -25,6 +25,7 @@ pub const SOURCES: &[SourceFile] = sources![
     "fields.rs" => "fields.rs",
     "health.rs" => "health.rs",
     "initiation.rs" => "initiation.rs",
+    "join.rs" => "join.rs",
     "listing.rs" => "listing.rs",
     "metrics.rs" => "metrics.rs",
     "otel.rs" => "otel.rs",

@@ -431,3 +431,57 @@ fn a_union_is_for_lists() {
         )
         .expect_at(pos_in(&text, "getAccountBalances:", "request:"));
 }
+
+// ---- joins ------------------------------------------------------------------------------------
+
+/// Nordbank's transactions with `join` (its entries) after `records`.
+fn transactions_joining(entries: &str) -> String {
+    let transactions = NORDBANK.find("  getTransactions:").unwrap();
+    let (head, tail) = NORDBANK.split_at(transactions);
+    format!(
+        "{head}{}",
+        tail.replacen(
+            "    records: content\n",
+            &format!("    records: content\n    join:\n{entries}"),
+            1
+        )
+    )
+}
+
+#[test]
+fn a_join_of_a_record_value_passes() {
+    let text = transactions_joining(
+        "      - name: counterparty\n        request: { path: \"/api/beneficiaries/{counterpartyAccountId}\" }\n",
+    );
+    let text = text.replacen(
+        "fields: [description, counterpartyName]",
+        "fields: { description: description, iban: counterparty.iban }",
+        1,
+    );
+    check(&text).expect_code(0);
+}
+
+#[test]
+fn a_join_reads_the_record_not_the_parent() {
+    let text = transactions_joining(
+        "      - name: owner\n        request: { path: \"/api/owners/{parent.id}\" }\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("a join's request reads the record: `{PATH}`, not the parent")
+        .expect_at(pos(&text, "\"/api/owners/{parent.id}\""));
+}
+
+#[test]
+fn joins_are_named_calls() {
+    let text = transactions_joining("      - request: { path: \"/api/x/{id}\" }\n");
+    check(&text)
+        .only_error()
+        .expect_message(
+            "missing key `name`: what later values call its answer, e.g. `name: wallet` for `wallet.owner`",
+        );
+    let text = transactions_joining("      name: x\n");
+    check(&text)
+        .only_error()
+        .expect_message("`join` must be a list of calls, found a mapping");
+}

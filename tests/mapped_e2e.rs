@@ -364,6 +364,84 @@ fn a_union_of_one_request_per_type_serves_every_transaction_once_with_its_consta
     }
 }
 
+/// Cursorpay's transactions joined with their source account's balance (as Wise's transfers
+/// are with their recipient): the balance's first currency is kept in the metadata.
+fn cursorpay_join() -> &'static Example {
+    variant("cursorjoin", "cursorpay", |mapping| {
+        let transactions = mapping.find("  getTransactions:").expect("getTransactions");
+        let (before, after) = mapping.split_at(transactions);
+        let after = after
+            .replacen(
+                "    records: data\n",
+                "    records: data\n    join:\n      - name: source_balance\n        request: { path: \"/v1/accounts/{source}/balance\" }\n",
+                1,
+            )
+            .replacen(
+                "          fields: [description]",
+                "          fields: { description: description, source_currency: \"source_balance.available[0].currency\" }",
+                1,
+            );
+        format!("{before}{after}").replacen("name: cursorpay", "name: cursorjoin", 1)
+    })
+}
+
+#[test]
+fn a_join_calls_each_source_account_once_and_sets_its_answer_in_the_records() {
+    let cp = Cursorpay::start(14, CP_TOKEN);
+    seed_cursorpay(&cp, 12, 2, 700, 40);
+    let currencies: BTreeMap<String, String> = cp
+        .accounts()
+        .into_iter()
+        .filter_map(|a| Some((a.id, a.balances.first()?.currency.clone())))
+        .collect();
+    let mut truth = cp_truth(&cp).remove(&Kind::Transactions).unwrap();
+    let mut sources = BTreeSet::new();
+    for t in cp.transactions() {
+        if let Some(source) = &t.source {
+            sources.insert(source.clone());
+            if let Some(currency) = currencies.get(source) {
+                truth.get_mut(&t.id).unwrap().json["metadata"]["source_currency"] = json!(currency);
+            }
+        }
+    }
+    assert!(
+        truth
+            .values()
+            .any(|w| w.json["metadata"].get("source_currency").is_none()),
+        "some transactions have no source with a balance"
+    );
+    let env = [
+        ("CURSORPAY_BASE_URL".to_owned(), cp.url()),
+        ("CURSORPAY_API_KEY".to_owned(), CP_TOKEN.to_owned()),
+    ];
+    for page_size in [100, 7] {
+        let context = format!("cursorpay with a join, page size {page_size}");
+        let server = Server::start(&cursorpay_join().binary, &env);
+        let mut poller = Poller::new(&base_url(&server), API_KEY, page_size);
+        cp.reset_calls();
+        let cycles = sync(&mut poller, Kind::Transactions, &context);
+        check_received(&poller, Kind::Transactions, &truth, &context);
+        let made = cp.call_log();
+        let lists = count_calls(&made, cp_operation, "getTransactions");
+        let joins = count_calls(&made, cp_operation, "getAccountBalances");
+        assert_eq!(lists + joins, made.len(), "{context}: other calls");
+        // One call per source account: answers are kept for a minute.
+        let bound = sources.len();
+        eprintln!(
+            "{context}: {} records, {} source accounts, {cycles} cycles, {lists} list calls, \
+             {joins} join calls (bound {bound})",
+            truth.len(),
+            sources.len()
+        );
+        assert!(joins >= sources.len().min(1), "{context}: no join call");
+        assert!(
+            joins <= bound,
+            "{context}: {joins} join calls (bound {bound})"
+        );
+        check_never_plain_4xx(&poller);
+    }
+}
+
 #[test]
 fn cursorpay_full_sync_at_page_size_1() {
     let cp = Cursorpay::start(12, CP_TOKEN);

@@ -346,6 +346,8 @@ pub struct ListMapping {
     pub since: Option<Since>,
     /// Records left out by their values.
     pub filter: RecordFilter,
+    /// Provider calls made for each record, each answer set in the record under its name.
+    pub joins: Vec<PaymentStep>,
 }
 
 /// `filter: { exclude: { PATH: [values] }, only: { PATH: [values] } }`.

@@ -19,6 +19,7 @@ const UNION_KEYS: &[&str] = &["request", "set"];
 const OPERATION_KEYS: &[&str] = &[
     "request",
     "union",
+    "join",
     "records",
     "record",
     "paging",
@@ -402,17 +403,22 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
 /// `steps: [{ name: wallet, request: { path: "/wallets/{sourceAccountId}" }, record: data }]`:
 /// provider calls made before the payment, each answer readable as `NAME.path` afterwards.
 fn payment_steps(reader: &mut Reader, node: &Node) -> Option<Vec<PaymentStep>> {
+    calls(reader, node, "steps")
+}
+
+/// The named provider calls of `steps` or `join`.
+fn calls(reader: &mut Reader, node: &Node, key: &str) -> Option<Vec<PaymentStep>> {
     let Value::Sequence(items) = &node.value else {
         reader.fail(
             node,
-            format!("`steps` must be a list of calls, found {}", node.kind()),
+            format!("`{key}` must be a list of calls, found {}", node.kind()),
         );
         return None;
     };
     if items.is_empty() {
         reader.fail(
             node,
-            "`steps` is empty: give at least one call, or remove it",
+            format!("`{key}` is empty: give at least one call, or remove it"),
         );
         return None;
     }
@@ -611,6 +617,7 @@ fn lookup(reader: &mut Reader, node: &Node, span: super::Span) -> Option<Lookup>
 fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
     let list_keys = [
         "records",
+        "join",
         "paging",
         "page_size",
         "max_pages",
@@ -674,6 +681,10 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         Some(n) => record_filter(reader, n),
         None => Some(RecordFilter::default()),
     };
+    let joins = match entries.get("join") {
+        Some(n) => joins(reader, n),
+        None => Some(Vec::new()),
+    };
     Some(Some(ListMapping {
         span: entries.key_span("records"),
         records: records?,
@@ -683,7 +694,42 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
         order: order?,
         since: since?,
         filter: filter?,
+        joins: joins?,
     }))
+}
+
+/// `join: [{ name: recipient, request: { path: "/recipients/{targetAccount}" } }]`: a call
+/// per record whose placeholders read the record (`{PATH}`), its answer readable as
+/// `NAME.path` by the fields.
+fn joins(reader: &mut Reader, node: &Node) -> Option<Vec<PaymentStep>> {
+    let mut joins = calls(reader, node, "join")?;
+    for join in &mut joins {
+        let templates = std::iter::once(&mut join.request.path)
+            .chain(join.request.query.iter_mut().map(|(_, t)| t))
+            .chain(join.request.headers.iter_mut().map(|(_, t)| t));
+        for template in templates {
+            for part in &mut template.parts {
+                match part {
+                    TemplatePart::Param(name) => {
+                        let path = Path {
+                            text: name.clone(),
+                            steps: vec![Step::Key(name.clone())],
+                        };
+                        *part = TemplatePart::Value(path);
+                    }
+                    TemplatePart::Parent(_) => {
+                        let diagnostic = reader
+                            .at(template.span.clone(), "a join's request reads the record: `{PATH}`, not the parent")
+                            .with_help("read the parent's value into the record's fields instead, or join on a value of the record");
+                        reader.push(diagnostic);
+                        return None;
+                    }
+                    TemplatePart::Text(_) | TemplatePart::Value(_) => {}
+                }
+            }
+        }
+    }
+    Some(joins)
 }
 
 /// `filter: { exclude: { type: [CARD_AUTH] }, only: { ... } }`.
@@ -813,6 +859,7 @@ fn for_each(reader: &mut Reader, node: &Node, span: super::Span) -> Option<ForEa
                 order: Order::Unordered,
                 since: None,
                 filter: RecordFilter::default(),
+                joins: Vec::new(),
             },
         })),
     })

@@ -13,7 +13,7 @@ use crate::ir::{
 };
 use crate::mapping::{
     AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ForEach, InitiationMapping,
-    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging, ParentList,
+    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging, ParentList, PaymentStep,
     RequestTemplate, Sign, Source, Step, Template, TemplatePart, TimeFormat,
 };
 use crate::names;
@@ -147,6 +147,7 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                 &["self", "KeyCharset", "KeyShape", "Target"],
             ),
             ("super::runtime::initiation", &["Found"]),
+            ("super::runtime::join", &["Join"]),
             (
                 "super::runtime::listing",
                 &[
@@ -276,6 +277,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 quote!(|record: &Value, _parent: Option<&Value>| #record_fn(record, &params, metrics))
             };
             let sources_closure = sources_closure(op, mapping, &request);
+            let joins = join_builders(op, list);
             quote! {
                 static #spec_name: ListSpec = #spec;
 
@@ -291,6 +293,8 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 #sources
 
                 #request
+
+                #joins
 
                 #record_signature -> Result<Entry<models::#item>, ConnectorError> {
                     #target
@@ -565,7 +569,7 @@ fn from_list_operation(
         record_fn_head(&record_fn, &params_type, &op.id, &build, false);
     let matches = from_list.matches.iter().map(|(path, template)| {
         let path = steps(&path.steps);
-        let text = template_text(op, template, false);
+        let text = template_text(op, template, false, "request");
         quote!((#path, #text))
     });
     let (id, list) = (&op.id, &from_list.list);
@@ -1112,6 +1116,13 @@ fn list_spec(operation: &str, list: &ListMapping, sort_field: Option<&str>) -> T
         let (exclude, only) = (rules(&list.filter.exclude), rules(&list.filter.only));
         quote!(Filter { exclude: #exclude, only: #only })
     };
+    let joins = list.joins.iter().map(|join| {
+        let name = &join.name;
+        let request = join_fn_name(operation, join);
+        let needs = join_values(join).into_iter().map(|path| steps(&path.steps));
+        let record = steps(&join.record.steps);
+        quote!(Join { name: #name, needs: &[#(#needs),*], request: #request, record: #record })
+    });
     quote! {
         ListSpec {
             operation: #operation,
@@ -1123,9 +1134,66 @@ fn list_spec(operation: &str, list: &ListMapping, sort_field: Option<&str>) -> T
             since: #since,
             windows: #windows,
             filter: #filter,
+            joins: &[#(#joins),*],
             movable: #movable,
         }
     }
+}
+
+fn join_fn_name(operation: &str, join: &PaymentStep) -> proc_macro2::Ident {
+    format_ident!(
+        "{}_{}_request",
+        names::snake(operation),
+        names::snake(&join.name)
+    )
+}
+
+/// The record values a join's request is built from.
+fn join_values(join: &PaymentStep) -> Vec<&crate::mapping::Path> {
+    let request = &join.request;
+    std::iter::once(&request.path)
+        .chain(request.query.iter().map(|(_, t)| t))
+        .chain(request.headers.iter().map(|(_, t)| t))
+        .flat_map(|template| &template.parts)
+        .filter_map(|part| match part {
+            TemplatePart::Value(path) => Some(path),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `fn x_NAME_request(record: &Value) -> UpstreamRequest` for each join of a list.
+fn join_builders(op: &Operation, list: &ListMapping) -> TokenStream {
+    let builders = list.joins.iter().map(|join| {
+        let name = join_fn_name(&op.id, join);
+        let RequestParts {
+            method,
+            path,
+            query,
+            headers,
+        } = request_parts_reading(op, &join.request, "record");
+        let (query_field, headers_field) = (
+            pairs_field("query", &query),
+            pairs_field("headers", &headers),
+        );
+        let doc = format!(
+            " The request of `{}`'s join `{}` for one provider record.",
+            op.id, join.name
+        );
+        quote! {
+            #[doc = #doc]
+            fn #name(record: &Value) -> UpstreamRequest {
+                UpstreamRequest {
+                    method: #method.to_owned(),
+                    path: #path,
+                    #query_field
+                    #headers_field
+                    ..Default::default()
+                }
+            }
+        }
+    });
+    quote!(#(#builders)*)
 }
 
 fn optional_path(path: Option<&[Step]>) -> TokenStream {
@@ -1217,18 +1285,27 @@ struct RequestParts<'t> {
 }
 
 fn request_parts<'t>(op: &Operation, template: &'t RequestTemplate) -> RequestParts<'t> {
+    request_parts_reading(op, template, "request")
+}
+
+/// [`request_parts`] whose dotted placeholders read the value named `values`.
+fn request_parts_reading<'t>(
+    op: &Operation,
+    template: &'t RequestTemplate,
+    values: &str,
+) -> RequestParts<'t> {
     let pairs = |pairs: &[(String, Template)]| -> Vec<TokenStream> {
         pairs
             .iter()
             .map(|(key, value)| {
-                let value = template_text(op, value, false);
+                let value = template_text(op, value, false, values);
                 quote!((#key.to_owned(), #value))
             })
             .collect()
     };
     RequestParts {
         method: &template.method,
-        path: template_text(op, &template.path, true),
+        path: template_text(op, &template.path, true, values),
         query: pairs(&template.query),
         headers: pairs(&template.headers),
     }
@@ -1245,7 +1322,10 @@ fn pairs_field(name: &str, items: &[TokenStream]) -> TokenStream {
 }
 
 /// A `String` expression for a request template; path parameters are percent-encoded.
-fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStream {
+/// Dotted placeholders read the value named `values` (the protocol request with its steps'
+/// answers, or the provider record of a join).
+fn template_text(op: &Operation, template: &Template, in_path: bool, values: &str) -> TokenStream {
+    let values = format_ident!("{values}");
     if let [TemplatePart::Text(text)] = template.parts.as_slice() {
         return quote!(#text.to_owned());
     }
@@ -1271,7 +1351,7 @@ fn template_text(op: &Operation, template: &Template, in_path: bool) -> TokenStr
         // A dotted placeholder of a payment: the protocol request with its steps' answers.
         TemplatePart::Value(path) => {
             let path = steps(&path.steps);
-            let value = quote!(convert::lookup(request, #path).and_then(convert::to_text).unwrap_or_default());
+            let value = quote!(convert::lookup(#values, #path).and_then(convert::to_text).unwrap_or_default());
             if in_path {
                 quote!(text.push_str(&fields::path_segment(&#value));)
             } else {

@@ -50,6 +50,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -266,6 +267,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -372,6 +374,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: true,
 };
 

@@ -55,6 +55,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -271,6 +272,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -385,6 +387,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
         exclude: &[(&[Step::Key("type")], &["CARD_AUTH"])],
         only: &[],
     },
+    joins: &[],
     movable: true,
 };
 

@@ -49,6 +49,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -303,6 +304,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -407,6 +409,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
     }),
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: true,
 };
 

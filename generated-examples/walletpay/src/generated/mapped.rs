@@ -52,6 +52,7 @@ static GET_ACCOUNTS: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -299,6 +300,7 @@ static GET_BENEFICIARIES: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -440,6 +442,7 @@ static GET_TRANSACTIONS: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: true,
 };
 
@@ -1294,6 +1297,7 @@ static GET_ACCOUNTS_PARENTS: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 
@@ -1336,6 +1340,7 @@ static GET_BENEFICIARIES_PARENTS: ListSpec = ListSpec {
     since: None,
     windows: None,
     filter: Filter { exclude: &[], only: &[] },
+    joins: &[],
     movable: false,
 };
 

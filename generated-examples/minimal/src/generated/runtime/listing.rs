@@ -20,6 +20,7 @@
 
 use super::convert::{self, Step, TimeFormat};
 use super::error::ConnectorError;
+use super::join::{Join, Joined};
 use super::upstream::{Upstream, UpstreamRequest};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value};
@@ -143,6 +144,8 @@ pub struct ListSpec {
     pub since: Option<Since>,
     pub windows: Option<Windows>,
     pub filter: Filter,
+    /// Provider calls made for each record before it is converted.
+    pub joins: &'static [Join],
     /// Whether a record's place in the order can change (lists by `updatedAt`), so
     /// that looking after the end of the last walk is not enough to find what changed.
     pub movable: bool,
@@ -314,6 +317,8 @@ struct Window<T> {
     pages: u32,
     exhausted_at: Option<Instant>,
     created: Instant,
+    /// The answers of the joins, each for a minute.
+    joined: Joined,
 }
 
 /// Protocol page `page` (1-based) of `size` records with a served timestamp in or after
@@ -370,7 +375,9 @@ where
                 Err(error) => break Err(error),
             };
             if !(spec.order == Order::OldestFirst && window.reopen(spec, &sources)) {
+                let joined = std::mem::take(&mut window.joined);
                 window = Window::new(spec, since, sources);
+                window.joined = joined;
             }
             built_now = true;
             continue;
@@ -473,6 +480,7 @@ impl<T> Window<T> {
             pages: 0,
             exhausted_at: None,
             created: Instant::now(),
+            joined: Joined::default(),
         };
         let span = window.first_span(spec);
         window.streams = sources
@@ -591,12 +599,22 @@ impl<T> Window<T> {
         )?;
         let response = send(upstream, spec, &request).await?;
         let (records, raw_count) = collect_records(&response.body, spec.records);
+        let source = &self.streams[index].source;
+        let mut kept: Vec<Cow<'_, Value>> = records
+            .iter()
+            .map(|record| source.complete(record))
+            .filter(|record| spec.filter.keeps(record))
+            .collect();
+        for record in &mut kept {
+            self.joined
+                .complete(upstream, spec.operation, spec.joins, record)
+                .await?;
+        }
         let stream = &mut self.streams[index];
         stream.last = stream.next.clone();
         let parent = stream.source.parent.clone();
         let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
-        let completed = records.iter().map(|record| stream.source.complete(record));
-        for record in completed.filter(|record| spec.filter.keeps(record)) {
+        for record in kept {
             let entry = convert(&record, parent.as_deref()).inspect_err(|error| {
                 super::health::stuck_on(upstream.metrics(), spec.operation, &record, error);
             })?;
@@ -986,6 +1004,7 @@ mod tests {
             since: None,
             windows: None,
             filter: Filter::default(),
+            joins: &[],
             movable: false,
         }
     }

@@ -28,6 +28,8 @@ pub mod validate;
 #[cfg(feature = "provider")]
 pub mod fields;
 #[cfg(feature = "provider")]
+pub mod join;
+#[cfg(feature = "provider")]
 pub mod listing;
 #[cfg(feature = "provider")]
 pub mod ratelimit;
