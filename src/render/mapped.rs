@@ -12,9 +12,9 @@ use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
 use crate::mapping::{
-    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ForEach, InitiationMapping,
-    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging, ParentList,
-    RequestTemplate, Sign, Source, Step, Template, TemplatePart, TimeFormat,
+    AmountFormat, BodyEncoding, Conversion, CursorSource, Expr, FieldMapping, ForEach,
+    InitiationMapping, KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging,
+    ParentList, RequestTemplate, Sign, Source, Step, Template, TemplatePart, TimeFormat,
 };
 use crate::names;
 use crate::plan::Mapped;
@@ -165,7 +165,10 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                 ],
             ),
             ("super::runtime::metrics", &["Metrics"]),
-            ("super::runtime::upstream", &["UpstreamRequest"]),
+            (
+                "super::runtime::upstream",
+                &["BodyEncoding", "UpstreamRequest"],
+            ),
             ("super::runtime", &["ConnectorError", "Context"]),
         ],
     );
@@ -774,6 +777,10 @@ fn initiation_request(
         pairs_field("query", &query),
         pairs_field("headers", &headers),
     );
+    let encoding = match initiation.encoding {
+        BodyEncoding::Json => TokenStream::new(),
+        BodyEncoding::Form => quote!(encoding: BodyEncoding::Form,),
+    };
     let body = quote! {
         #key
         let mut payload = Value::Object(serde_json::Map::new());
@@ -785,6 +792,7 @@ fn initiation_request(
             #query_field
             #headers_field
             body: Some(payload),
+            #encoding
             ..Default::default()
         })
     };

@@ -28,6 +28,8 @@ pub mod validate;
 #[cfg(feature = "provider")]
 pub mod fields;
 #[cfg(feature = "provider")]
+pub mod form;
+#[cfg(feature = "provider")]
 pub mod listing;
 #[cfg(feature = "provider")]
 pub mod ratelimit;
@@ -79,6 +81,7 @@ mod testing {
         pub struct Received {
             pub line: String,
             pub headers: Vec<(String, String)>,
+            pub body: String,
         }
 
         impl Received {
@@ -129,6 +132,7 @@ mod testing {
                     let request = Received {
                         line: line.trim_end().to_owned(),
                         headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     let (status, extra, body) = answer(&request);
                     log.lock().unwrap_or_else(|p| p.into_inner()).push(request);
