@@ -171,6 +171,9 @@ impl Provider {
         if !alive {
             self.refusals.fetch_add(1, Ordering::SeqCst);
             lock(&self.refused).insert(sent);
+            // A slow refusal: the other pollers' requests are sent with the same stale token
+            // meanwhile, and refused too.
+            std::thread::sleep(Duration::from_millis(150));
             return Response::json(401, &json!({"error_code": "auth_failed"}));
         }
         // A little latency, so that syncs span several token lifetimes.
