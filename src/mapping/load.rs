@@ -388,7 +388,12 @@ fn login(reader: &mut Reader, node: &Node) -> Option<Login> {
             Some(prefix)
         }),
         // `Authorization` takes a scheme; another header takes the token alone.
-        None if !fields.has("header") => Some("Bearer ".to_owned()),
+        None if header
+            .as_deref()
+            .is_some_and(|name| name.eq_ignore_ascii_case("authorization")) =>
+        {
+            Some("Bearer ".to_owned())
+        }
         None => Some(String::new()),
     };
     Some(Login {
