@@ -1098,6 +1098,25 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_lifetime_serves_when_the_answer_gives_none() {
+        let (url, received, _) = login_provider(r#"{"auth_token":"t{n}"}"#);
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(Login {
+            expires_in: Some("expires_in".to_owned()),
+            expires_after: Some(Duration::from_millis(400)),
+            ..login(&url)
+        }));
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(async {
+            upstream.send("getAccounts", &get("/a")).await.unwrap();
+            upstream.send("getAccounts", &get("/b")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            upstream.send("getAccounts", &get("/c")).await.unwrap();
+        });
+        assert_eq!(logins(&received), 2, "renewed after half of 400 ms");
+    }
+
+    #[test]
     fn a_refused_login_names_the_login_endpoint_and_its_status() {
         let (url, received) = serve(|request| {
             if request
