@@ -113,6 +113,8 @@ fn binary() -> &'static std::path::Path {
 // The mock provider
 // =============================================================================================
 
+type Form = Vec<(String, String)>;
+
 struct Issued {
     token: String,
     at: Instant,
@@ -127,7 +129,8 @@ struct Provider {
     /// Tokens refused with 401, each once however often it was refused.
     refused: Mutex<BTreeSet<String>>,
     refusals: AtomicUsize,
-    payouts: Mutex<Vec<(String, Vec<(String, String)>)>>,
+    /// Each payout's raw body and its decoded pairs.
+    payouts: Mutex<Vec<(String, Form)>>,
     bad_logins: AtomicUsize,
     revoke: AtomicBool,
     list_calls: AtomicU64,
@@ -300,26 +303,24 @@ fn sync_all_of(server: &Server, kind: Kind, context: &str) {
     let mut poller = Poller::new(&base_url(server), API_KEY, 4);
     sync(&mut poller, kind, context);
     let got: BTreeSet<String> = poller.records(kind).keys().cloned().collect();
-    let (want, field, expected): (BTreeSet<String>, &str, Box<dyn Fn(&str) -> Value>) = match kind {
-        Kind::Accounts => (
-            (0..ACCOUNTS).map(|i| format!("acc-{i:03}")).collect(),
-            "accountName",
-            Box::new(|id: &str| json!(format!("Account {}", id[4..].parse::<usize>().unwrap()))),
-        ),
-        _ => (
-            (0..TRANSACTIONS).map(|i| format!("tx-{i:03}")).collect(),
-            "amount",
-            Box::new(|id: &str| {
-                let i: usize = id[3..].parse().unwrap();
-                json!(format!("{}{:02}", 10 + i, i % 100))
-            }),
-        ),
+    let want: BTreeSet<String> = match kind {
+        Kind::Accounts => (0..ACCOUNTS).map(|i| format!("acc-{i:03}")).collect(),
+        _ => (0..TRANSACTIONS).map(|i| format!("tx-{i:03}")).collect(),
     };
     assert_eq!(got, want, "{context}: {kind:?} served completely");
     for (id, record) in poller.records(kind) {
+        let (field, expected) = match kind {
+            Kind::Accounts => {
+                let i: usize = id[4..].parse().unwrap();
+                ("accountName", json!(format!("Account {i}")))
+            }
+            _ => {
+                let i: usize = id[3..].parse().unwrap();
+                ("amount", json!(format!("{}{:02}", 10 + i, i % 100)))
+            }
+        };
         assert_eq!(
-            record.json[field],
-            expected(id),
+            record.json[field], expected,
             "{context}: {id}: {}",
             record.json
         );
