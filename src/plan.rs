@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::ir::Protocol;
-use crate::mapping::{Auth, KeyLocation, Mapping, OperationMapping, Setting, Upstream};
+use crate::mapping::{
+    Auth, BodyEncoding, KeyLocation, Mapping, OperationMapping, Setting, Upstream,
+};
 use crate::names;
 use crate::runtime;
 
@@ -192,6 +194,20 @@ pub enum AuthPlan {
         client_secret: String,
         scope: Option<String>,
     },
+    /// `upstream.auth.login`, its settings named by field.
+    Login {
+        method: String,
+        url: String,
+        /// Dotted body names and the fields of their values.
+        body: Vec<(String, String)>,
+        encoding: BodyEncoding,
+        basic: Option<(String, String)>,
+        token: String,
+        expires_in: Option<String>,
+        expires_after_ms: Option<u64>,
+        header: String,
+        prefix: String,
+    },
 }
 
 /// One provider setting of the generated `UpstreamSettings`.
@@ -212,6 +228,8 @@ pub enum SettingKind {
     Url,
     /// The OAuth2 token endpoint: an absolute URL, or a path appended to the base URL.
     TokenUrl,
+    /// The login endpoint, likewise.
+    LoginUrl,
     /// The value of this header, sent with every request.
     Header(String),
     Text,
@@ -651,6 +669,65 @@ fn auth_plan(auth: &Auth, settings: &mut Vec<SettingPlan>) -> AuthPlan {
             ),
             scope: scope.clone(),
         },
+        Auth::Login(login) => login_plan(login, settings),
+    }
+}
+
+fn login_plan(login: &crate::mapping::Login, settings: &mut Vec<SettingPlan>) -> AuthPlan {
+    settings.push(SettingPlan {
+        kind: SettingKind::LoginUrl,
+        ..setting(
+            "login_url",
+            "The provider's login endpoint (`upstream.auth.login`).",
+            &login.url,
+        )
+    });
+    let mut body = Vec::new();
+    for (name, value) in &login.body {
+        let base = format!("login_{}", names::snake(&name.replace('.', "_")));
+        let mut field = base.clone();
+        let mut n = 2;
+        while settings.iter().any(|s| s.field == field) {
+            field = format!("{base}_{n}");
+            n += 1;
+        }
+        settings.push(SettingPlan {
+            secret: true,
+            ..setting(
+                &field,
+                &format!("The `{name}` of the provider's login call (`upstream.auth.login`)."),
+                value,
+            )
+        });
+        body.push((name.clone(), field));
+    }
+    let basic = login.basic.as_ref().map(|(username, password)| {
+        settings.push(setting(
+            "login_username",
+            "The user name of the provider's login call (`upstream.auth.login.basic`).",
+            username,
+        ));
+        settings.push(SettingPlan {
+            secret: true,
+            ..setting(
+                "login_password",
+                "The password of the provider's login call (`upstream.auth.login.basic`).",
+                password,
+            )
+        });
+        ("login_username".to_owned(), "login_password".to_owned())
+    });
+    AuthPlan::Login {
+        method: login.method.clone(),
+        url: "login_url".to_owned(),
+        body,
+        encoding: login.encoding,
+        basic,
+        token: login.token.clone(),
+        expires_in: login.expires_in.clone(),
+        expires_after_ms: login.expires_after_ms,
+        header: login.header.clone(),
+        prefix: login.prefix.clone(),
     }
 }
 

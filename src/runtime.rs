@@ -23,6 +23,7 @@ pub const SOURCES: &[SourceFile] = sources![
     "convert.rs" => "convert.rs",
     "error.rs" => "error.rs",
     "fields.rs" => "fields.rs",
+    "form.rs" => "form.rs",
     "health.rs" => "health.rs",
     "initiation.rs" => "initiation.rs",
     "join.rs" => "join.rs",

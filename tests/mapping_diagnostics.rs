@@ -1746,3 +1746,185 @@ fn new_writes_a_commented_skeleton_of_every_operation_that_passes_check() {
         help.stdout
     );
 }
+
+// ---- login auth and form bodies ---------------------------------------------------------------
+
+/// A Currencycloud-shaped login that passes; the tests below break one thing in it.
+const LOGIN: &str = r#"    login:
+      url: /v2/authenticate/api
+      body_encoding: form
+      body:
+        login_id: ${env:CC_LOGIN_ID}
+        api_key: ${env:CC_API_KEY}
+      token: auth_token
+      expires_after: 25m
+      header: X-Auth-Token
+"#;
+
+fn with_login(from: &str, to: &str) -> String {
+    edit(
+        "    bearer: ${env:CURSORPAY_API_KEY}\n",
+        &replace_once(LOGIN, from, to),
+    )
+}
+
+#[test]
+fn login_auth_of_each_provider_shape_passes() {
+    check(&edit("    bearer: ${env:CURSORPAY_API_KEY}\n", LOGIN)).expect_code(0);
+    // Moneycorp: a JSON body, the token nested, sent as a bearer token (the default).
+    let moneycorp = "    login:\n      url: \"${env:MC_BASE}/login/authenticate\"\n      body:\n        loginId: ${env:MC_LOGIN_ID}\n        apiKey: ${env:MC_API_KEY}\n      token: data.accessToken\n      expires_after: 14m\n";
+    check(&edit("    bearer: ${env:CURSORPAY_API_KEY}\n", moneycorp)).expect_code(0);
+    // Banking Circle: HTTP basic, no body, the lifetime in the answer.
+    let banking_circle = "    login:\n      url: https://authorizationsandbox.bankingcircleconnect.com/api/v1/authorizations/authorize\n      method: get\n      basic: { username: \"${env:BC_USER}\", password: \"${env:BC_PASSWORD}\" }\n      token: access_token\n      expires_in: expires_in\n";
+    check(&edit(
+        "    bearer: ${env:CURSORPAY_API_KEY}\n",
+        banking_circle,
+    ))
+    .expect_code(0);
+}
+
+#[test]
+fn a_login_without_a_token_path_says_where_to_find_it() {
+    let text = with_login("      token: auth_token\n", "");
+    check(&text)
+        .only_error()
+        .expect_message(
+            "missing key `token`: where the token is in the login answer, e.g. `token: data.accessToken`",
+        )
+        .expect_at(pos(&text, "url: /v2/authenticate/api"));
+}
+
+#[test]
+fn a_login_token_path_must_be_dotted_keys() {
+    for bad in ["data..token", "data[0].token", "\"\""] {
+        let text = with_login("token: auth_token", &format!("token: {bad}"));
+        check(&text)
+            .only_error()
+            .expect_at(pos(&text, bad))
+            .expect_help("write object keys separated by dots, e.g. `data.accessToken`");
+    }
+    let text = with_login("expires_after: 25m", "expires_in: data[].ttl");
+    check(&text)
+        .only_error()
+        .expect_message("`auth.login.expires_in`: `data[].ttl` is not a path into the login answer")
+        .expect_at(pos(&text, "data[].ttl"));
+}
+
+#[test]
+fn a_login_header_must_be_a_header_name() {
+    let text = with_login("header: X-Auth-Token", "header: \"X Auth Token\"");
+    check(&text)
+        .only_error()
+        .expect_message("`X Auth Token` is not a valid HTTP header name")
+        .expect_at(pos(&text, "\"X Auth Token\""))
+        .expect_help("write the header the provider reads the token from, e.g. `X-Auth-Token`");
+    let text = with_login(
+        "      header: X-Auth-Token\n",
+        "      header: X-Auth-Token\n      prefix: \"${env:SCHEME} \"\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`auth.login.prefix` does not read the environment: `${env:SCHEME}` would be sent as written",
+        )
+        .expect_at(pos(&text, "${env:SCHEME}"));
+}
+
+#[test]
+fn an_unknown_body_encoding_suggests_the_known_ones() {
+    let text = with_login("body_encoding: form", "body_encoding: from");
+    check(&text)
+        .only_error()
+        .expect_message("unknown body encoding `from`")
+        .expect_at(pos(&text, "from\n"))
+        .expect_label("expected one of: json, form")
+        .expect_help("did you mean `form`?");
+    // Without a body there is nothing to encode.
+    let text = with_login(
+        "      body:\n        login_id: ${env:CC_LOGIN_ID}\n        api_key: ${env:CC_API_KEY}\n",
+        "",
+    );
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`body_encoding` says how `body` is written, and `auth.login` has no `body`",
+        )
+        .expect_at(pos(&text, "body_encoding"));
+}
+
+#[test]
+fn login_credentials_must_come_from_the_environment() {
+    let text = with_login("api_key: ${env:CC_API_KEY}", "api_key: abc123");
+    check(&text)
+        .only_error()
+        .expect_message("`api_key` looks like a credential and cannot be written in the file")
+        .expect_at(pos(&text, "abc123"))
+        .expect_help(SECRET_HELP);
+    let text = with_login(
+        "      token: auth_token\n",
+        "      basic: { username: me, password: hunter2 }\n      token: auth_token\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`auth.login.basic.password` is a secret and cannot be written in the file")
+        .expect_at(pos(&text, "hunter2"));
+}
+
+#[test]
+fn a_login_url_must_be_a_url_or_a_path() {
+    let text = with_login("url: /v2/authenticate/api", "url: v2/authenticate/api");
+    check(&text)
+        .only_error()
+        .expect_message("`v2/authenticate/api` is not an http(s) URL or a path on the base URL")
+        .expect_at(pos(&text, "v2/authenticate/api"));
+    let text = with_login(
+        "      url: /v2/authenticate/api\n",
+        "      url: /v2/authenticate/api\n      method: PATCH\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`auth.login.method` must be GET, POST or PUT")
+        .expect_at(pos(&text, "PATCH"));
+    let text = with_login(
+        "      token: auth_token\n",
+        "      token: auth_token\n      tokn_header: x\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("unknown key `tokn_header` in `auth.login`")
+        .expect_at(pos(&text, "tokn_header"));
+}
+
+#[test]
+fn a_form_payout_body_passes_and_its_keys_nest_with_dots() {
+    let form = with_payout(
+        "    body:\n",
+        "    body_encoding: form\n    body:\n      metadata.order_id: idempotencyKey\n",
+    );
+    let run = check(&form);
+    run.expect_code(0);
+    let text = with_payout(
+        "    body:\n",
+        "    body_encoding: form\n    body:\n      \"metadata[order_id]\": idempotencyKey\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`metadata[order_id]` has brackets, which a form body writes itself")
+        .expect_at(pos(&text, "\"metadata[order_id]\""))
+        .expect_help("write nesting with dots (`metadata.order_id`): it is sent as `a[b]=...`");
+    let text = with_payout("    body:\n", "    body_encoding: xml\n    body:\n");
+    check(&text)
+        .only_error()
+        .expect_message("unknown body encoding `xml`")
+        .expect_at(pos(&text, "xml"));
+    // On an operation that pays nothing, `body_encoding` is misplaced like `body` is.
+    let text = edit_in(
+        "  getAccounts:",
+        "    records: data\n",
+        "    records: data\n    body_encoding: form\n",
+    );
+    check(&text)
+        .only_error()
+        .expect_message("`body_encoding` is for payment initiations, which need `body`")
+        .expect_at(pos(&text, "body_encoding"));
+}

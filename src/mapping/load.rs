@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::reader::{Entries, Reader};
 use super::{
-    Auth, Dependency, FORMAT_VERSION, KeyLocation, Mapping, RateLimit, Retry, Setting, Upstream,
-    operations,
+    Auth, BodyEncoding, Dependency, FORMAT_VERSION, KeyLocation, Login, Mapping, RateLimit, Retry,
+    Setting, Upstream, operations,
 };
 use crate::diagnostics::{Diagnostic, SourceFile};
 use crate::yaml::{self, Node, Value};
@@ -27,10 +27,22 @@ const UPSTREAM_KEYS: &[&str] = &[
     "retry",
     "rate_limit",
 ];
-const AUTH_KINDS: &[&str] = &["bearer", "api_key", "basic", "oauth2"];
+const AUTH_KINDS: &[&str] = &["bearer", "api_key", "basic", "oauth2", "login"];
 const API_KEY_KEYS: &[&str] = &["header", "query", "value"];
 const BASIC_KEYS: &[&str] = &["username", "password"];
 const OAUTH2_KEYS: &[&str] = &["token_url", "client_id", "client_secret", "scope"];
+const LOGIN_KEYS: &[&str] = &[
+    "method",
+    "url",
+    "body",
+    "body_encoding",
+    "basic",
+    "token",
+    "expires_in",
+    "expires_after",
+    "header",
+    "prefix",
+];
 const RETRY_KEYS: &[&str] = &["attempts", "deadline"];
 const RATE_LIMIT_KEYS: &[&str] = &["requests", "per", "burst"];
 const DEPENDENCY_KEYS: &[&str] = &["version", "default-features", "features"];
@@ -234,6 +246,7 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
                 password: password?,
             })
         }
+        "login" => login(reader, value).map(|login| Auth::Login(Box::new(login))),
         _ => {
             let fields = reader.entries(value, "`auth.oauth2`", OAUTH2_KEYS)?;
             let token_url = reader
@@ -264,6 +277,202 @@ fn auth(reader: &mut Reader, node: &Node) -> Option<Auth> {
             })
         }
     }
+}
+
+/// `auth.login`: the provider's login call and how its token is used.
+fn login(reader: &mut Reader, node: &Node) -> Option<Login> {
+    let fields = reader.entries(node, "`auth.login`", LOGIN_KEYS)?;
+    let method = match fields.get("method") {
+        Some(n) => {
+            let method = reader
+                .string(n, "`auth.login.method`")?
+                .to_ascii_uppercase();
+            if !["GET", "POST", "PUT"].contains(&method.as_str()) {
+                reader.fail(n, "`auth.login.method` must be GET, POST or PUT");
+                return None;
+            }
+            Some(method)
+        }
+        None => Some("POST".to_owned()),
+    };
+    let url = reader
+        .required(
+            &fields,
+            "url",
+            "the login endpoint, e.g. `/v2/authenticate/api` (on the base URL) or `https://...`",
+        )
+        .and_then(|node| {
+            let setting = reader.setting(node, "`auth.login.url`")?;
+            url_setting(reader, node, setting, true)
+        });
+    let encoding = match fields.get("body_encoding") {
+        Some(_) if !fields.has("body") => {
+            let diagnostic = reader
+                .at(
+                    fields.key_span("body_encoding"),
+                    "`body_encoding` says how `body` is written, and `auth.login` has no `body`",
+                )
+                .with_help("add `body:` with the login fields, or remove `body_encoding`");
+            reader.push(diagnostic);
+            None
+        }
+        Some(n) => operations::body_encoding(reader, n),
+        None => Some(BodyEncoding::Json),
+    };
+    let body = match fields.get("body") {
+        Some(n) => login_body(reader, n, encoding),
+        None => Some(Vec::new()),
+    };
+    let basic = match fields.get("basic") {
+        Some(value) => {
+            let fields = reader.entries(value, "`auth.login.basic`", BASIC_KEYS)?;
+            let username = reader
+                .required(&fields, "username", "the user name")
+                .and_then(|n| reader.setting(n, "`auth.login.basic.username`"));
+            let password = reader
+                .required(&fields, "password", "the password, as `${env:NAME}`")
+                .and_then(|n| reader.secret(n, "`auth.login.basic.password`"));
+            Some(Some((username?, password?)))
+        }
+        None => Some(None),
+    };
+    let token = reader
+        .required(
+            &fields,
+            "token",
+            "where the token is in the login answer, e.g. `token: data.accessToken`",
+        )
+        .and_then(|n| answer_path(reader, n, "`auth.login.token`"));
+    let expires_in = match fields.get("expires_in") {
+        Some(n) => answer_path(reader, n, "`auth.login.expires_in`").map(Some),
+        None => Some(None),
+    };
+    let expires_after_ms = match fields.get("expires_after") {
+        Some(n) => reader
+            .duration_ms(n, "`auth.login.expires_after`")
+            .map(Some),
+        None => Some(None),
+    };
+    let header = match fields.get("header") {
+        Some(n) => {
+            let name = key_name(reader, n, "`auth.login.header`")?;
+            if !header_name(&name) {
+                let diagnostic = reader
+                    .at(
+                        n.span.clone(),
+                        format!("`{name}` is not a valid HTTP header name"),
+                    )
+                    .with_help(
+                        "write the header the provider reads the token from, e.g. `X-Auth-Token`",
+                    );
+                reader.push(diagnostic);
+                None
+            } else {
+                Some(name)
+            }
+        }
+        None => Some("Authorization".to_owned()),
+    };
+    let prefix = match fields.get("prefix") {
+        Some(n) => reader.string(n, "`auth.login.prefix`").and_then(|prefix| {
+            if reader.unread_reference(n, &prefix, "`auth.login.prefix`") {
+                return None;
+            }
+            if prefix.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                reader.fail(
+                    n,
+                    "`auth.login.prefix` has characters a header value cannot hold",
+                );
+                return None;
+            }
+            Some(prefix)
+        }),
+        // `Authorization` takes a scheme; another header takes the token alone.
+        None if header
+            .as_deref()
+            .is_some_and(|name| name.eq_ignore_ascii_case("authorization")) =>
+        {
+            Some("Bearer ".to_owned())
+        }
+        None => Some(String::new()),
+    };
+    Some(Login {
+        method: method?,
+        url: url?,
+        body: body?,
+        encoding: encoding?,
+        basic: basic?,
+        token: token?,
+        expires_in: expires_in?,
+        expires_after_ms: expires_after_ms?,
+        header: header?,
+        prefix: prefix?,
+    })
+}
+
+/// The login call's body: dotted names to settings; a name that says it is a credential
+/// must read its value from the environment.
+fn login_body(
+    reader: &mut Reader,
+    node: &Node,
+    encoding: Option<BodyEncoding>,
+) -> Option<Vec<(String, Setting)>> {
+    let pairs = reader.pairs(node, "`auth.login.body`")?;
+    let before = reader.diagnostics.len();
+    let mut found = Vec::new();
+    let mut keys = Vec::new();
+    for (key, value) in pairs {
+        let Some(name) = key.as_str() else { continue };
+        if operations::dotted_key(reader, key, name).is_none() {
+            continue;
+        }
+        keys.push((name.to_owned(), key.span.clone()));
+        let Some(setting) = reader.setting(value, "a login body value") else {
+            continue;
+        };
+        if matches!(setting, Setting::Literal(_))
+            && reader.credential_written(
+                name,
+                value,
+                "write `${env:NAME}` and set NAME where the connector runs",
+            )
+        {
+            continue;
+        }
+        found.push((name.to_owned(), setting));
+    }
+    if encoding == Some(BodyEncoding::Form) {
+        operations::form_keys(reader, &keys);
+    }
+    (reader.diagnostics.len() == before).then_some(found)
+}
+
+/// A dotted path of object keys into the login answer (`data.accessToken`).
+fn answer_path(reader: &mut Reader, node: &Node, what: &str) -> Option<String> {
+    let path = reader.string(node, what)?;
+    let valid = !path.is_empty()
+        && path
+            .split('.')
+            .all(|key| !key.is_empty() && !key.contains(['[', ']', ' ', '{', '}', '$']));
+    if !valid {
+        let diagnostic = reader
+            .at(
+                node.span.clone(),
+                format!("{what}: `{path}` is not a path into the login answer"),
+            )
+            .with_help("write object keys separated by dots, e.g. `data.accessToken`");
+        reader.push(diagnostic);
+        return None;
+    }
+    Some(path)
+}
+
+/// An HTTP header name: letters, digits and `-`, `_`.
+fn header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
 }
 
 /// A URL setting's fixed start: an http(s) URL, or (`token_url`) a path on the base URL.

@@ -148,6 +148,40 @@ pub enum Auth {
         client_secret: Setting,
         scope: Option<String>,
     },
+    /// A token from the provider's own login call.
+    Login(Box<Login>),
+}
+
+/// `auth.login`: the call that gets a token, where the token is in its answer, how long it
+/// lives, and how it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub method: String,
+    /// An http(s) URL, or a path appended to `upstream.base_url`.
+    pub url: Setting,
+    /// Dotted names and their settings, written as `encoding` says; no body when empty.
+    pub body: Vec<(String, Setting)>,
+    pub encoding: BodyEncoding,
+    /// HTTP basic credentials: user name, password.
+    pub basic: Option<(Setting, Setting)>,
+    /// Where the token is in the answer, dotted (`data.accessToken`).
+    pub token: String,
+    /// Where the answer gives the token's lifetime in seconds, dotted.
+    pub expires_in: Option<String>,
+    /// The token's lifetime when the answer does not give one.
+    pub expires_after_ms: Option<u64>,
+    /// The header the token goes in, and the text before it.
+    pub header: String,
+    pub prefix: String,
+}
+
+/// How a request body is written to the provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyEncoding {
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`, nested objects as `a[b]=`, arrays as `a[0]=`.
+    Form,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,8 +276,10 @@ pub struct FromList {
 pub struct InitiationMapping {
     /// The `body` key.
     pub span: Span,
-    /// The provider's JSON body, one entry per (dotted) key, computed from the protocol request.
+    /// The provider's body, one entry per (dotted) key, computed from the protocol request.
     pub body: Vec<BodyField>,
+    /// `body_encoding`: JSON, or a form.
+    pub encoding: BodyEncoding,
     /// Where the provider takes an idempotency key, if it does.
     pub idempotency_key: Option<KeyForwarding>,
     /// How to find a payment an earlier attempt may have made.

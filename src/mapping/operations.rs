@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use super::load::quoted_list;
 use super::reader::{Entries, Reader, first_line, has_unknown_keys, json};
 use super::{
-    AmountFormat, BodyField, Conversion, CursorSource, Expr, FieldMapping, ForEach, FromList,
-    InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping, Lookup,
-    OperationMapping, Order, PageSize, Paging, ParentList, Path, PaymentStep, RecordFilter,
+    AmountFormat, BodyEncoding, BodyField, Conversion, CursorSource, Expr, FieldMapping, ForEach,
+    FromList, InitiationMapping, InlineList, KeyCharset, KeyForwarding, KeyShape, ListMapping,
+    Lookup, OperationMapping, Order, PageSize, Paging, ParentList, Path, PaymentStep, RecordFilter,
     RequestTemplate, Sign, Since, Source, Step, Template, TemplatePart, TimeFormat, TimeWindow,
     UnionMember, WindowStart,
 };
@@ -29,6 +29,7 @@ const OPERATION_KEYS: &[&str] = &[
     "since",
     "fields",
     "body",
+    "body_encoding",
     "idempotency_key",
     "lookup",
     "provider_key",
@@ -38,7 +39,14 @@ const OPERATION_KEYS: &[&str] = &[
     "from_list",
     "filter",
 ];
-const INITIATION_KEYS: &[&str] = &["body", "idempotency_key", "lookup", "provider_key", "steps"];
+const INITIATION_KEYS: &[&str] = &[
+    "body",
+    "body_encoding",
+    "idempotency_key",
+    "lookup",
+    "provider_key",
+    "steps",
+];
 const STEP_KEYS: &[&str] = &["name", "request", "record"];
 const PROVIDER_KEY_KEYS: &[&str] = &["min_length", "max_length", "charset"];
 const KEY_FORWARDING_KINDS: &[&str] = &["header", "body"];
@@ -373,7 +381,17 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
         reader.push(diagnostic);
         return None;
     };
-    let body = body(reader, body_node);
+    let encoding = match entries.get("body_encoding") {
+        Some(n) => body_encoding(reader, n),
+        None => Some(BodyEncoding::Json),
+    };
+    let body = body(reader, body_node).and_then(|fields| {
+        let keys: Vec<_> = fields
+            .iter()
+            .map(|f| (f.key.join("."), f.span.clone()))
+            .collect();
+        (encoding != Some(BodyEncoding::Form) || form_keys(reader, &keys)).then_some(fields)
+    });
     let idempotency_key = match entries.get("idempotency_key") {
         Some(n) => key_forwarding(reader, n).map(Some),
         None => Some(None),
@@ -393,6 +411,7 @@ fn initiation(reader: &mut Reader, entries: &Entries) -> Option<Option<Initiatio
     Some(Some(InitiationMapping {
         span: entries.key_span("body"),
         body: body?,
+        encoding: encoding?,
         idempotency_key: idempotency_key?,
         lookup: lookup?,
         provider_key: provider_key?,
@@ -536,7 +555,40 @@ fn body(reader: &mut Reader, node: &Node) -> Option<Vec<BodyField>> {
     (reader.diagnostics.len() == before).then_some(fields)
 }
 
-fn dotted_key(reader: &mut Reader, node: &Node, text: &str) -> Option<Vec<String>> {
+/// `body_encoding: json | form`.
+pub(super) fn body_encoding(reader: &mut Reader, node: &Node) -> Option<BodyEncoding> {
+    named(
+        reader,
+        node,
+        "body encoding",
+        &[("json", BodyEncoding::Json), ("form", BodyEncoding::Form)],
+    )
+}
+
+/// A form body's names nest with dots; a bracket in one would be read as nesting by the
+/// provider. True when every key is fine.
+pub(super) fn form_keys(reader: &mut Reader, keys: &[(String, super::Span)]) -> bool {
+    let mut fine = true;
+    for (key, span) in keys {
+        if key.contains(['[', ']']) {
+            let nested: String = key.replace(['[', ']'], ".").replace("..", ".");
+            let diagnostic = reader
+                .at(
+                    span.clone(),
+                    format!("`{key}` has brackets, which a form body writes itself"),
+                )
+                .with_help(format!(
+                    "write nesting with dots (`{}`): it is sent as `a[b]=...`",
+                    nested.trim_end_matches('.')
+                ));
+            reader.push(diagnostic);
+            fine = false;
+        }
+    }
+    fine
+}
+
+pub(super) fn dotted_key(reader: &mut Reader, node: &Node, text: &str) -> Option<Vec<String>> {
     let parts: Vec<String> = text.split('.').map(str::to_owned).collect();
     if parts.iter().any(String::is_empty) {
         reader.fail(
@@ -1612,7 +1664,7 @@ fn conversion(reader: &mut Reader, entries: &Entries) -> Option<Option<Conversio
 }
 
 /// One of a closed set of words, with a did-you-mean when it is misspelt.
-fn named<T: Copy>(
+pub(super) fn named<T: Copy>(
     reader: &mut Reader,
     node: &Node,
     what: &str,

@@ -12,9 +12,10 @@ use crate::ir::{
     Field, ObjectDef, Operation, ParamLocation, Protocol, Shape, StringFormat, TypeDef,
 };
 use crate::mapping::{
-    AmountFormat, Conversion, CursorSource, Expr, FieldMapping, ForEach, InitiationMapping,
-    KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging, ParentList, PaymentStep,
-    RequestTemplate, Sign, Source, Step, Template, TemplatePart, TimeFormat,
+    AmountFormat, BodyEncoding, Conversion, CursorSource, Expr, FieldMapping, ForEach,
+    InitiationMapping, KeyForwarding, ListMapping, Lookup, OperationMapping, Order, Paging,
+    ParentList, PaymentStep, RequestTemplate, Sign, Source, Step, Template, TemplatePart,
+    TimeFormat,
 };
 use crate::names;
 use crate::plan::Mapped;
@@ -166,7 +167,10 @@ fn imports(operations: &[(&Operation, &OperationMapping)], code: &TokenStream) -
                 ],
             ),
             ("super::runtime::metrics", &["Metrics"]),
-            ("super::runtime::upstream", &["UpstreamRequest"]),
+            (
+                "super::runtime::upstream",
+                &["BodyEncoding", "UpstreamRequest"],
+            ),
             ("super::runtime", &["ConnectorError", "Context"]),
         ],
     );
@@ -861,6 +865,10 @@ fn initiation_request(
         pairs_field("query", &query),
         pairs_field("headers", &headers),
     );
+    let encoding = match initiation.encoding {
+        BodyEncoding::Json => TokenStream::new(),
+        BodyEncoding::Form => quote!(encoding: BodyEncoding::Form,),
+    };
     let body = quote! {
         #key
         let mut payload = Value::Object(serde_json::Map::new());
@@ -872,6 +880,7 @@ fn initiation_request(
             #query_field
             #headers_field
             body: Some(payload),
+            #encoding
             ..Default::default()
         })
     };

@@ -6,7 +6,7 @@ use quote::quote;
 
 use super::doc;
 use crate::ir::Protocol;
-use crate::mapping::{KeyLocation, Setting, SettingPart};
+use crate::mapping::{BodyEncoding, KeyLocation, Setting, SettingPart};
 use crate::names;
 use crate::plan::{AuthPlan, Crate, FileKind, Plan, SettingKind};
 
@@ -105,6 +105,9 @@ pub fn settings(krate: &Crate) -> TokenStream {
                 quote!(vars.url(#what, #pieces, problems))
             }
             SettingKind::TokenUrl => quote!(vars.token_url(&base_url, #pieces, problems)),
+            SettingKind::LoginUrl => {
+                quote!(vars.endpoint("`upstream.auth.login.url`", &base_url, #pieces, problems))
+            }
             SettingKind::Header(name) => quote!(vars.header(#name, #pieces, problems)),
             SettingKind::Text => quote!(vars.text(#pieces)),
         };
@@ -193,6 +196,64 @@ fn auth(auth: Option<&AuthPlan>) -> TokenStream {
                 None => quote!(None),
             };
             quote!(Auth::OAuth2 { #token_url, #client_id, #client_secret, scope: #scope })
+        }
+        Some(AuthPlan::Login {
+            method,
+            url,
+            body,
+            encoding,
+            basic,
+            token,
+            expires_in,
+            expires_after_ms,
+            header,
+            prefix,
+        }) => {
+            let url = names::snake_ident(url);
+            let body = body.iter().map(|(name, field)| {
+                let field = names::snake_ident(field);
+                quote!((#name.to_owned(), #field))
+            });
+            let encoding = match encoding {
+                BodyEncoding::Json => quote!(Json),
+                BodyEncoding::Form => quote!(Form),
+            };
+            let basic = match basic {
+                Some((username, password)) => {
+                    let (username, password) =
+                        (names::snake_ident(username), names::snake_ident(password));
+                    quote!(Some((#username, #password)))
+                }
+                None => quote!(None),
+            };
+            let expires_in = match expires_in {
+                Some(path) => quote!(Some(#path.to_owned())),
+                None => quote!(None),
+            };
+            let expires_after = match expires_after_ms {
+                Some(ms) => {
+                    let ms = proc_macro2::Literal::u64_unsuffixed(*ms);
+                    quote!(Some(Duration::from_millis(#ms)))
+                }
+                None => quote!(None),
+            };
+            let prefix = if prefix.is_empty() {
+                quote!(String::new())
+            } else {
+                quote!(#prefix.to_owned())
+            };
+            quote!(Auth::Login(Box::new(super::runtime::config::Login {
+                method: #method.to_owned(),
+                url: #url,
+                body: vec![#(#body),*],
+                encoding: super::runtime::config::BodyEncoding::#encoding,
+                basic: #basic,
+                token: #token.to_owned(),
+                expires_in: #expires_in,
+                expires_after: #expires_after,
+                header: #header.to_owned(),
+                prefix: #prefix,
+            })))
         }
     }
 }

@@ -28,6 +28,8 @@ pub mod validate;
 #[cfg(feature = "provider")]
 pub mod fields;
 #[cfg(feature = "provider")]
+pub mod form;
+#[cfg(feature = "provider")]
 pub mod join;
 #[cfg(feature = "provider")]
 pub mod listing;
@@ -81,6 +83,7 @@ mod testing {
         pub struct Received {
             pub line: String,
             pub headers: Vec<(String, String)>,
+            pub body: String,
         }
 
         impl Received {
@@ -131,6 +134,7 @@ mod testing {
                     let request = Received {
                         line: line.trim_end().to_owned(),
                         headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     let (status, extra, body) = answer(&request);
                     log.lock().unwrap_or_else(|p| p.into_inner()).push(request);

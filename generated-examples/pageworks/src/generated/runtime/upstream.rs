@@ -4,8 +4,14 @@
 //! The provider's API, as the mapping describes it. Provider failures keep their class:
 //! rate limits and outages become 429/503 (Formance retries them, `Retry-After` passed
 //! on), refused credentials a 502 naming `upstream.auth`, never a plain 4xx.
+//!
+//! A token (OAuth2's, or a login call's) is fetched once and shared: requests that find it
+//! missing or due for renewal wait for the one fetch under way, and a token the provider
+//! refuses (401) is dropped once, by the first request it was refused to, so that any number
+//! of requests refused together cause one new login.
 
-use super::config::{Auth, UpstreamSettings};
+pub use super::config::BodyEncoding;
+use super::config::{Auth, Login, UpstreamSettings};
 use super::error::ConnectorError;
 use super::metrics::Metrics;
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +28,8 @@ pub struct UpstreamRequest {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// How `body` is written.
+    pub encoding: BodyEncoding,
 }
 
 impl UpstreamRequest {
@@ -41,7 +49,14 @@ pub struct UpstreamResponse {
 
 struct Token {
     value: String,
-    refresh_at: Instant,
+    /// When it is fetched again; never (until refused) when its lifetime is unknown.
+    refresh_at: Option<Instant>,
+}
+
+impl Token {
+    fn fresh(&self) -> bool {
+        self.refresh_at.is_none_or(|at| Instant::now() < at)
+    }
 }
 
 /// The provider's API client, shared by every request.
@@ -62,8 +77,9 @@ enum Failure {
     },
     /// No answer: time-out, refused connection, broken body.
     Transport(String),
-    /// No OAuth2 token: `detail` names the token endpoint and what it answered (its RFC 6749
-    /// `error` and `error_description`), or why it did not; `status` is its answer's.
+    /// No token: `detail` names the OAuth2 token endpoint or the login endpoint and what it
+    /// answered (for OAuth2, its RFC 6749 `error` and `error_description`), or why it did
+    /// not; `status` is its answer's.
     Token {
         status: Option<u16>,
         retry_after: Option<u64>,
@@ -104,16 +120,18 @@ impl Upstream {
         let mut attempt = 1;
         let mut refreshed_token = false;
         loop {
-            let failure = match self.attempt(operation, request).await {
+            let mut token = None;
+            let failure = match self.attempt(operation, request, &mut token).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
             if let Failure::Status { status: 401, .. } = failure
-                && matches!(self.settings.auth, Auth::OAuth2 { .. })
+                && let Some(token) = token
                 && !refreshed_token
             {
-                // The cached token may have been revoked early: one fresh token, once.
-                *self.token.lock().await = None;
+                // The cached token may have expired or been revoked early: one fresh
+                // token, once.
+                self.forget_token(&token).await;
                 refreshed_token = true;
                 continue;
             }
@@ -145,10 +163,12 @@ impl Upstream {
         }
     }
 
+    /// One request; `token` is set to the token it was sent with, if any.
     async fn attempt(
         &self,
         operation: &'static str,
         request: &UpstreamRequest,
+        token: &mut Option<String>,
     ) -> Result<UpstreamResponse, Failure> {
         let base = self.settings.base_url.trim_end_matches('/');
         let url = match &request.url {
@@ -175,13 +195,32 @@ impl Upstream {
                 builder
             }
             Auth::Basic { username, password } => builder.basic_auth(username, Some(password)),
-            Auth::OAuth2 { .. } => builder.bearer_auth(self.oauth2_token(operation).await?),
+            Auth::OAuth2 { .. } => {
+                let value = self.oauth2_token(operation).await?;
+                let builder = builder.bearer_auth(&value);
+                *token = Some(value);
+                builder
+            }
+            Auth::Login(login) => {
+                let value = self.login_token(operation, login).await?;
+                let builder = builder.header(
+                    login.header.as_str(),
+                    format!("{}{value}", login.prefix).as_str(),
+                );
+                *token = Some(value);
+                builder
+            }
         };
         if !query.is_empty() {
             builder = builder.query(&query);
         }
         if let Some(body) = &request.body {
-            builder = builder.json(body);
+            builder = match request.encoding {
+                BodyEncoding::Json => builder.json(body),
+                BodyEncoding::Form => builder
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(super::form::encode(body)),
+            };
         }
         if let Some(limiter) = &self.limiter {
             let waited = limiter.acquire().await;
@@ -271,7 +310,7 @@ impl Upstream {
         };
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref()
-            && Instant::now() < token.refresh_at
+            && token.fresh()
         {
             return Ok(token.value.clone());
         }
@@ -336,15 +375,118 @@ impl Upstream {
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3600);
-        // Refresh before expiry: at 90% of the lifetime, and at least 30 s early when it is
-        // long; a short-lived token still serves the first half of its life.
-        let early = (lifetime / 10).max(lifetime.min(30)).min(lifetime / 2);
-        let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(early));
         *cached = Some(Token {
             value: value.to_owned(),
-            refresh_at,
+            refresh_at: Some(renewal(Duration::from_secs(lifetime))),
         });
         Ok(value.to_owned())
+    }
+
+    /// Drops the cached token if it is still `refused`: requests refused the same token
+    /// together drop it once, and the first of them to ask again logs in for all.
+    async fn forget_token(&self, refused: &str) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|token| token.value == refused) {
+            *cached = None;
+        }
+    }
+
+    /// A cached token from the provider's login call, fetched again shortly before it
+    /// expires (when its lifetime is known) and after the provider refuses it.
+    async fn login_token(&self, operation: &'static str, login: &Login) -> Result<String, Failure> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref()
+            && token.fresh()
+        {
+            return Ok(token.value.clone());
+        }
+        let endpoint = format!("the login endpoint {} {}", login.method, login.url);
+        let method =
+            reqwest::Method::from_bytes(login.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut builder = self
+            .client
+            .request(method, &login.url)
+            .header("accept", "application/json");
+        for (name, value) in &self.settings.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some((username, password)) = &login.basic {
+            builder = builder.basic_auth(username, Some(password));
+        }
+        if !login.body.is_empty() {
+            let body = super::form::nest(&login.body);
+            builder = match login.encoding {
+                BodyEncoding::Json => builder.json(&body),
+                BodyEncoding::Form => builder
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(super::form::encode(&body)),
+            };
+        }
+        let unanswered = |error: reqwest::Error| Failure::Token {
+            status: None,
+            retry_after: None,
+            detail: format!("{endpoint} did not answer: {}", transport_message(&error)),
+        };
+        let started = Instant::now();
+        let response = builder.send().await.map_err(unanswered)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = response.text().await.map_err(unanswered)?;
+        self.metrics
+            .upstream_call(operation, &format!("login {status}"), started.elapsed());
+        let refused = |detail: String| Failure::Token {
+            status: Some(status),
+            retry_after,
+            detail,
+        };
+        if !(200..300).contains(&status) {
+            return Err(refused(if status == 429 || status >= 500 {
+                format!("{endpoint} failed with {status}: {}", excerpt(&text))
+            } else {
+                format!(
+                    "{endpoint} refused the credentials of `upstream.auth.login` with {status}: {}",
+                    excerpt(&text)
+                )
+            }));
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // The answer holds a credential: a message names its keys, never its values.
+        let value = match dotted(&body, &login.token) {
+            Some(Value::String(value)) if !value.is_empty() => value.clone(),
+            _ => {
+                return Err(refused(format!(
+                    "{endpoint} answered {status} without a token at `{}` (the answer has {})",
+                    login.token,
+                    shape(&body)
+                )));
+            }
+        };
+        if axum::http::HeaderValue::from_str(&format!("{}{value}", login.prefix)).is_err() {
+            return Err(refused(format!(
+                "{endpoint} answered {status} with a token at `{}` that a header cannot hold",
+                login.token
+            )));
+        }
+        let lifetime = login
+            .expires_in
+            .as_deref()
+            .and_then(|path| dotted(&body, path))
+            .and_then(|seconds| match seconds {
+                Value::Number(number) => number.as_u64(),
+                Value::String(text) => text.trim().parse().ok(),
+                _ => None,
+            })
+            .map(Duration::from_secs)
+            .or(login.expires_after);
+        *cached = Some(Token {
+            value: value.clone(),
+            refresh_at: lifetime.map(renewal),
+        });
+        Ok(value)
     }
 
     fn classify(
@@ -365,7 +507,7 @@ impl Upstream {
                 retry_after,
                 detail,
             } => {
-                tracing::warn!(operation, % detail, "no OAuth2 token from the provider");
+                tracing::warn!(operation, % detail, "no token from the provider");
                 match status {
                     Some(429) => ConnectorError::rate_limited(detail, retry_after.or(Some(1))),
                     Some(status) if status < 500 && status != 408 => {
@@ -445,6 +587,33 @@ impl Upstream {
                 "the provider rejected {target} with {status}: {body}; the mapping may not match its API"
             )),
         }
+    }
+}
+
+/// When a token that lives `lifetime` from now is fetched again: at 90% of its life, and at
+/// least 30 s early when it is long; a short-lived token still serves the first half of it.
+fn renewal(lifetime: Duration) -> Instant {
+    let early = (lifetime / 10)
+        .max(lifetime.min(Duration::from_secs(30)))
+        .min(lifetime / 2);
+    Instant::now() + lifetime.saturating_sub(early)
+}
+
+/// The value at a dotted path of object keys (`data.accessToken`).
+fn dotted<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(value, |value, key| value.get(key))
+}
+
+/// What an answer is, without its values: `keys data, status`, `an array`, `no JSON`.
+fn shape(body: &Value) -> String {
+    match body {
+        Value::Object(fields) if fields.is_empty() => "no keys".to_owned(),
+        Value::Object(fields) => {
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            format!("keys {}", keys.join(", "))
+        }
+        Value::Null => "no JSON object".to_owned(),
+        _ => "no JSON object".to_owned(),
     }
 }
 
@@ -756,6 +925,279 @@ mod tests {
             error.detail
         );
         assert!(!error.detail.contains("/accounts"), "{}", error.detail);
+    }
+
+    fn login(url: &str) -> Login {
+        Login {
+            method: "POST".to_owned(),
+            url: format!("{url}/v2/authenticate/api"),
+            body: vec![
+                ("login_id".to_owned(), "me@example.com".to_owned()),
+                ("api_key".to_owned(), "k&1".to_owned()),
+            ],
+            encoding: BodyEncoding::Form,
+            basic: None,
+            token: "auth_token".to_owned(),
+            expires_in: None,
+            expires_after: None,
+            header: "X-Auth-Token".to_owned(),
+            prefix: String::new(),
+        }
+    }
+
+    /// A provider that logs in with `/v2/authenticate/api` (tokens `t0`, `t1`, ...) and
+    /// accepts only the newest token, or none while `revoked` is set.
+    fn login_provider(
+        answer: &'static str,
+    ) -> (
+        String,
+        Arc<Mutex<Vec<Received>>>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let revoked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let revoke = Arc::clone(&revoked);
+        let (url, received) = serve(move |request| {
+            if request.line.starts_with("POST /v2/authenticate/api") {
+                let n = issued.fetch_add(1, Ordering::SeqCst);
+                revoked.store(false, Ordering::SeqCst);
+                return (200, Vec::new(), answer.replace("{n}", &n.to_string()));
+            }
+            let newest = format!("t{}", issued.load(Ordering::SeqCst).saturating_sub(1));
+            let sent = request
+                .header("x-auth-token")
+                .or(request.header("authorization"));
+            let accepted = !revoked.load(Ordering::SeqCst)
+                && sent.is_some_and(|sent| sent.trim_start_matches("Bearer ") == newest);
+            if accepted {
+                (200, Vec::new(), r#"{"ok":true}"#.to_owned())
+            } else {
+                (401, Vec::new(), r#"{"error":"stale token"}"#.to_owned())
+            }
+        });
+        (url, received, revoke)
+    }
+
+    fn logins(received: &Mutex<Vec<Received>>) -> usize {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.line.starts_with("POST /v2/authenticate/api"))
+            .count()
+    }
+
+    #[test]
+    fn a_login_token_is_sent_reused_and_renewed_once_when_refused() {
+        let (url, received, revoked) = login_provider(r#"{"auth_token":"t{n}"}"#);
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(login(&url)));
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(async {
+            upstream.send("getAccounts", &get("/a")).await.unwrap();
+            upstream.send("getAccounts", &get("/b")).await.unwrap();
+            revoked.store(true, Ordering::SeqCst);
+            upstream.send("getAccounts", &get("/c")).await.unwrap();
+        });
+        let received = received.lock().unwrap();
+        let lines: Vec<&str> = received.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| l.split(' ').nth(1).unwrap())
+                .collect::<Vec<_>>(),
+            [
+                "/v2/authenticate/api",
+                "/a",
+                "/b",
+                "/c",
+                "/v2/authenticate/api",
+                "/c"
+            ],
+            "{lines:?}"
+        );
+        let first = &received[0];
+        assert_eq!(first.body, "api_key=k%261&login_id=me%40example.com");
+        assert_eq!(
+            first.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(received[1].header("x-auth-token"), Some("t0"));
+        assert_eq!(received[5].header("x-auth-token"), Some("t1"));
+    }
+
+    #[test]
+    fn requests_refused_together_cause_one_login() {
+        let (url, received, revoked) = login_provider(r#"{"auth_token":"t{n}"}"#);
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(login(&url)));
+        let upstream = Arc::new(Upstream::new(settings, Arc::new(Metrics::default())).unwrap());
+        block_on(async {
+            upstream.send("getAccounts", &get("/warm")).await.unwrap();
+            revoked.store(true, Ordering::SeqCst);
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let upstream = Arc::clone(&upstream);
+                    tokio::spawn(async move {
+                        upstream.send("getAccounts", &get(&format!("/r{i}"))).await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        });
+        assert_eq!(
+            logins(&received),
+            2,
+            "one login, then one for all the refusals"
+        );
+    }
+
+    #[test]
+    fn a_login_token_is_renewed_before_it_expires() {
+        // Moneycorp-like: a JSON body, the token and its lifetime nested in `data`, sent as
+        // a bearer token; the token lives one second, so it is renewed after half of it.
+        let (url, received, _) =
+            login_provider(r#"{"data":{"accessToken":"t{n}","expiresIn":"1"}}"#);
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(Login {
+            body: vec![
+                ("loginId".to_owned(), "me".to_owned()),
+                ("credentials.apiKey".to_owned(), "k".to_owned()),
+            ],
+            encoding: BodyEncoding::Json,
+            token: "data.accessToken".to_owned(),
+            expires_in: Some("data.expiresIn".to_owned()),
+            expires_after: Some(Duration::from_secs(3600)),
+            header: "Authorization".to_owned(),
+            prefix: "Bearer ".to_owned(),
+            ..login(&url)
+        }));
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(async {
+            upstream.send("getAccounts", &get("/a")).await.unwrap();
+            upstream.send("getAccounts", &get("/b")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            upstream.send("getAccounts", &get("/c")).await.unwrap();
+        });
+        assert_eq!(logins(&received), 2);
+        let received = received.lock().unwrap();
+        let body: Value = serde_json::from_str(&received[0].body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"loginId": "me", "credentials": {"apiKey": "k"}})
+        );
+        assert_eq!(received[1].header("authorization"), Some("Bearer t0"));
+        assert!(
+            received
+                .iter()
+                .all(|r| r.line.split(' ').nth(1) != Some("/c")
+                    || r.header("authorization") == Some("Bearer t1"))
+        );
+    }
+
+    #[test]
+    fn a_fixed_lifetime_serves_when_the_answer_gives_none() {
+        let (url, received, _) = login_provider(r#"{"auth_token":"t{n}"}"#);
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(Login {
+            expires_in: Some("expires_in".to_owned()),
+            expires_after: Some(Duration::from_millis(400)),
+            ..login(&url)
+        }));
+        let upstream = Upstream::new(settings, Arc::new(Metrics::default())).unwrap();
+        block_on(async {
+            upstream.send("getAccounts", &get("/a")).await.unwrap();
+            upstream.send("getAccounts", &get("/b")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            upstream.send("getAccounts", &get("/c")).await.unwrap();
+        });
+        assert_eq!(logins(&received), 2, "renewed after half of 400 ms");
+    }
+
+    #[test]
+    fn a_refused_login_names_the_login_endpoint_and_its_status() {
+        let (url, received) = serve(|request| {
+            if request
+                .line
+                .starts_with("POST /api/v1/authorizations/authorize")
+            {
+                return match request.header("authorization") {
+                    Some(basic) if basic.starts_with("Basic ") && basic != "Basic aWQ6cmlnaHQ=" => {
+                        (
+                            403,
+                            Vec::new(),
+                            r#"{"message":"bad credentials"}"#.to_owned(),
+                        )
+                    }
+                    _ => (
+                        200,
+                        Vec::new(),
+                        r#"{"acces_token":"secret-value","expires_in":60}"#.to_owned(),
+                    ),
+                };
+            }
+            (200, Vec::new(), "{}".to_owned())
+        });
+        let banking_circle = |password: &str| Login {
+            url: format!("{url}/api/v1/authorizations/authorize"),
+            body: Vec::new(),
+            basic: Some(("id".to_owned(), password.to_owned())),
+            token: "access_token".to_owned(),
+            expires_in: Some("expires_in".to_owned()),
+            header: "Authorization".to_owned(),
+            prefix: "Bearer ".to_owned(),
+            ..login(&url)
+        };
+        let mut settings = UpstreamSettings::new(url.clone());
+        settings.auth = Auth::Login(Box::new(banking_circle("wrong")));
+        let error = send(settings.clone(), get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_GATEWAY, "{error}");
+        assert_eq!(
+            error.detail,
+            format!(
+                "the login endpoint POST {url}/api/v1/authorizations/authorize refused the credentials of `upstream.auth.login` with 403: {{\"message\":\"bad credentials\"}}"
+            )
+        );
+        assert_eq!(
+            received.lock().unwrap().len(),
+            1,
+            "a refusal is not retried"
+        );
+        // A token that is not where the mapping says is named, and never its neighbours.
+        settings.auth = Auth::Login(Box::new(banking_circle("right")));
+        let error = send(settings, get("/accounts")).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_GATEWAY, "{error}");
+        assert!(
+            error.detail.ends_with(
+                "answered 200 without a token at `access_token` (the answer has keys acces_token, expires_in)"
+            ),
+            "{}",
+            error.detail
+        );
+        assert!(!error.detail.contains("secret-value"), "{}", error.detail);
+        let received = received.lock().unwrap();
+        assert!(received[1].body.is_empty(), "no body: {:?}", received[1]);
+        assert_eq!(
+            received[1].header("authorization"),
+            Some("Basic aWQ6cmlnaHQ=")
+        );
+    }
+
+    #[test]
+    fn form_bodies_are_sent_form_encoded() {
+        let (settings, received) = scripted(Vec::new());
+        let mut request = post("/payouts");
+        request.body = Some(serde_json::json!({"amount": "1.00", "metadata": {"order id": "42"}}));
+        request.encoding = BodyEncoding::Form;
+        send(settings, request).unwrap();
+        let received = received.lock().unwrap();
+        assert_eq!(received[0].body, "amount=1.00&metadata%5Border+id%5D=42");
+        assert_eq!(
+            received[0].header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
     }
 
     #[test]

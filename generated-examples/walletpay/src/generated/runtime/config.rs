@@ -279,11 +279,28 @@ impl Variables {
         pieces: &[Piece],
         problems: &mut Vec<String>,
     ) -> String {
+        self.endpoint(
+            "`upstream.auth.oauth2.token_url`",
+            base_url,
+            pieces,
+            problems,
+        )
+    }
+
+    /// An endpoint of the provider's (`what`, for messages): an absolute URL, or a path
+    /// (starting with `/`) appended to `base_url` as request paths are.
+    pub fn endpoint(
+        &self,
+        what: &str,
+        base_url: &str,
+        pieces: &[Piece],
+        problems: &mut Vec<String>,
+    ) -> String {
         let Some(url) = self.compose(pieces) else {
             return String::new();
         };
         if !url.starts_with('/') {
-            return self.url("`upstream.auth.oauth2.token_url`", pieces, problems);
+            return self.url(what, pieces, problems);
         }
         // A base URL that is missing or bad was reported already.
         if !is_http_url(base_url) {
@@ -502,6 +519,39 @@ pub enum Auth {
         client_secret: String,
         scope: Option<String>,
     },
+    /// A token from the provider's own login call.
+    Login(Box<Login>),
+}
+
+/// How a request body is written: JSON, or form-encoded with bracket nesting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyEncoding {
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`, nested objects as `a[b]=`, arrays as `a[0]=`.
+    Form,
+}
+
+/// `upstream.auth.login`: the provider's login call, and how its token is read and sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub method: String,
+    /// Absolute; a path in connector.yaml was appended to the base URL at start-up.
+    pub url: String,
+    /// Dotted names and their values; no body when empty.
+    pub body: Vec<(String, String)>,
+    pub encoding: BodyEncoding,
+    /// HTTP basic credentials sent with the login call.
+    pub basic: Option<(String, String)>,
+    /// Where the token is in the answer, dotted (`data.accessToken`).
+    pub token: String,
+    /// Where the answer says how many seconds the token lives, dotted.
+    pub expires_in: Option<String>,
+    /// How long a token lives when the answer does not say; without either, until refused.
+    pub expires_after: Option<Duration>,
+    /// The header the token is sent in, and the text before it (`Bearer `).
+    pub header: String,
+    pub prefix: String,
 }
 
 impl Auth {
@@ -513,6 +563,7 @@ impl Auth {
             Auth::Header { .. } | Auth::Query { .. } => "`upstream.auth.api_key`",
             Auth::Basic { .. } => "`upstream.auth.basic`",
             Auth::OAuth2 { .. } => "`upstream.auth.oauth2`",
+            Auth::Login(_) => "`upstream.auth.login`",
         }
     }
 }
@@ -535,6 +586,19 @@ impl std::fmt::Debug for Auth {
                 .field("token_url", token_url)
                 .field("client_id", client_id)
                 .field("scope", scope)
+                .finish_non_exhaustive(),
+            Auth::Login(login) => f
+                .debug_struct("Login")
+                .field("method", &login.method)
+                .field("url", &login.url)
+                .field(
+                    "body",
+                    &login.body.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                )
+                .field("encoding", &login.encoding)
+                .field("basic", &login.basic.as_ref().map(|(user, _)| user))
+                .field("token", &login.token)
+                .field("header", &login.header)
                 .finish_non_exhaustive(),
         }
     }
