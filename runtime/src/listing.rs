@@ -371,6 +371,29 @@ pub struct RecordCache {
 /// Provider records, shared.
 pub type Records = Arc<Vec<Arc<Value>>>;
 
+/// The records of one provider page that a walk of `spec` serves: nested arrays flattened
+/// and `spec`'s filter applied, in the page's order (`connector-gen preview` reads them so).
+pub fn page_records<'a>(spec: &ListSpec, body: &'a Value) -> Vec<&'a Value> {
+    let (records, _) = collect_records(body, spec.records);
+    records
+        .into_iter()
+        .filter(|record| spec.filter.keeps(record))
+        .collect()
+}
+
+/// The first provider request a walk of `source` sends without Formance's filter: its page
+/// size, its first position and, for a list walked in windows, the first window's ends.
+pub fn first_request(spec: &ListSpec, source: Source) -> Result<UpstreamRequest, ConnectorError> {
+    let window = Window::<()>::new(spec, None, vec![source]);
+    match window.streams.first() {
+        Some(stream) => request(spec, stream, window.walk_since, stream.span),
+        None => Err(ConnectorError::internal(format!(
+            "{}: no provider walk to start",
+            spec.operation
+        ))),
+    }
+}
+
 /// The records of `spec`'s list from `sources` (every parent's, for a fan-out): the last
 /// walk's when it is younger than `max_age` (and than [`RECORDS_TTL`]), else a new walk's.
 /// `spec`'s time filter and windows are not used.
