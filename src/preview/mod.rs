@@ -216,6 +216,7 @@ impl<'a> Preview<'a> {
         let mut notes = Vec::new();
         if let Some(for_each) = &self.operation.for_each
             && self.parent.is_none()
+            && self.operation.fields.iter().any(|f| reads_parent(&f.value))
         {
             let parent = match &for_each.parent {
                 ParentList::Operation { id, .. } => format!("one of {id}'s provider records"),
@@ -412,6 +413,31 @@ pub fn fetch(preview: &Preview) -> Result<Value, Stop> {
         response.status
     );
     Ok(response.body)
+}
+
+/// Whether an expression reads the `for_each` parent's record (`parent:`, `{parent.x}`).
+fn reads_parent(expr: &crate::mapping::Expr) -> bool {
+    use crate::mapping::{Conversion, Source, TemplatePart};
+    let source = match &expr.source {
+        Source::Parent(_) => true,
+        Source::Template(template) => template
+            .parts
+            .iter()
+            .any(|part| matches!(part, TemplatePart::Parent(_))),
+        Source::FirstOf(options) => options.iter().any(reads_parent),
+        Source::Each { fields, .. } => fields.iter().any(|f| reads_parent(&f.value)),
+        Source::Items(items) => items
+            .iter()
+            .any(|item| item.fields.iter().any(|f| reads_parent(&f.value))),
+        Source::Switch { on, cases, default } => {
+            reads_parent(on)
+                || cases.iter().any(|(_, case)| reads_parent(case))
+                || default.as_deref().is_some_and(reads_parent)
+        }
+        _ => false,
+    };
+    source
+        || matches!(&expr.conversion, Some(Conversion::Amount { currency, .. }) if reads_parent(currency))
 }
 
 /// The JSON pointer of `target` (a value inside `root`, by address).
