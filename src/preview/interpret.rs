@@ -519,3 +519,162 @@ fn constant(value: &Value) -> Option<Value> {
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diagnostics::SourceFile;
+
+    const MAPPING: &str = r#"version: 1
+name: acme
+upstream:
+  base_url: ${env:ACME_BASE_URL}
+operations:
+  getAccountBalances:
+    request:
+      path: /accounts/{accountId}
+    fields:
+      id: { template: "{id}-{param.accountId}" }
+      accountID: id
+      at: { path: at, time: unix_millis }
+      balances:
+        each: balances
+        fields:
+          amount: { path: value, amount: { currency: ccy, format: minor_units } }
+          currency: { path: ccy, currency: true }
+  getTransactions:
+    request:
+      path: /tx
+    records: items
+    order: unordered
+    fields:
+      id: id
+      createdAt: { path: created, time: rfc3339 }
+      updatedAt: { first_of: [updated, created], time: rfc3339 }
+      amount: { path: amount, amount: { currency: currency, format: decimal, sign: negate } }
+      currency: { path: currency, currency: true }
+      type:
+        switch:
+          on: kind
+          cases:
+            card: { path: direction, enum: { map: { in: PAYIN, out: PAYOUT } } }
+          default: { const: OTHER }
+      status:
+        path: state
+        default: done
+        empty: missing
+        enum: { map: { done: SUCCEEDED, wait: PENDING } }
+      sourceAccountID: { path: from, empty: missing }
+"#;
+
+    fn with<R>(
+        operation: &str,
+        check: impl FnOnce(&Interpreter, &ObjectDef, &[FieldMapping]) -> R,
+    ) -> R {
+        let spec = SourceFile::new(crate::spec::BUNDLED_NAME, crate::spec::BUNDLED);
+        let mapping = SourceFile::new("connector.yaml", MAPPING);
+        let (protocol, loaded) = match crate::preview::load(&spec, &mapping) {
+            Ok(loaded) => loaded,
+            Err(crate::preview::Stop::Diagnostics(d)) => panic!("{d:?}"),
+            Err(crate::preview::Stop::Usage(u)) => panic!("{u}"),
+        };
+        let op = protocol.operation(operation).unwrap();
+        let shape = match op.success.shape.as_ref().unwrap() {
+            Shape::Array(array) => array.items.as_ref().clone(),
+            other => other.clone(),
+        };
+        let (_, object) = protocol.object(&shape).unwrap();
+        let metrics = Metrics::default();
+        let interpreter = Interpreter::new(&protocol, op, &metrics, &[], None);
+        let fields = &loaded.operations[operation].fields;
+        check(&interpreter, object, fields)
+    }
+
+    #[test]
+    fn a_record_converts_with_defaults_switches_and_first_of() {
+        let record = json!({
+            "id": "t1", "created": "2026-01-02T03:04:05+01:00", "amount": "1.50",
+            "currency": "EUR", "kind": "card", "direction": "out", "state": "", "from": ""
+        });
+        let out = with("getTransactions", |i, object, fields| {
+            i.object(object, fields, &record, "").unwrap().to_json()
+        });
+        assert_eq!(out["id"], "t1");
+        assert_eq!(out["createdAt"], "2026-01-02T02:04:05Z");
+        assert_eq!(
+            out["updatedAt"], "2026-01-02T02:04:05Z",
+            "first_of falls back"
+        );
+        assert_eq!(out["amount"], "-150", "1.50 negated, in minor units");
+        assert_eq!(out["currency"], "EUR/2");
+        assert_eq!(out["type"], "PAYOUT", "the case takes its own enum");
+        assert_eq!(
+            out["status"], "SUCCEEDED",
+            "an empty state is missing: the default"
+        );
+        assert!(out.get("sourceAccountID").is_none(), "{out}");
+    }
+
+    #[test]
+    fn an_unknown_enum_value_without_fallback_fails_at_its_conversion() {
+        let record = json!({
+            "id": "t1", "created": "2026-01-02T03:04:05Z", "amount": "1", "currency": "EUR",
+            "kind": "card", "direction": "sideways"
+        });
+        let error = with("getTransactions", |i, object, fields| {
+            i.object(object, fields, &record, "").unwrap_err()
+        });
+        assert_eq!(error.field, "type");
+        assert_eq!(error.value, Some(json!("sideways")));
+        assert!(
+            error
+                .message
+                .starts_with("getTransactions: field type: unknown value"),
+            "{}",
+            error.message
+        );
+        let at = &MAPPING[error.span.clone()];
+        assert!(at.starts_with("enum"), "{at}");
+    }
+
+    #[test]
+    fn an_each_element_that_fails_is_named_by_its_position() {
+        let record = json!({
+            "id": "a1", "at": 1767225600000_i64,
+            "balances": [{"value": 5, "ccy": "EUR"}, {"value": 7, "ccy": "XXQ"}]
+        });
+        let error = with("getAccountBalances", |i, object, fields| {
+            i.object(object, fields, &record, "").unwrap_err()
+        });
+        assert_eq!(error.field, "balances[1].amount");
+        assert_eq!(error.value, Some(json!(7)));
+        let good =
+            json!({"id": "a1", "at": 1767225600000_i64, "balances": {"value": 5, "ccy": "JPY"}});
+        let out = with("getAccountBalances", |i, object, fields| {
+            i.object(object, fields, &good, "").unwrap().to_json()
+        });
+        assert_eq!(
+            out["id"], "a1-",
+            "no protocol request: a parameter without default is empty"
+        );
+        assert_eq!(out["at"], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            out["balances"],
+            json!([{"amount": "5", "currency": "JPY/0"}]),
+            "one object is one element"
+        );
+    }
+
+    #[test]
+    fn a_required_field_missing_points_at_its_path() {
+        let record = json!({"id": "t1", "amount": "1", "currency": "EUR"});
+        let error = with("getTransactions", |i, object, fields| {
+            i.object(object, fields, &record, "").unwrap_err()
+        });
+        assert_eq!(error.field, "createdAt");
+        assert_eq!(error.value, None);
+        assert_eq!(&MAPPING[error.span.clone()], "created");
+    }
+}

@@ -467,7 +467,7 @@ mod tests {
         let Err(Stop::Usage(message)) = parse_sample("page.json", "{\n  \"data\": [1,]\n}") else {
             panic!("a bad sample is refused");
         };
-        assert!(message.starts_with("page.json:2:15: "), "{message}");
+        assert!(message.starts_with("page.json:2:14: "), "{message}");
         assert!(!message.contains(" at line "), "{message}");
     }
 
