@@ -466,3 +466,25 @@ fn a_fan_out_takes_its_parent_from_a_file_or_says_it_is_left_empty() {
         "Oslo is UTC+1 in March"
     );
 }
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let run = connector_gen(["preview", "--help"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("connector-gen preview --operation getTransactions --sample response.json"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("--parent FILE"), "{run}");
+    assert!(
+        run.stdout
+            .contains("Exit codes: 0 every record converted, 1 some records failed"),
+        "{run}"
+    );
+    let run = connector_gen(["--help"]);
+    assert!(run.stdout.contains("connector-gen preview"), "{run}");
+    // Neither a sample nor --live: a usage error.
+    let run = connector_gen(["preview", "--operation", "getTransactions"]);
+    run.assert_code(2);
+}

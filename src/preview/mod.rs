@@ -185,9 +185,7 @@ impl<'a> Preview<'a> {
 
     /// The field a list is served in order of (`sort_field` in render/mapped.rs).
     fn sort_field(&self) -> Option<&'a str> {
-        if self.operation.list.is_none() {
-            return None;
-        }
+        self.operation.list.as_ref()?;
         let object = self.object()?;
         let wanted = self
             .op
