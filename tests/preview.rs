@@ -338,6 +338,26 @@ fn live_refuses_a_payout() {
         "{run}"
     );
     assert!(run.stdout.is_empty(), "{run}");
+    // A request naming a protocol parameter preview has no value for is not sent either.
+    let run = Run::of(
+        Command::new(env!("CARGO_BIN_EXE_connector-gen"))
+            .args([
+                "preview",
+                "--operation",
+                "getAccountBalances",
+                "--live",
+                "--mapping",
+            ])
+            .arg(cursorpay_mapping())
+            .env("CURSORPAY_BASE_URL", "http://127.0.0.1:9")
+            .env("CURSORPAY_API_KEY", TOKEN),
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("names the protocol parameter `{accountId}`"),
+        "{run}"
+    );
 }
 
 #[test]

@@ -110,6 +110,14 @@ fn cell(value: &Out) -> String {
 pub fn failures(failures: &[Failure], total: usize) -> String {
     let mut out = String::new();
     for failure in failures {
+        if failure.field.is_empty() {
+            // The answer itself does not fit (no object where `record` says).
+            out.push_str(&format!(
+                "error: {}\n  --> {}\n",
+                failure.error, failure.mapping
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "error: record {} of {total} ({}) fails at field `{}`\n",
             failure.record, failure.pointer, failure.field
@@ -190,5 +198,20 @@ mod tests {
         assert!(text.contains("record 3 of 10 (/data/2) fails at field `amount`"));
         assert!(text.contains("provider value: \"12,5\""));
         assert!(text.contains("--> connector.yaml:40:9"));
+        let whole = failures(
+            &[Failure {
+                record: 1,
+                pointer: String::new(),
+                field: String::new(),
+                value: None,
+                error: "getAccountBalances: the provider's answer has nothing at `data`".into(),
+                mapping: "connector.yaml:12:3".into(),
+            }],
+            1,
+        );
+        assert_eq!(
+            whole,
+            "error: getAccountBalances: the provider's answer has nothing at `data`\n  --> connector.yaml:12:3\n"
+        );
     }
 }

@@ -388,6 +388,17 @@ pub fn fetch(preview: &Preview) -> Result<Value, Stop> {
             op.id
         )));
     }
+    let unknown = template_params(template).into_iter().find(|name| {
+        op.params
+            .iter()
+            .any(|p| p.name == *name && p.default.is_none())
+    });
+    if let Some(name) = unknown {
+        return Err(Stop::Usage(format!(
+            "{}'s provider request names the protocol parameter `{{{name}}}`, which preview has no value for: save the provider's answer for one {name} and pass it with --sample FILE",
+            op.id
+        )));
+    }
     let plan = crate::plan::plan(preview.protocol, preview.mapping);
     let settings =
         live::settings(&plan.krate, &|name| std::env::var(name).ok()).map_err(|problems| {
@@ -411,6 +422,19 @@ pub fn fetch(preview: &Preview) -> Result<Value, Stop> {
         response.status
     );
     Ok(response.body)
+}
+
+/// The protocol parameters a request template names (`{accountId}`).
+fn template_params(template: &crate::mapping::RequestTemplate) -> Vec<&str> {
+    std::iter::once(&template.path)
+        .chain(template.query.iter().map(|(_, t)| t))
+        .chain(template.headers.iter().map(|(_, t)| t))
+        .flat_map(|t| &t.parts)
+        .filter_map(|part| match part {
+            crate::mapping::TemplatePart::Param(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether an expression reads the `for_each` parent's record (`parent:`, `{parent.x}`).
@@ -467,6 +491,80 @@ mod tests {
         };
         assert!(message.starts_with("page.json:2:14: "), "{message}");
         assert!(!message.contains(" at line "), "{message}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the provider sends, every operation of a real mapping previews it without
+        /// panicking: records convert or fail with a report.
+        #[test]
+        fn any_answer_previews_without_panicking(body in any_json()) {
+            let spec = SourceFile::new(crate::spec::BUNDLED_NAME, crate::spec::BUNDLED);
+            let mapping = SourceFile::new(
+                "connector.yaml",
+                include_str!("../../generated-examples/nordbank/connector.yaml"),
+            );
+            let Ok((protocol, loaded)) = load(&spec, &mapping) else {
+                panic!("the example mapping loads");
+            };
+            let parent = serde_json::json!({"id": "acc-1"});
+            for (id, operation) in &loaded.operations {
+                let op = protocol.operation(id).unwrap();
+                let preview = Preview {
+                    protocol: &protocol,
+                    mapping: &loaded,
+                    mapping_source: &mapping,
+                    op,
+                    operation,
+                    parent: Some(&parent),
+                };
+                let outcome = preview.run(&body);
+                let _ = outcome.render(Format::Json);
+                let _ = outcome.render(Format::Table);
+                let _ = format::failures(&outcome.failures, outcome.total);
+            }
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("2025-03-01T10:00:00.000"),
+                Just("12.50"),
+                Just("NOK"),
+                Just("PROCESSED"),
+                Just("true")
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let keys = prop_oneof![
+                Just("content"),
+                Just("id"),
+                Just("name"),
+                Just("createdDate"),
+                Just("amount"),
+                Just("currency"),
+                Just("balance"),
+                Just("credit"),
+                Just("transactionDate"),
+                Just("lastUpdated"),
+                Just("type"),
+                Just("status"),
+                Just("x")
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(keys.prop_map(str::to_owned), inner, 0..8)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]
