@@ -1003,6 +1003,46 @@ mod tests {
     }
 
     #[test]
+    fn page_records_are_flattened_and_filtered_and_the_first_request_has_size_and_position() {
+        static EXCLUDE: &[(&[Step], &[&str])] = &[(&[Step::Key("type")], &["HOLD"])];
+        let mut list = spec(
+            Paging::PageNumber {
+                param: "page",
+                first: 0,
+                total_pages: None,
+            },
+            Some(("size", 50)),
+            Order::OldestFirst,
+        );
+        list.records = &[&[Step::Key("data")], &[Step::Key("entries")]];
+        list.filter = Filter {
+            exclude: EXCLUDE,
+            only: &[],
+        };
+        let body = json!({"data": [
+            {"entries": [{"id": "a"}, {"id": "b", "type": "HOLD"}]},
+            {"entries": [{"id": "c"}]}
+        ]});
+        let ids: Vec<&str> = page_records(&list, &body)
+            .iter()
+            .filter_map(|record| record["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        let request = UpstreamRequest {
+            path: "/tx".to_owned(),
+            ..Default::default()
+        };
+        let first = first_request(&list, Source::single(request).remove(0)).unwrap();
+        assert_eq!(
+            first.query,
+            [
+                ("size".to_owned(), "50".to_owned()),
+                ("page".to_owned(), "0".to_owned())
+            ]
+        );
+    }
+
+    #[test]
     fn cursors_stop_without_more_an_empty_page_or_a_missing_cursor() {
         let by_record = spec(
             Paging::Cursor {
