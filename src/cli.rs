@@ -1,6 +1,7 @@
-//! The command line: `new`, `generate`, `check`, `verify`, `upgrade`. Exit codes: 0 ok, 1
-//! diagnostics, drift or findings, 2 usage or I/O error (or an unreachable connector); `upgrade`
-//! also exits 3 for changes that need a look.
+//! The command line: `new`, `generate`, `check`, `verify`, `upgrade`, `draft`, `preview`.
+//! Exit codes: 0 ok, 1 diagnostics, drift, findings or records that fail to convert, 2 usage
+//! or I/O error (or an unreachable connector); `upgrade` also exits 3 for changes that need a
+//! look.
 
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -30,7 +31,27 @@ Examples:
   connector-gen draft --from-openapi provider.yaml --out acme
                                                a first connector.yaml from the provider's OpenAPI
   connector-gen check --against-spec provider.yaml
-                                               check the mapping against the provider's API";
+                                               check the mapping against the provider's API
+  connector-gen preview --operation getTransactions --sample response.json
+                                               what the mapping makes of a saved provider answer";
+
+const PREVIEW_EXAMPLES: &str = "\
+Examples:
+  connector-gen preview --operation getTransactions --sample response.json
+  connector-gen preview --operation getAccounts --sample accounts.json --format table
+  connector-gen preview --operation getTransactions --sample page.json --parent account.json
+  CURSORPAY_BASE_URL=https://sandbox.example.com CURSORPAY_API_KEY=sk_test_... \\
+    connector-gen preview --operation getTransactions --live
+
+The sample is one provider answer as saved from the API (one page of a list). Records are
+converted by the same runtime code the generated connector runs, and printed in the order it
+serves them; every record that fails is reported with its field, the provider value and the
+connector.yaml line that maps it. For an operation listed once per parent record (for_each),
+--parent FILE gives the parent's provider record for `{parent.x}`; without it they are empty.
+--live sends the operation's first request (GET only) with the credentials connector.yaml
+reads from the environment.
+
+Exit codes: 0 every record converted, 1 some records failed, 2 usage or unreadable input.";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -163,6 +184,45 @@ enum Command {
         #[arg(long, value_enum, default_value = "markdown")]
         format: UpgradeFormat,
     },
+    /// Show the protocol records the mapping makes of a provider answer, and why any fail.
+    #[command(after_help = PREVIEW_EXAMPLES)]
+    Preview(Box<PreviewArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct PreviewArgs {
+    /// The protocol operation to preview (its operationId: getTransactions, getAccounts...).
+    #[arg(long, value_name = "ID")]
+    operation: String,
+    /// A saved provider answer (JSON) to convert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    sample: Option<PathBuf>,
+    /// Send the operation's first request to the provider instead (GET operations only).
+    #[arg(long)]
+    live: bool,
+    /// For an operation listed per parent record (`for_each`): the parent's provider record.
+    #[arg(long, value_name = "FILE")]
+    parent: Option<PathBuf>,
+    /// The mapping file.
+    #[arg(long, value_name = "FILE", default_value = "connector.yaml")]
+    mapping: PathBuf,
+    /// The protocol spec (OpenAPI 3.0) [default: the bundled Generic connector spec].
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// `json` (the records, the failures and notes) or `table` (one row per record).
+    #[arg(long, value_enum, default_value = "json")]
+    format: PreviewFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PreviewFormat {
+    Json,
+    Table,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -362,6 +422,7 @@ pub fn main() -> ExitCode {
             mapping,
             format,
         } => upgrade_command(&spec, from.as_deref(), &mapping, format),
+        Command::Preview(args) => preview_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -682,5 +743,75 @@ fn upgrade_command(
     match outcome.exit_code() {
         0 => Ok(()),
         code => Err(Failure::Exit(code)),
+    }
+}
+
+fn preview_command(args: &PreviewArgs) -> Result<(), Failure> {
+    use crate::preview::{self, Input, Stop};
+    let spec = spec_source(args.spec.as_deref())?;
+    let mapping = read_source(&args.mapping)?;
+    let stop = |stop: Stop, sources: &[SourceFile]| match stop {
+        Stop::Usage(message) => Failure::Usage(message),
+        Stop::Diagnostics(diagnostics) => {
+            report(&diagnostics, sources);
+            Failure::Usage(format!(
+                "{} cannot be previewed until `connector-gen check` passes",
+                mapping.name
+            ))
+        }
+    };
+    let sources = [spec.clone(), mapping.clone()];
+    let (protocol, loaded) = preview::load(&spec, &mapping).map_err(|s| stop(s, &sources))?;
+    let operation = preview::operation(&loaded, &args.operation).map_err(|s| stop(s, &sources))?;
+    let Some(op) = protocol.operation(&args.operation) else {
+        return Err(Failure::Usage(format!(
+            "{} has no operation `{}`",
+            spec.name, args.operation
+        )));
+    };
+    let parent = match &args.parent {
+        Some(path) => Some(preview::read_sample(path).map_err(|s| stop(s, &sources))?),
+        None => None,
+    };
+    let input = match &args.sample {
+        Some(path) => Input::Sample(path.clone()),
+        None => Input::Live,
+    };
+    let run = preview::Preview {
+        protocol: &protocol,
+        mapping: &loaded,
+        mapping_source: &mapping,
+        op,
+        operation,
+        parent: parent.as_ref(),
+    };
+    let body = match input {
+        Input::Sample(path) => preview::read_sample(&path).map_err(|s| stop(s, &sources))?,
+        Input::Live => preview::fetch(&run).map_err(|s| stop(s, &sources))?,
+    };
+    let outcome = run.run(&body);
+    let format = match args.format {
+        PreviewFormat::Json => preview::Format::Json,
+        PreviewFormat::Table => preview::Format::Table,
+    };
+    print!("{}", outcome.render(format));
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
+    eprint!(
+        "{}",
+        preview::format::failures(&outcome.failures, outcome.total)
+    );
+    eprintln!(
+        "{}: {} record{} converted, {} failed",
+        outcome.operation,
+        outcome.records.len(),
+        if outcome.records.len() == 1 { "" } else { "s" },
+        outcome.failures.len()
+    );
+    if outcome.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Exit(1))
     }
 }

@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod names;
 pub mod output;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod runtime;
 pub mod spec;

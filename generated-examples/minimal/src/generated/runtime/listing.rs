@@ -409,6 +409,29 @@ pub struct RecordCache {
 /// Provider records, shared.
 pub type Records = Arc<Vec<Arc<Value>>>;
 
+/// The records of one provider page that a walk of `spec` serves: nested arrays flattened
+/// and `spec`'s filter applied, in the page's order (`connector-gen preview` reads them so).
+pub fn page_records<'a>(spec: &ListSpec, body: &'a Value) -> Vec<&'a Value> {
+    let (records, _) = collect_records(body, spec.records);
+    records
+        .into_iter()
+        .filter(|record| spec.filter.keeps(record))
+        .collect()
+}
+
+/// The first provider request a walk of `source` sends without Formance's filter: its page
+/// size, its first position and, for a list walked in windows, the first window's ends.
+pub fn first_request(spec: &ListSpec, source: Source) -> Result<UpstreamRequest, ConnectorError> {
+    let window = Window::<()>::new(spec, None, vec![source]);
+    match window.streams.first() {
+        Some(stream) => request(spec, stream, window.walk_since, stream.span),
+        None => Err(ConnectorError::internal(format!(
+            "{}: no provider walk to start",
+            spec.operation
+        ))),
+    }
+}
+
 /// The records of `spec`'s list from `sources` (every parent's, for a fan-out): the last
 /// walk's when it is younger than `max_age` (and than [`RECORDS_TTL`]), else a new walk's.
 /// `spec`'s time filter and windows are not used.
@@ -1026,6 +1049,46 @@ mod tests {
             count,
         )
         .map(|next| position_key(&next))
+    }
+
+    #[test]
+    fn page_records_are_flattened_and_filtered_and_the_first_request_has_size_and_position() {
+        static EXCLUDE: &[(&[Step], &[&str])] = &[(&[Step::Key("type")], &["HOLD"])];
+        let mut list = spec(
+            Paging::PageNumber {
+                param: "page",
+                first: 0,
+                total_pages: None,
+            },
+            Some(("size", 50)),
+            Order::OldestFirst,
+        );
+        list.records = &[&[Step::Key("data")], &[Step::Key("entries")]];
+        list.filter = Filter {
+            exclude: EXCLUDE,
+            only: &[],
+        };
+        let body = json!({"data": [
+            {"entries": [{"id": "a"}, {"id": "b", "type": "HOLD"}]},
+            {"entries": [{"id": "c"}]}
+        ]});
+        let ids: Vec<&str> = page_records(&list, &body)
+            .iter()
+            .filter_map(|record| record["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        let request = UpstreamRequest {
+            path: "/tx".to_owned(),
+            ..Default::default()
+        };
+        let first = first_request(&list, Source::single(request).remove(0)).unwrap();
+        assert_eq!(
+            first.query,
+            [
+                ("size".to_owned(), "50".to_owned()),
+                ("page".to_owned(), "0".to_owned())
+            ]
+        );
     }
 
     #[test]
