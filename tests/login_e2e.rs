@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use support::formance::{Kind, Poller};
 use support::initiate::{created_id, initiate};
 use support::mock_http::{MockServer, Request, Response, lock};
-use support::sync_check::{base_url, sync};
+use support::sync_check::{NANOS, Truth, Want, base_url, check_received, sync};
 use support::{API_KEY, Server, TestCrate};
 
 const LOGIN_ID: &str = "ops@example.com";
@@ -79,6 +79,8 @@ operations:
       type: { const: PAYIN }
       status: { const: SUCCEEDED }
       destinationAccountID: account_id
+      # The payout a transaction settles, for payouts made through this connector.
+      relatedTransactionID: { initiation: payment_id }
 
   createPayout:
     request:
@@ -134,6 +136,8 @@ struct Provider {
     bad_logins: AtomicUsize,
     revoke: AtomicBool,
     list_calls: AtomicU64,
+    /// The transactions of executed payouts, after the fixed ones.
+    settled: Mutex<Vec<Value>>,
 }
 
 impl Provider {
@@ -148,6 +152,7 @@ impl Provider {
             bad_logins: AtomicUsize::new(0),
             revoke: AtomicBool::new(false),
             list_calls: AtomicU64::new(0),
+            settled: Mutex::new(Vec::new()),
         });
         let handler = Arc::clone(&provider);
         let server = MockServer::from_fn(move |request| handler.answer(request));
@@ -188,7 +193,9 @@ impl Provider {
             }
             ("GET", "/v2/transactions") => {
                 self.list_calls.fetch_add(1, Ordering::SeqCst);
-                page(request, "transactions", &transactions())
+                let mut all = transactions();
+                all.extend(lock(&self.settled).iter().cloned());
+                page(request, "transactions", &all)
             }
             ("POST", "/v2/payments/create") => {
                 let content_type = request.header("content-type").unwrap_or_default();
@@ -200,6 +207,21 @@ impl Provider {
                 };
                 let mut payouts = lock(&self.payouts);
                 let id = format!("pay_{}", payouts.len() + 1);
+                let field = |name: &str| {
+                    form.iter()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.clone())
+                        .unwrap_or_default()
+                };
+                // Executed at once: its transaction is listed from now on.
+                lock(&self.settled).push(json!({
+                    "id": format!("tx-{id}"),
+                    "created_at": "2025-03-01T10:00:00Z",
+                    "amount": field("amount"),
+                    "currency": field("currency"),
+                    "account_id": field("beneficiary_id"),
+                    "payment_id": id,
+                }));
                 payouts.push((request.body_text(), form));
                 Response::json(
                     200,
@@ -445,5 +467,118 @@ fn payouts_arrive_form_encoded_after_a_refused_token() {
         raw.contains("metadata%5Bsource%5D=acc-001")
             && raw.contains("reason=Invoice+7+%26+co+%3D+paid"),
         "percent-encoded: {raw}"
+    );
+}
+
+/// What Formance must receive of the provider's records: every value, every time.
+fn truth(provider: &Provider, kind: Kind, payout_keys: &BTreeMap<String, String>) -> Truth {
+    let second = |text: &str| {
+        i128::from(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp(),
+        ) * NANOS
+    };
+    match kind {
+        Kind::Accounts => accounts()
+            .into_iter()
+            .map(|a| {
+                let id = a["id"].as_str().unwrap().to_owned();
+                let json = json!({"id": id, "accountName": a["account_name"]});
+                let times = vec![("createdAt", second(a["created_at"].as_str().unwrap()))];
+                (id, Want { json, times })
+            })
+            .collect(),
+        _ => {
+            let mut all = transactions();
+            all.extend(lock(&provider.settled).iter().cloned());
+            all.into_iter()
+                .map(|t| {
+                    let id = t["id"].as_str().unwrap().to_owned();
+                    let minor = t["amount"].as_str().unwrap().replace('.', "");
+                    let mut json = json!({
+                        "id": id,
+                        "amount": minor.trim_start_matches('0'),
+                        "currency": "EUR/2",
+                        "type": "PAYIN",
+                        "status": "SUCCEEDED",
+                        "destinationAccountID": t["account_id"],
+                    });
+                    if let Some(key) = t["payment_id"].as_str().and_then(|p| payout_keys.get(p)) {
+                        json["relatedTransactionID"] = json!(key);
+                        json["type"] = json!("PAYOUT");
+                    }
+                    let at = second(t["created_at"].as_str().unwrap());
+                    (
+                        id,
+                        Want {
+                            json,
+                            times: vec![("createdAt", at), ("updatedAt", at)],
+                        },
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// Full syncs at Formance's page sizes while tokens die every 700 ms, checked value by value
+/// against the provider; then a payout, replayed, is executed once, and its transaction is
+/// linked to Formance's key.
+#[test]
+fn full_syncs_match_the_provider_and_payouts_execute_once_and_link() {
+    let (provider, mock) = Provider::start(Duration::from_millis(700), 3600);
+    let server = start(&mock);
+    let no_payouts = BTreeMap::new();
+    for page_size in [100, 7] {
+        let context = format!("loginpay, page size {page_size}");
+        let mut poller = Poller::new(&base_url(&server), API_KEY, page_size);
+        for kind in [Kind::Accounts, Kind::Transactions] {
+            sync(&mut poller, kind, &context);
+            check_received(
+                &poller,
+                kind,
+                &truth(&provider, kind, &no_payouts),
+                &context,
+            );
+        }
+    }
+    let key = "formance-payout-0001";
+    let body = json!({
+        "idempotencyKey": key,
+        "amount": "2500",
+        "currency": "EUR/2",
+        "sourceAccountId": "acc-003",
+        "destinationAccountId": "acc-007",
+        "description": "supplier",
+    });
+    let (status, first) = initiate(&server, "/payouts", &body);
+    let id = created_id(status, &first);
+    let (status, replay) = initiate(&server, "/payouts", &body);
+    assert_eq!(
+        created_id(status, &replay),
+        id,
+        "the replay answers the same payout"
+    );
+    assert_eq!(lock(&provider.payouts).len(), 1, "executed once");
+    let payout_keys = BTreeMap::from([(id.clone(), key.to_owned())]);
+    let mut poller = Poller::new(&base_url(&server), API_KEY, 7);
+    sync(&mut poller, Kind::Transactions, "after the payout");
+    check_received(
+        &poller,
+        Kind::Transactions,
+        &truth(&provider, Kind::Transactions, &payout_keys),
+        "after the payout",
+    );
+    let linked = &poller.records(Kind::Transactions)[&format!("tx-{id}")].json;
+    assert_eq!(linked["relatedTransactionID"], key, "{linked}");
+    let refused = lock(&provider.refused).len();
+    eprintln!(
+        "{} logins, {refused} tokens refused over the syncs",
+        provider.logins()
+    );
+    assert!(
+        provider.logins() <= 1 + refused,
+        "one login per refused token"
     );
 }

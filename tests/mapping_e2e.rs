@@ -184,7 +184,7 @@ fn a_refused_token_request_names_the_token_endpoint_and_its_rfc6749_error() {
     let logs = server.process.logs();
     let logged = logs
         .lines()
-        .find(|line| line.contains("no OAuth2 token"))
+        .find(|line| line.contains("no token from the provider"))
         .unwrap_or_else(|| panic!("no log line of the token failure:\n{logs}"));
     assert!(
         logged.contains(&nb.token_url()) && logged.contains("invalid_client"),

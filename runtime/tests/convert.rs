@@ -763,6 +763,41 @@ fn enum_values() {
     assert_eq!(map_enum("a", &cased, None), Ok((1, false)));
 }
 
+#[test]
+fn enum_prefixes_match_what_no_exact_entry_does_longest_first() {
+    let table = [
+        ("PI_*", "payin"),
+        ("PI_REV*", "reversal"),
+        ("PI_FAST", "fast"),
+        ("PO_*", "payout"),
+        ("X*", "first"),
+        ("X*", "second"),
+    ];
+    for (value, expected) in [
+        ("PI_SEPA_INST", "payin"),
+        ("PI_REVERSED", "reversal"),
+        ("PI_FAST", "fast"),
+        ("pi_fast", "fast"),
+        ("PO_", "payout"),
+        ("XY", "first"),
+    ] {
+        assert_eq!(
+            map_enum(value, &table, None),
+            Ok((expected, false)),
+            "{value}"
+        );
+    }
+    // Prefixes are case-sensitive, and `*` only counts at the end.
+    assert_eq!(
+        map_enum("pi_sepa", &table, Some("other")),
+        Ok(("other", true))
+    );
+    assert_eq!(map_enum("PI", &table, Some("other")), Ok(("other", true)));
+    let literal = [("a*b", 1)];
+    assert_eq!(map_enum("a*b", &literal, None), Ok((1, false)));
+    assert!(map_enum("axb", &literal, None).is_err());
+}
+
 // ------------------------------------------------------------------ paths and metadata
 
 #[test]

@@ -1068,22 +1068,47 @@ fn numbers_are_exact() -> bool {
     })
 }
 
+/// The value of the longest `PREFIX*` entry of `table` that `value` starts with; the first
+/// of equally long ones.
+fn longest_prefix<'t, T>(value: &str, table: &'t [(&str, T)]) -> Option<&'t T> {
+    table
+        .iter()
+        .filter_map(|(known, mapped)| {
+            let prefix = known.strip_suffix('*')?;
+            value.starts_with(prefix).then_some((prefix.len(), mapped))
+        })
+        .fold(
+            None,
+            |best: Option<(usize, &T)>, (len, mapped)| match best {
+                Some((longest, _)) if longest >= len => best,
+                _ => Some((len, mapped)),
+            },
+        )
+        .map(|(_, mapped)| mapped)
+}
+
 /// A provider's value mapped through `table` (provider value, protocol value): an exact
-/// match first, then an ASCII case-insensitive one (the first in table order). A value
-/// that matches nothing gives `fallback` with `true` as the second element, so that the
-/// caller can log or count values that fell back; without a fallback it is an error
-/// listing the known values. A match gives `false`.
+/// match first, then an ASCII case-insensitive one (the first in table order), then the
+/// longest prefix written `PREFIX*` (`PI_*` for every `PI_...` type). A value that matches
+/// nothing gives `fallback` with `true` as the second element, so that the caller can log
+/// or count values that fell back; without a fallback it is an error listing the known
+/// values. A match gives `false`.
 pub fn map_enum<T: Copy>(
     value: &str,
     table: &[(&str, T)],
     fallback: Option<T>,
 ) -> Result<(T, bool), ConversionError> {
-    let found = table.iter().find(|(known, _)| *known == value).or_else(|| {
-        table
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(value))
-    });
-    if let Some((_, mapped)) = found {
+    let found = table
+        .iter()
+        .find(|(known, _)| *known == value)
+        .or_else(|| {
+            table
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(value))
+        })
+        .map(|(_, mapped)| mapped)
+        .or_else(|| longest_prefix(value, table));
+    if let Some(mapped) = found {
         return Ok((*mapped, false));
     }
 
