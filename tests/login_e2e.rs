@@ -94,6 +94,7 @@ operations:
       metadata.source: sourceAccountId
       metadata.note: description
       reason: { const: "Invoice 7 & co = paid" }
+      payment_date: { now: true, time: { pattern: "%Y-%m-%d", utc_offset: "+00:00" } }
     fields:
       id: id
       status: { const: PENDING }
@@ -449,7 +450,16 @@ fn payouts_arrive_form_encoded_after_a_refused_token() {
     let payouts = lock(&provider.payouts);
     assert_eq!(payouts.len(), 1, "one payout");
     let (raw, form) = &payouts[0];
-    let form: BTreeMap<&str, &str> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut form: BTreeMap<&str, &str> =
+        form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // `now` as a date alone, in UTC (the day may turn between the two readings).
+    let date = form.remove("payment_date").expect("a payment date");
+    let today = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d").to_string();
+    let now = chrono::Utc::now();
+    assert!(
+        date == today(now) || date == today(now - chrono::Duration::seconds(60)),
+        "payment_date {date}"
+    );
     assert_eq!(
         form,
         BTreeMap::from([

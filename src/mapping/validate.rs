@@ -358,14 +358,14 @@ impl<'a> Checker<'a> {
             Some(Conversion::Amount { currency, .. }) => {
                 self.body_value(currency, request_name, fields)
             }
-            Some(Conversion::Time(_) | Conversion::Enum { .. }) => {
+            Some(Conversion::Enum { .. }) => {
                 let span = expr.conversion_span.as_ref().unwrap_or(&expr.span);
                 let diagnostic = self
                     .error(
                         span,
-                        "only `amount` and `currency` convert protocol values for the provider",
+                        "only `amount`, `currency` and `time` convert protocol values for the provider",
                     )
-                    .with_help("remove the conversion");
+                    .with_help("write the provider's values with `const`, or a `template`");
                 self.found.push(diagnostic);
             }
             _ => {}

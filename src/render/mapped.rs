@@ -923,6 +923,10 @@ fn provider_value(op: &Operation, expr: &Expr) -> TokenStream {
         Some(Conversion::Currency { lower }) => {
             quote!(fields::provider_currency(#value, #lower, CURRENCIES))
         }
+        Some(Conversion::Time(format)) => {
+            let format = time_format(format);
+            quote!(fields::provider_time(#value, &#format))
+        }
         _ => quote!(Ok::<_, convert::ConversionError>(#value)),
     }
 }

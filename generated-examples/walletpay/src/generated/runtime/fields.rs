@@ -403,6 +403,25 @@ pub fn provider_amount(
         .map_err(|_| ConversionError::new(format!("{text} cannot be written as a JSON number")))
 }
 
+/// A protocol time (RFC 3339, as Formance sends it and `now` gives it) as the provider
+/// writes it: RFC 3339, Unix seconds or milliseconds (JSON integers), or a pattern in the
+/// provider's zone (`%Y-%m-%d` for a date alone).
+pub fn provider_time(
+    value: Option<Value>,
+    format: &TimeFormat,
+) -> Result<Option<Value>, ConversionError> {
+    let Some(text) = value.as_ref().and_then(convert::to_text) else {
+        return Ok(None);
+    };
+    let time = convert::parse_time(&Value::String(text), &TimeFormat::Rfc3339)?;
+    let written = convert::format_time(time, format)?;
+    let number = matches!(format, TimeFormat::UnixSeconds | TimeFormat::UnixMillis);
+    Ok(Some(match written.parse::<i64>() {
+        Ok(n) if number => Value::from(n),
+        _ => Value::String(written),
+    }))
+}
+
 /// A protocol currency (UMN `EUR/2`) as the provider's code: `EUR`, or `eur`.
 pub fn provider_currency(
     currency: Option<Value>,
@@ -426,6 +445,34 @@ mod tests {
     use super::super::config::UpstreamSettings;
     use super::super::testing::{block_on, serve};
     use super::*;
+
+    #[test]
+    fn protocol_times_are_written_in_the_providers_format() {
+        let at = Some(Value::String("2026-03-29T23:30:05.25Z".to_owned()));
+        let cases = [
+            (TimeFormat::Rfc3339, Value::from("2026-03-29T23:30:05Z")),
+            (TimeFormat::UnixSeconds, Value::from(1_774_827_005_i64)),
+            (TimeFormat::UnixMillis, Value::from(1_774_827_005_250_i64)),
+            (
+                TimeFormat::Custom {
+                    pattern: "%Y-%m-%d",
+                    utc_offset_seconds: Some(3_600),
+                },
+                // Already the next day one hour east of UTC.
+                Value::from("2026-03-30"),
+            ),
+        ];
+        for (format, expected) in cases {
+            assert_eq!(
+                provider_time(at.clone(), &format).unwrap(),
+                Some(expected),
+                "{format:?}"
+            );
+        }
+        assert_eq!(provider_time(None, &TimeFormat::Rfc3339).unwrap(), None);
+        let not_a_time = Some(Value::String("yesterday".to_owned()));
+        assert!(provider_time(not_a_time, &TimeFormat::UnixSeconds).is_err());
+    }
 
     #[test]
     fn a_step_gives_its_record_and_a_404_is_a_final_400() {
