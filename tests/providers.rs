@@ -48,8 +48,8 @@ fn fixtures() -> PathBuf {
 
 fn fixture(name: &str) -> (PathBuf, String) {
     let path = fixtures().join(format!("{name}.yaml"));
-    let text = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     (path, text)
 }
 
@@ -62,11 +62,13 @@ fn header(text: &str) -> String {
         .join("\n")
 }
 
-/// Every `rust: crate::handlers::f` in the file (commented-out lines included: they too must
-/// be explained).
+/// Every `rust: crate::handlers::f` the mapping names (commented-out lines are not mapping).
 fn rust_functions(text: &str) -> Vec<String> {
     let mut functions = Vec::new();
-    for line in text.lines().filter(|line| !line.trim_start().starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+    {
         let mut rest = line;
         while let Some(at) = rest.find("rust:") {
             rest = &rest[at + "rust:".len()..];
@@ -106,7 +108,10 @@ fn there_is_one_fixture_per_provider() {
         .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    assert_eq!(found, PROVIDERS, "tests/fixtures/providers/ and PROVIDERS differ");
+    assert_eq!(
+        found, PROVIDERS,
+        "tests/fixtures/providers/ and PROVIDERS differ"
+    );
 }
 
 #[test]
@@ -158,11 +163,7 @@ fn every_fixture_checks_without_a_problem() {
     let mut failures = Vec::new();
     for name in PROVIDERS {
         let (path, text) = fixture(name);
-        let run = connector_gen([
-            "check".as_ref(),
-            "--mapping".as_ref(),
-            path.as_os_str(),
-        ]);
+        let run = connector_gen(["check".as_ref(), "--mapping".as_ref(), path.as_os_str()]);
         let output = format!("{}{}", run.stdout, run.stderr);
         let warned = output.contains("warning");
         if run.code != Some(0) || output.contains("error") {
