@@ -502,7 +502,9 @@ fn uses_zones(mapping: &Mapping) -> bool {
             || match &e.source {
                 Source::FirstOf(options) => options.iter().any(expr),
                 Source::Each { fields, .. } => fields.iter().any(|f| expr(&f.value)),
-                Source::Switch { on, cases, default } => {
+                Source::Switch {
+                    on, cases, default, ..
+                } => {
                     expr(on)
                         || cases.iter().any(|(_, c)| expr(c))
                         || default.as_deref().is_some_and(expr)

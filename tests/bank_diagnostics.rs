@@ -485,3 +485,39 @@ fn joins_are_named_calls() {
         .only_error()
         .expect_message("`join` must be a list of calls, found a mapping");
 }
+
+// ---- switch by sign ---------------------------------------------------------------------------
+
+/// Nordbank's transaction source switched by the sign of the amount instead of the flag.
+fn source_by_sign(switch: &str) -> String {
+    replace_once(
+        NORDBANK,
+        "      sourceAccountID:\n        switch:\n          on: credit\n          cases:\n            \"true\": counterpartyAccountId\n            \"false\": { parent: id }\n",
+        &format!("      sourceAccountID:\n        switch: {switch}\n"),
+    )
+}
+
+#[test]
+fn a_switch_by_sign_passes() {
+    let text = source_by_sign(
+        "{ on: amount, by: sign, cases: { negative: { parent: id }, positive: counterpartyAccountId } }",
+    );
+    check(&text).expect_code(0);
+}
+
+#[test]
+fn a_switch_is_by_sign_or_by_text() {
+    let text = source_by_sign("{ on: amount, by: size, cases: { negative: { parent: id } } }");
+    check(&text)
+        .only_error()
+        .expect_message("`switch.by` takes `sign`")
+        .expect_at(pos(&text, "size, cases"));
+    let text = source_by_sign("{ on: amount, by: sign, cases: { minus: { parent: id } } }");
+    check(&text)
+        .only_error()
+        .expect_message(
+            "`minus` is not a sign: the cases of `by: sign` are negative, zero and positive",
+        )
+        .expect_at(pos(&text, "{ minus:"))
+        .expect_help("use `default` for the signs without a case of their own");
+}

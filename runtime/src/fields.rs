@@ -191,6 +191,28 @@ pub fn case_text(value: Option<Value>) -> Option<String> {
     }
 }
 
+/// The case of `switch: { by: sign }` for a provider number (or numeric text): `negative`,
+/// `zero` or `positive`; none for a value that is not a number.
+pub fn sign_case(value: Option<Value>) -> Option<String> {
+    let text = case_text(value)?;
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(&text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let numeric = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit());
+    if !numeric {
+        return None;
+    }
+    let case = if digits.bytes().all(|b| b == b'0' || b == b'.') {
+        "zero"
+    } else if text.starts_with('-') {
+        "negative"
+    } else {
+        "positive"
+    };
+    Some(case.to_owned())
+}
+
 /// How a provider takes Formance's idempotency key (a payment's reference, an
 /// `Idempotency-Key`): `min_length` to `max_length` characters of `charset`. A key that
 /// fits is sent as it is; another is replaced by a digest of it that fits, the same every
@@ -439,9 +461,34 @@ pub fn provider_currency(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::super::config::UpstreamSettings;
     use super::super::testing::{block_on, serve};
     use super::*;
+
+    #[test]
+    fn signs_pick_cases_of_numbers_and_numeric_texts() {
+        let cases = [
+            (json!(-12.5), Some("negative")),
+            (json!("-0.01"), Some("negative")),
+            (json!(0), Some("zero")),
+            (json!("-0.00"), Some("zero")),
+            (json!(7), Some("positive")),
+            (json!("+3"), Some("positive")),
+            (json!("12abc"), None),
+            (json!("-"), None),
+            (json!(true), None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                sign_case(Some(value.clone())).as_deref(),
+                expected,
+                "{value}"
+            );
+        }
+        assert_eq!(sign_case(None), None);
+    }
 
     #[test]
     fn protocol_times_are_written_in_the_providers_format() {

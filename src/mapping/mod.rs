@@ -547,6 +547,9 @@ pub enum Source {
     /// The value of the first case whose text `on` has, or of `default` (else none).
     Switch {
         on: Box<Expr>,
+        /// `by: sign`: the cases are `negative`, `zero` and `positive`, the sign of `on`'s
+        /// number, not its text.
+        by_sign: bool,
         cases: Vec<(String, Expr)>,
         default: Option<Box<Expr>>,
     },

@@ -83,7 +83,9 @@ const FOR_EACH_KEYS: &[&str] = &[
 ];
 const FROM_LIST_KEYS: &[&str] = &["list", "where"];
 const FILTER_KEYS: &[&str] = &["exclude", "only"];
-const SWITCH_KEYS: &[&str] = &["on", "cases", "default"];
+const SWITCH_KEYS: &[&str] = &["on", "by", "cases", "default"];
+/// The cases of `switch: { by: sign }`.
+const SIGN_CASES: &[&str] = &["negative", "zero", "positive"];
 const ORDERS: &[&str] = &["oldest_first", "newest_first", "unordered"];
 const SOURCES: &[&str] = &[
     "path",
@@ -1546,9 +1548,34 @@ fn switch(reader: &mut Reader, node: &Node) -> Option<Source> {
         Some(expr) => Some(Box::new(expr?)),
         None => None,
     };
+    let by_sign = match entries.get("by") {
+        None => false,
+        Some(by) if by.as_str() == Some("sign") => true,
+        Some(by) => {
+            let diagnostic = reader
+                .at(by.span.clone(), "`switch.by` takes `sign`")
+                .with_help("`by: sign` picks the case `negative`, `zero` or `positive` by the sign of `on`'s number; without `by`, cases are `on`'s text");
+            reader.push(diagnostic);
+            return None;
+        }
+    };
+    let cases = cases?;
+    if by_sign
+        && let Some(case_node) = entries.get("cases")
+        && let Some((text, _)) = cases
+            .iter()
+            .find(|(text, _)| !SIGN_CASES.contains(&text.as_str()))
+    {
+        let diagnostic = reader
+            .at(case_node.span.clone(), format!("`{text}` is not a sign: the cases of `by: sign` are negative, zero and positive"))
+            .with_help("use `default` for the signs without a case of their own");
+        reader.push(diagnostic);
+        return None;
+    }
     Some(Source::Switch {
         on: Box::new(on?),
-        cases: cases?,
+        by_sign,
+        cases,
         default,
     })
 }

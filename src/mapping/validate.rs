@@ -667,7 +667,9 @@ impl<'a> Checker<'a> {
     fn expr(&mut self, expr: &Expr, shape: &Shape, field: &str, scope: &Scope, key: &Span) {
         self.params(expr, scope);
         match &expr.source {
-            Source::Switch { on, cases, default } => {
+            Source::Switch {
+                on, cases, default, ..
+            } => {
                 self.params(on, scope);
                 if let Some(span) = &on.conversion_span {
                     let diagnostic = self

@@ -203,8 +203,18 @@ impl<'a> Interpreter<'a> {
                 return Ok(Some(Out::Value(Value::String(format!("<{function}>")))));
             }
             Source::Absent => return Ok(None),
-            Source::Switch { on, cases, default } => {
-                let on = fields::case_text(self.source(on, record));
+            Source::Switch {
+                on,
+                by_sign,
+                cases,
+                default,
+            } => {
+                let on = self.source(on, record);
+                let on = if *by_sign {
+                    fields::sign_case(on)
+                } else {
+                    fields::case_text(on)
+                };
                 let chosen = cases
                     .iter()
                     .find(|(text, _)| Some(text.as_str()) == on.as_deref())

@@ -468,7 +468,9 @@ fn reads_parent(expr: &crate::mapping::Expr) -> bool {
         Source::Items(items) => items
             .iter()
             .any(|item| item.fields.iter().any(|f| reads_parent(&f.value))),
-        Source::Switch { on, cases, default } => {
+        Source::Switch {
+            on, cases, default, ..
+        } => {
             reads_parent(on)
                 || cases.iter().any(|(_, case)| reads_parent(case))
                 || default.as_deref().is_some_and(reads_parent)

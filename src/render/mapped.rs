@@ -1481,8 +1481,18 @@ fn optional_value(
             };
         }
         Source::Absent => return quote!(None),
-        Source::Switch { on, cases, default } => {
+        Source::Switch {
+            on,
+            by_sign,
+            cases,
+            default,
+        } => {
             let on = source(op, on);
+            let case = if *by_sign {
+                quote!(fields::sign_case(#on))
+            } else {
+                quote!(fields::case_text(#on))
+            };
             let arm = |case: &Expr| {
                 let mut case = case.clone();
                 if case.conversion.is_none() {
@@ -1499,7 +1509,7 @@ fn optional_value(
                 None => quote!(None),
             };
             return quote! {
-                match fields::case_text(#on).as_deref() {
+                match #case.as_deref() {
                     #(#arms)*
                     _ => #fallback,
                 }
