@@ -93,6 +93,32 @@ pub struct Operation {
     pub initiation: Option<Initiation>,
 }
 
+impl Operation {
+    /// The field a list is sorted and filtered by: `createdAt` for `createdAtFrom`, and so
+    /// on; a required, non-null date-time of the listed object.
+    pub fn sort_field<'o>(&self, object: &'o ObjectDef) -> Option<&'o str> {
+        let wanted = self
+            .params
+            .iter()
+            .find_map(|p| {
+                p.name
+                    .strip_suffix("From")
+                    .filter(|_| p.name.ends_with("AtFrom"))
+            })
+            .unwrap_or("createdAt");
+        object
+            .fields
+            .iter()
+            .find(|f| {
+                f.name == wanted
+                    && f.required
+                    && !f.nullable
+                    && matches!(&f.shape, Shape::String(s) if s.format == StringFormat::DateTime)
+            })
+            .map(|f| f.name.as_str())
+    }
+}
+
 /// A payment initiation: a POST whose JSON body carries an idempotency key and whose answer
 /// is the created object. Retries with the same key must not move money twice.
 #[derive(Debug, Clone, PartialEq, Eq)]

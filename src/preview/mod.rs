@@ -20,7 +20,7 @@ use connector_runtime::metrics::Metrics;
 use serde_json::Value;
 
 use crate::diagnostics::{Diagnostic, SourceFile};
-use crate::ir::{ObjectDef, Operation, Protocol, Shape, StringFormat};
+use crate::ir::{ObjectDef, Operation, Protocol, Shape};
 use crate::mapping::{Mapping, OperationMapping, ParentList, Span};
 use format::Failure;
 use interpret::{FieldError, Interpreter, Out};
@@ -186,27 +186,7 @@ impl<'a> Preview<'a> {
     /// The field a list is served in order of (`sort_field` in render/mapped.rs).
     fn sort_field(&self) -> Option<&'a str> {
         self.operation.list.as_ref()?;
-        let object = self.object()?;
-        let wanted = self
-            .op
-            .params
-            .iter()
-            .find_map(|p| {
-                p.name
-                    .strip_suffix("From")
-                    .filter(|_| p.name.ends_with("AtFrom"))
-            })
-            .unwrap_or("createdAt");
-        object
-            .fields
-            .iter()
-            .find(|f| {
-                f.name == wanted
-                    && f.required
-                    && !f.nullable
-                    && matches!(&f.shape, Shape::String(s) if s.format == StringFormat::DateTime)
-            })
-            .map(|f| f.name.as_str())
+        self.op.sort_field(self.object()?)
     }
 
     /// Notes on what the preview could not know.

@@ -980,27 +980,9 @@ fn initiation_lookup(
     }
 }
 
-/// The protocol field lists are sorted by: `createdAt` for `createdAtFrom`, and so on.
+/// The protocol field lists are sorted by (see [`Operation::sort_field`]).
 fn sort_field<'o>(op: &Operation, object: &'o ObjectDef) -> Option<&'o str> {
-    let wanted = op
-        .params
-        .iter()
-        .find_map(|p| {
-            p.name
-                .strip_suffix("From")
-                .filter(|_| p.name.ends_with("AtFrom"))
-        })
-        .unwrap_or("createdAt");
-    object
-        .fields
-        .iter()
-        .find(|f| {
-            f.name == wanted
-                && f.required
-                && !f.nullable
-                && matches!(&f.shape, Shape::String(s) if s.format == StringFormat::DateTime)
-        })
-        .map(|f| f.name.as_str())
+    op.sort_field(object)
 }
 
 fn filter_param(op: &Operation) -> Option<proc_macro2::Ident> {
