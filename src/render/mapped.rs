@@ -6,6 +6,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::params::params_ident;
+use super::typed::{self, Typed};
 use super::types::rust_type;
 use super::{idents, mentions, uses};
 use crate::ir::{
@@ -254,7 +255,10 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let spec_name = format_ident!("{}", names::shouty(&op.id));
             let spec = list_spec(&op.id, list, sort_field(op, object));
             let item = names::pascal_ident(type_name);
-            let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
+            let typed = Typed::of(mapping);
+            let reads = typed.as_ref().map_or(Reads::Json, Reads::Typed);
+            let build =
+                object_literal(protocol, op, type_name, object, &mapping.fields, &[], reads);
             let sort_field = sort_field(op, object);
             let finish = match sort_field {
                 Some(field) => {
@@ -268,8 +272,21 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                     Ok(Entry { served: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, id: item.id.clone(), item })
                 },
             };
-            let (record_signature, target) =
-                record_fn_head(&record_fn, &params_type, id, &build, fanned_out);
+            let record_type = match &typed {
+                Some(_) => {
+                    let ident = typed::record_type(op);
+                    quote!(#ident<'_>)
+                }
+                None => quote!(Value),
+            };
+            let (record_signature, target) = record_fn_head(
+                &record_fn,
+                &record_type,
+                &params_type,
+                id,
+                &build,
+                fanned_out,
+            );
             let since = filter_param(op).map_or(quote!(None), |field| quote!(params.#field));
             let page = paging_param(op, "page").map_or(quote!(1), |field| quote!(params.#field));
             let size = paging_param(op, "pageSize")
@@ -282,17 +299,41 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             };
             let sources_closure = sources_closure(op, mapping, &request);
             let joins = join_builders(op, list);
+            let (reader, call) = match &typed {
+                Some(typed) => {
+                    let page_fn = format_ident!("{}_page", names::snake(&op.id));
+                    let reader = typed_reader(op, typed, &page_fn, &record_fn, &params_type, &item);
+                    let read = quote!(let read = |text: &str| #page_fn(text, &params, metrics););
+                    (
+                        reader,
+                        quote! {
+                            #read
+                            let lists = ctx.state::<Lists>();
+                            let sources = #sources_closure;
+                            listing::page_typed(ctx.upstream(), &#spec_name, &lists.#name, sources, #since, #page, #size, read).await
+                        },
+                    )
+                }
+                None => (
+                    TokenStream::new(),
+                    quote! {
+                        let to_entry = #to_entry;
+                        let lists = ctx.state::<Lists>();
+                        let sources = #sources_closure;
+                        listing::page(ctx.upstream(), &#spec_name, &lists.#name, sources, #since, #page, #size, to_entry).await
+                    },
+                ),
+            };
             quote! {
                 static #spec_name: ListSpec = #spec;
 
                 #[doc = concat!(" `", #id, "` from the provider's list, in protocol order.")]
                 pub async fn #name(ctx: &Context, params: #params_type) -> Result<Vec<models::#item>, ConnectorError> {
                     let metrics = ctx.metrics();
-                    let to_entry = #to_entry;
-                    let lists = ctx.state::<Lists>();
-                    let sources = #sources_closure;
-                    listing::page(ctx.upstream(), &#spec_name, &lists.#name, sources, #since, #page, #size, to_entry).await
+                    #call
                 }
+
+                #reader
 
                 #sources
 
@@ -312,11 +353,19 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
                 return TokenStream::new();
             };
             let item = names::pascal_ident(type_name);
-            let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
+            let build = object_literal(
+                protocol,
+                op,
+                type_name,
+                object,
+                &mapping.fields,
+                &[],
+                Reads::Json,
+            );
             let steps = steps(&mapping.record.steps);
             let record_text = &mapping.record.text;
             let (record_signature, target) =
-                record_fn_head(&record_fn, &params_type, id, &build, false);
+                record_fn_head(&record_fn, &quote!(Value), &params_type, id, &build, false);
             let request_call = if mentions(&request, "params") {
                 quote!(#request_fn(&params))
             } else {
@@ -568,9 +617,23 @@ fn from_list_operation(
     let records_fn = format_ident!("{}_records", names::snake(&from_list.list));
     let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
     let item = names::pascal_ident(type_name);
-    let build = object_literal(protocol, op, type_name, object, &mapping.fields, &[]);
-    let (record_signature, target) =
-        record_fn_head(&record_fn, &params_type, &op.id, &build, false);
+    let build = object_literal(
+        protocol,
+        op,
+        type_name,
+        object,
+        &mapping.fields,
+        &[],
+        Reads::Json,
+    );
+    let (record_signature, target) = record_fn_head(
+        &record_fn,
+        &quote!(Value),
+        &params_type,
+        &op.id,
+        &build,
+        false,
+    );
     let matches = from_list.matches.iter().map(|(path, template)| {
         let path = steps(&path.steps);
         let text = template_text(op, template, false, "request");
@@ -596,10 +659,39 @@ fn from_list_operation(
     }
 }
 
+/// The typed reader of a list operation: its page and record types, and
+/// `fn x_page(text, params, metrics)`, which reads one provider page into entries.
+fn typed_reader(
+    op: &Operation,
+    typed: &Typed,
+    page_fn: &proc_macro2::Ident,
+    record_fn: &proc_macro2::Ident,
+    params_type: &TokenStream,
+    item: &proc_macro2::Ident,
+) -> TokenStream {
+    let types = typed.types(op);
+    let page_type = typed::page_type(op);
+    let records = typed.records(op);
+    let paging = typed.paging();
+    quote! {
+        #types
+
+        /// One provider page, read into the types above and converted.
+        fn #page_fn(text: &str, params: &#params_type, metrics: &Metrics) -> Result<listing::Read<models::#item>, listing::Unread> {
+            let page: #page_type<'_> = listing::parse(text)?;
+            #records
+            #paging
+            let entries = listing::convert_all(records, |record| #record_fn(record, params, metrics))?;
+            Ok(listing::Read { entries, count, paging, cursor })
+        }
+    }
+}
+
 /// `fn x_record(record, [parent,] params, metrics)` with the arguments `build` does not use
 /// marked so, and the `target` closure when it needs one.
 fn record_fn_head(
     name: &proc_macro2::Ident,
+    record_type: &TokenStream,
     params_type: &TokenStream,
     operation: &str,
     build: &TokenStream,
@@ -628,7 +720,7 @@ fn record_fn_head(
         quote!(let target = |field: &'static str| Target { operation: #operation, field, metrics };)
     });
     (
-        quote!(fn #name(#record: &Value, #parent #params: &#params_type, #metrics: &Metrics)),
+        quote!(fn #name(#record: &#record_type, #parent #params: &#params_type, #metrics: &Metrics)),
         quote!(#target),
     )
 }
@@ -673,6 +765,7 @@ fn initiation_operation(
         created,
         &mapping.fields,
         &request_fields,
+        Reads::Json,
     );
     let request_arg = if mentions(&build, "request") {
         quote!(request)
@@ -906,12 +999,12 @@ fn initiation_request(
 
 /// One provider body value: `Result<Option<Value>, ConversionError>`.
 fn provider_value(op: &Operation, expr: &Expr) -> TokenStream {
-    let value = source(op, expr);
+    let value = json_source(op, expr);
     match &expr.conversion {
         Some(Conversion::Amount {
             currency, format, ..
         }) => {
-            let currency = source(op, currency);
+            let currency = json_source(op, currency);
             let (format, as_number) = match format {
                 AmountFormat::Decimal => (quote!(AmountFormat::Decimal), false),
                 AmountFormat::DecimalNumber => (quote!(AmountFormat::Decimal), true),
@@ -1404,12 +1497,13 @@ fn object_literal(
     object: &ObjectDef,
     mappings: &[FieldMapping],
     echoed: &[&str],
+    reads: Reads,
 ) -> TokenStream {
     let ty = names::pascal_ident(type_name);
     let fields = object.fields.iter().map(|field| {
         let ident = names::snake_ident(&field.name);
         let value = match mappings.iter().find(|m| m.field == field.name) {
-            Some(mapping) => field_value(protocol, op, field, &mapping.value),
+            Some(mapping) => field_value(protocol, op, field, &mapping.value, reads),
             None if echoed.contains(&field.name.as_str()) => quote!(request.#ident.clone()),
             None => quote!(None),
         };
@@ -1419,10 +1513,16 @@ fn object_literal(
 }
 
 /// The value of one protocol field: `T` for required fields, `Option<T>` otherwise.
-fn field_value(protocol: &Protocol, op: &Operation, field: &Field, expr: &Expr) -> TokenStream {
+fn field_value(
+    protocol: &Protocol,
+    op: &Operation,
+    field: &Field,
+    expr: &Expr,
+    reads: Reads,
+) -> TokenStream {
     let name = &field.name;
     let target = quote!(t);
-    let value = optional_value(protocol, op, field, expr, &target);
+    let value = optional_value(protocol, op, field, expr, &target, reads);
     let required = field.required && !field.nullable;
     let value = if required {
         quote!(t.required(#value)?)
@@ -1450,6 +1550,7 @@ fn optional_value(
     field: &Field,
     expr: &Expr,
     target: &TokenStream,
+    reads: Reads,
 ) -> TokenStream {
     let shape = protocol.resolve(&field.shape);
     match &expr.source {
@@ -1469,7 +1570,7 @@ fn optional_value(
             cases,
             default,
         } => {
-            let on = source(op, on);
+            let on = source(op, on, reads);
             let case = if *by_sign {
                 quote!(fields::sign_case(#on))
             } else {
@@ -1480,7 +1581,7 @@ fn optional_value(
                 if case.conversion.is_none() {
                     case.conversion = expr.conversion.clone();
                 }
-                optional_value(protocol, op, field, &case, target)
+                optional_value(protocol, op, field, &case, target, reads)
             };
             let arms = cases.iter().map(|(text, case)| {
                 let value = arm(case);
@@ -1498,6 +1599,17 @@ fn optional_value(
             };
         }
         Source::Metadata { fields, flatten } => {
+            if let Reads::Typed(typed) = reads {
+                let pairs = |list: &[(String, crate::mapping::Path)]| {
+                    let items = list.iter().map(|(key, path)| {
+                        let value = typed.value(path);
+                        quote!((#key, #value))
+                    });
+                    quote!(&[#(#items),*])
+                };
+                let (fields, flatten) = (pairs(fields), pairs(flatten));
+                return quote!(Some(fields::metadata(#fields, #flatten)));
+            }
             let pairs = |list: &[(String, crate::mapping::Path)]| {
                 let items = list.iter().map(|(key, path)| {
                     let path = steps(&path.steps);
@@ -1516,7 +1628,7 @@ fn optional_value(
                 return quote!(None);
             };
             let path = steps(&path.steps);
-            let build = object_literal(protocol, op, type_name, object, fields, &[]);
+            let build = object_literal(protocol, op, type_name, object, fields, &[], reads);
             return quote!(Some(#target.each(convert::lookup(record, #path), |record| Ok(#build))?));
         }
         Source::Items(items) => {
@@ -1526,15 +1638,20 @@ fn optional_value(
             let Some((type_name, object)) = protocol.object(&array.items) else {
                 return quote!(None);
             };
-            let builds = items
-                .iter()
-                .map(|item| object_literal(protocol, op, type_name, object, &item.fields, &[]));
+            let builds = items.iter().map(|item| {
+                object_literal(protocol, op, type_name, object, &item.fields, &[], reads)
+            });
             return quote!(Some(vec![#(#builds),*]));
         }
         Source::Now => return quote!(Some(chrono::Utc::now())),
         _ => {}
     }
-    let value = source(op, expr);
+    let value = source(op, expr, reads);
+    // What takes a JSON value as it is gets one.
+    let json = match reads {
+        Reads::Json => value.clone(),
+        Reads::Typed(_) => quote!(fields::json(#value)),
+    };
     match (shape, &expr.conversion) {
         (Shape::String(s), conversion) if s.format != StringFormat::Plain => {
             let format = match conversion {
@@ -1559,7 +1676,7 @@ fn optional_value(
                 sign,
             }),
         ) => {
-            let currency = source(op, currency);
+            let currency = source(op, currency, reads);
             let format = match format {
                 AmountFormat::Decimal | AmountFormat::DecimalNumber => {
                     quote!(AmountFormat::Decimal)
@@ -1580,14 +1697,14 @@ fn optional_value(
             enum_value(protocol, name, expr, conversion.as_ref(), &value, target)
         }
         (Shape::Integer(_), _) => quote!(#target.integer(#value)?),
-        (Shape::Number(_), _) => quote!(#value.and_then(|value| value.as_f64())),
-        (Shape::Boolean, _) => quote!(#value.and_then(|value| value.as_bool())),
+        (Shape::Number(_), _) => quote!(#json.and_then(|value| value.as_f64())),
+        (Shape::Boolean, _) => quote!(#json.and_then(|value| value.as_bool())),
         (Shape::Map(_), _) => quote! {
-            #value.and_then(|value| value.as_object().map(|object| {
+            #json.and_then(|value| value.as_object().map(|object| {
                 object.iter().filter_map(|(key, value)| convert::to_text(value).map(|text| (key.clone(), text))).collect()
             }))
         },
-        (Shape::Any, _) => value,
+        (Shape::Any, _) => json,
         (Shape::Array(_), _) => quote!(None),
     }
 }
@@ -1634,8 +1751,103 @@ fn enum_value(
     }
 }
 
-/// An expression's raw value as `Option<serde_json::Value>`, its default applied.
-fn source(op: &Operation, expr: &Expr) -> TokenStream {
+/// Where a record's values are read from: a JSON record (`record: &Value`), or the record
+/// type of a typed reader (`record: &XRecord`).
+#[derive(Clone, Copy)]
+enum Reads<'t> {
+    Json,
+    Typed(&'t Typed),
+}
+
+/// An expression's raw value, its default applied: `Option<serde_json::Value>` from a JSON
+/// record; from a typed record, `Option<&fields::Raw>` for a path, else `Option<fields::Raw>`.
+fn source(op: &Operation, expr: &Expr, reads: Reads) -> TokenStream {
+    match reads {
+        Reads::Json => json_source(op, expr),
+        Reads::Typed(typed) => typed_source(op, expr, typed).0,
+    }
+}
+
+/// [`source`] from a typed record, and whether it borrows from the record.
+fn typed_source(op: &Operation, expr: &Expr, typed: &Typed) -> (TokenStream, bool) {
+    let owned = |(value, borrowed): (TokenStream, bool)| {
+        if borrowed {
+            quote!(#value.cloned())
+        } else {
+            value
+        }
+    };
+    let (raw, borrowed) = match &expr.source {
+        Source::Path(path) | Source::Initiation(path) => (typed.value(path), true),
+        Source::Const(value) => {
+            let value = constant(value);
+            (quote!(#value.map(fields::Raw::Json)), false)
+        }
+        Source::Template(template) => {
+            let parts = template.parts.iter().map(|part| match part {
+                TemplatePart::Text(text) => push_text(text),
+                TemplatePart::Value(path) => {
+                    let value = typed.value(path);
+                    quote!(text.push_str(&#value.and_then(fields::Provided::text).unwrap_or_default());)
+                }
+                TemplatePart::Param(name) => {
+                    let value = param_text(op, name);
+                    quote!(text.push_str(&#value);)
+                }
+                // Not read by typed records (see `Typed::of`).
+                TemplatePart::Parent(_) => TokenStream::new(),
+            });
+            let text = quote!({
+                let mut text = String::new();
+                #(#parts)*
+                text
+            });
+            (quote!(Some(fields::Raw::from_text(#text))), false)
+        }
+        Source::FirstOf(options) => {
+            let options = options
+                .iter()
+                .map(|option| owned(typed_source(op, option, typed)));
+            (quote!(fields::first_of([#(#options),*])), false)
+        }
+        Source::Param(name) => {
+            let value = param_text(op, name);
+            (quote!(Some(fields::Raw::from_text(#value))), false)
+        }
+        Source::Now => (
+            quote!(Some(fields::Raw::from_text(
+                chrono::Utc::now().to_rfc3339()
+            ))),
+            false,
+        ),
+        Source::Parent(_)
+        | Source::Each { .. }
+        | Source::Items(_)
+        | Source::Metadata { .. }
+        | Source::Rust(_)
+        | Source::Switch { .. }
+        | Source::Absent => (quote!(None::<fields::Raw>), false),
+    };
+    let raw = if expr.empty_is_missing {
+        (quote!(fields::non_empty(#raw)), borrowed)
+    } else {
+        (raw, borrowed)
+    };
+    match &expr.default {
+        Some(default) => {
+            let default = constant(default);
+            let raw = owned(raw);
+            (
+                quote!(#raw.or_else(|| #default.map(fields::Raw::Json))),
+                false,
+            )
+        }
+        None => raw,
+    }
+}
+
+/// [`source`] from a JSON record.
+fn json_source(op: &Operation, expr: &Expr) -> TokenStream {
     let raw = match &expr.source {
         Source::Path(path) | Source::Initiation(path) => {
             let path = steps(&path.steps);
@@ -1665,7 +1877,7 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
             })))
         }
         Source::FirstOf(options) => {
-            let options = options.iter().map(|option| source(op, option));
+            let options = options.iter().map(|option| json_source(op, option));
             quote!(fields::first_of([#(#options),*]))
         }
         Source::Param(name) => {
@@ -1682,7 +1894,7 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
         | Source::Metadata { .. }
         | Source::Rust(_)
         | Source::Switch { .. }
-        | Source::Absent => quote!(None),
+        | Source::Absent => quote!(None::<Value>),
     };
     let raw = if expr.empty_is_missing {
         quote!(fields::non_empty(#raw))
@@ -1700,7 +1912,7 @@ fn source(op: &Operation, expr: &Expr) -> TokenStream {
 
 fn constant(value: &serde_json::Value) -> TokenStream {
     match value {
-        serde_json::Value::Null => quote!(None),
+        serde_json::Value::Null => quote!(None::<Value>),
         serde_json::Value::Bool(b) => quote!(Some(Value::Bool(#b))),
         serde_json::Value::String(text) => quote!(Some(Value::String(#text.to_owned()))),
         serde_json::Value::Number(number) => match number.as_i64() {

@@ -9,6 +9,7 @@ mod server;
 mod settings;
 mod sources;
 mod templates;
+mod typed;
 mod types;
 mod user;
 

@@ -60,14 +60,10 @@ pub async fn get_accounts(
     params: GetAccountsParams,
 ) -> Result<Vec<models::Account>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_accounts_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_accounts_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_accounts_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_ACCOUNTS,
             &lists.get_accounts,
@@ -75,9 +71,62 @@ pub async fn get_accounts(
             params.created_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsPage<'a> {
+    #[serde(borrow, default)]
+    data: fields::Listed<GetAccountsRecord<'a>, true>,
+    #[serde(borrow)]
+    has_more: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsRecord<'a> {
+    #[serde(borrow)]
+    country: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    created: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    default_currency: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    id: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    name: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    settings: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_accounts_page(
+    text: &str,
+    params: &GetAccountsParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Account>, listing::Unread> {
+    let page: GetAccountsPage<'_> = listing::parse(text)?;
+    let count = page.data.0.as_slice().len();
+    let records: Vec<&GetAccountsRecord<'_>> = page.data.0.as_slice().iter().collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(page.has_more.as_ref()) {
+        listing::put(&mut paging, &[Step::Key("has_more")], value);
+    }
+
+    let cursor = fields::json(records.last().and_then(|record| record.id.as_ref()));
+    let entries = listing::convert_all(
+        records,
+        |record| get_accounts_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getAccounts`.
@@ -94,7 +143,7 @@ fn get_accounts_request() -> UpstreamRequest {
 }
 
 fn get_accounts_record(
-    record: &Value,
+    record: &GetAccountsRecord<'_>,
     _params: &GetAccountsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Account>, ConnectorError> {
@@ -106,30 +155,23 @@ fn get_accounts_record(
     let item = models::Account {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+            t.required(t.text(record.id.as_ref()))?
         },
         account_name: {
             let t = target("accountName");
-            t.required(t.text(convert::lookup(record, &[Step::Key("name")]).cloned()))?
+            t.required(t.text(record.name.as_ref()))?
         },
         created_at: {
             let t = target("createdAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("created")]).cloned(),
-                        &TimeFormat::UnixSeconds,
-                    )?,
-            )?
+            t.required(t.time(record.created.as_ref(), &TimeFormat::UnixSeconds)?)?
         },
         metadata: Some(
-            convert::metadata(
-                record,
+            fields::metadata(
                 &[
-                    ("country", &[Step::Key("country")]),
-                    ("default_currency", &[Step::Key("default_currency")]),
+                    ("country", record.country.as_ref()),
+                    ("default_currency", record.default_currency.as_ref()),
                 ],
-                &[("settings", &[Step::Key("settings")])],
+                &[("settings", record.settings.as_ref())],
             ),
         ),
     };
@@ -279,14 +321,10 @@ pub async fn get_beneficiaries(
     params: GetBeneficiariesParams,
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_beneficiaries_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_beneficiaries_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_beneficiaries_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_BENEFICIARIES,
             &lists.get_beneficiaries,
@@ -294,9 +332,63 @@ pub async fn get_beneficiaries(
             params.created_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetBeneficiariesPage<'a> {
+    #[serde(borrow, default)]
+    data: fields::Listed<GetBeneficiariesRecord<'a>, true>,
+    #[serde(borrow)]
+    has_more: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetBeneficiariesRecord<'a> {
+    #[serde(borrow)]
+    created: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    email: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    id: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    name: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_beneficiaries_page(
+    text: &str,
+    params: &GetBeneficiariesParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Beneficiary>, listing::Unread> {
+    let page: GetBeneficiariesPage<'_> = listing::parse(text)?;
+    let count = page.data.0.as_slice().len();
+    let records: Vec<&GetBeneficiariesRecord<'_>> = page
+        .data
+        .0
+        .as_slice()
+        .iter()
+        .collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(page.has_more.as_ref()) {
+        listing::put(&mut paging, &[Step::Key("has_more")], value);
+    }
+
+    let cursor = fields::json(records.last().and_then(|record| record.id.as_ref()));
+    let entries = listing::convert_all(
+        records,
+        |record| get_beneficiaries_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getBeneficiaries`.
@@ -313,7 +405,7 @@ fn get_beneficiaries_request() -> UpstreamRequest {
 }
 
 fn get_beneficiaries_record(
-    record: &Value,
+    record: &GetBeneficiariesRecord<'_>,
     _params: &GetBeneficiariesParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Beneficiary>, ConnectorError> {
@@ -325,25 +417,17 @@ fn get_beneficiaries_record(
     let item = models::Beneficiary {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+            t.required(t.text(record.id.as_ref()))?
         },
         created_at: {
             let t = target("createdAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("created")]).cloned(),
-                        &TimeFormat::UnixSeconds,
-                    )?,
-            )?
+            t.required(t.time(record.created.as_ref(), &TimeFormat::UnixSeconds)?)?
         },
         owner_name: {
             let t = target("ownerName");
-            t.required(t.text(convert::lookup(record, &[Step::Key("name")]).cloned()))?
+            t.required(t.text(record.name.as_ref()))?
         },
-        metadata: Some(
-            convert::metadata(record, &[("email", &[Step::Key("email")])], &[]),
-        ),
+        metadata: Some(fields::metadata(&[("email", record.email.as_ref())], &[])),
     };
     let served = convert::served_time(item.created_at, &item.id);
     Ok(Entry {
@@ -386,14 +470,10 @@ pub async fn get_transactions(
     params: GetTransactionsParams,
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_transactions_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_transactions_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_transactions_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_TRANSACTIONS,
             &lists.get_transactions,
@@ -401,9 +481,77 @@ pub async fn get_transactions(
             params.updated_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsPage<'a> {
+    #[serde(borrow, default)]
+    data: fields::Listed<GetTransactionsRecord<'a>, true>,
+    #[serde(borrow)]
+    has_more: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsRecord<'a> {
+    #[serde(borrow)]
+    amount: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    created: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    currency: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    description: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    destination: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    id: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    origin: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    source: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    status: Option<fields::Raw<'a>>,
+    #[serde(borrow, rename = "type")]
+    type_: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    updated: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_transactions_page(
+    text: &str,
+    params: &GetTransactionsParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Transaction>, listing::Unread> {
+    let page: GetTransactionsPage<'_> = listing::parse(text)?;
+    let count = page.data.0.as_slice().len();
+    let records: Vec<&GetTransactionsRecord<'_>> = page
+        .data
+        .0
+        .as_slice()
+        .iter()
+        .collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(page.has_more.as_ref()) {
+        listing::put(&mut paging, &[Step::Key("has_more")], value);
+    }
+
+    let cursor = fields::json(records.last().and_then(|record| record.id.as_ref()));
+    let entries = listing::convert_all(
+        records,
+        |record| get_transactions_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getTransactions`.
@@ -420,7 +568,7 @@ fn get_transactions_request() -> UpstreamRequest {
 }
 
 fn get_transactions_record(
-    record: &Value,
+    record: &GetTransactionsRecord<'_>,
     _params: &GetTransactionsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Transaction>, ConnectorError> {
@@ -432,41 +580,23 @@ fn get_transactions_record(
     let item = models::Transaction {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+            t.required(t.text(record.id.as_ref()))?
         },
         related_transaction_id: {
             let t = target("relatedTransactionID");
-            t.text(convert::lookup(record, &[Step::Key("origin")]).cloned())
+            t.text(record.origin.as_ref())
         },
         created_at: {
             let t = target("createdAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("created")]).cloned(),
-                        &TimeFormat::UnixSeconds,
-                    )?,
-            )?
+            t.required(t.time(record.created.as_ref(), &TimeFormat::UnixSeconds)?)?
         },
         updated_at: {
             let t = target("updatedAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("updated")]).cloned(),
-                        &TimeFormat::UnixSeconds,
-                    )?,
-            )?
+            t.required(t.time(record.updated.as_ref(), &TimeFormat::UnixSeconds)?)?
         },
         currency: {
             let t = target("currency");
-            t.required(
-                t
-                    .currency(
-                        convert::lookup(record, &[Step::Key("currency")]).cloned(),
-                        CURRENCIES,
-                    )?,
-            )?
+            t.required(t.currency(record.currency.as_ref(), CURRENCIES)?)?
         },
         scheme: None,
         type_: {
@@ -474,7 +604,7 @@ fn get_transactions_record(
             t.required(
                 t
                     .enumeration(
-                        convert::lookup(record, &[Step::Key("type")]).cloned(),
+                        record.type_.as_ref(),
                         &[
                             ("payment", models::TransactionType::Payin),
                             ("payout", models::TransactionType::Payout),
@@ -491,7 +621,7 @@ fn get_transactions_record(
             t.required(
                 t
                     .enumeration(
-                        convert::lookup(record, &[Step::Key("status")]).cloned(),
+                        record.status.as_ref(),
                         &[
                             ("succeeded", models::TransactionStatus::Succeeded),
                             ("pending", models::TransactionStatus::Pending),
@@ -507,8 +637,8 @@ fn get_transactions_record(
             t.required(
                 t
                     .amount(
-                        convert::lookup(record, &[Step::Key("amount")]).cloned(),
-                        convert::lookup(record, &[Step::Key("currency")]).cloned(),
+                        record.amount.as_ref(),
+                        record.currency.as_ref(),
                         AmountFormat::Decimal,
                         Sign::Absolute,
                         CURRENCIES,
@@ -517,18 +647,14 @@ fn get_transactions_record(
         },
         source_account_id: {
             let t = target("sourceAccountID");
-            t.text(convert::lookup(record, &[Step::Key("source")]).cloned())
+            t.text(record.source.as_ref())
         },
         destination_account_id: {
             let t = target("destinationAccountID");
-            t.text(convert::lookup(record, &[Step::Key("destination")]).cloned())
+            t.text(record.destination.as_ref())
         },
         metadata: Some(
-            convert::metadata(
-                record,
-                &[("description", &[Step::Key("description")])],
-                &[],
-            ),
+            fields::metadata(&[("description", record.description.as_ref())], &[]),
         ),
     };
     let served = convert::served_time(item.updated_at, &item.id);

@@ -65,14 +65,10 @@ pub async fn get_accounts(
     params: GetAccountsParams,
 ) -> Result<Vec<models::Account>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_accounts_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_accounts_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_accounts_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_ACCOUNTS,
             &lists.get_accounts,
@@ -80,9 +76,65 @@ pub async fn get_accounts(
             params.created_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsPage<'a> {
+    #[serde(borrow, default)]
+    content: fields::Listed<GetAccountsRecord<'a>, true>,
+    #[serde(borrow, rename = "totalPages")]
+    total_pages: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsRecord<'a> {
+    #[serde(borrow, rename = "createdDate")]
+    created_date: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    currency: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    id: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    name: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    status: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_accounts_page(
+    text: &str,
+    params: &GetAccountsParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Account>, listing::Unread> {
+    let page: GetAccountsPage<'_> = listing::parse(text)?;
+    let count = page.content.0.as_slice().len();
+    let records: Vec<&GetAccountsRecord<'_>> = page
+        .content
+        .0
+        .as_slice()
+        .iter()
+        .collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(page.total_pages.as_ref()) {
+        listing::put(&mut paging, &[Step::Key("totalPages")], value);
+    }
+
+    let cursor = None;
+    let entries = listing::convert_all(
+        records,
+        |record| get_accounts_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getAccounts`.
@@ -99,7 +151,7 @@ fn get_accounts_request() -> UpstreamRequest {
 }
 
 fn get_accounts_record(
-    record: &Value,
+    record: &GetAccountsRecord<'_>,
     _params: &GetAccountsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Account>, ConnectorError> {
@@ -111,18 +163,18 @@ fn get_accounts_record(
     let item = models::Account {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+            t.required(t.text(record.id.as_ref()))?
         },
         account_name: {
             let t = target("accountName");
-            t.required(t.text(convert::lookup(record, &[Step::Key("name")]).cloned()))?
+            t.required(t.text(record.name.as_ref()))?
         },
         created_at: {
             let t = target("createdAt");
             t.required(
                 t
                     .time(
-                        convert::lookup(record, &[Step::Key("createdDate")]).cloned(),
+                        record.created_date.as_ref(),
                         &TimeFormat::Zoned {
                             pattern: "%Y-%m-%dT%H:%M:%S%.3f",
                             zone: "Europe/Oslo",
@@ -131,11 +183,10 @@ fn get_accounts_record(
             )?
         },
         metadata: Some(
-            convert::metadata(
-                record,
+            fields::metadata(
                 &[
-                    ("currency", &[Step::Key("currency")]),
-                    ("status", &[Step::Key("status")]),
+                    ("currency", record.currency.as_ref()),
+                    ("status", record.status.as_ref()),
                 ],
                 &[],
             ),
@@ -284,14 +335,10 @@ pub async fn get_beneficiaries(
     params: GetBeneficiariesParams,
 ) -> Result<Vec<models::Beneficiary>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_beneficiaries_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_beneficiaries_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_beneficiaries_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_BENEFICIARIES,
             &lists.get_beneficiaries,
@@ -299,9 +346,63 @@ pub async fn get_beneficiaries(
             params.created_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetBeneficiariesPage<'a> {
+    #[serde(borrow, default)]
+    content: fields::Listed<GetBeneficiariesRecord<'a>, true>,
+    #[serde(borrow, rename = "totalPages")]
+    total_pages: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetBeneficiariesRecord<'a> {
+    #[serde(borrow, rename = "createdDate")]
+    created_date: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    iban: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    id: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    name: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_beneficiaries_page(
+    text: &str,
+    params: &GetBeneficiariesParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Beneficiary>, listing::Unread> {
+    let page: GetBeneficiariesPage<'_> = listing::parse(text)?;
+    let count = page.content.0.as_slice().len();
+    let records: Vec<&GetBeneficiariesRecord<'_>> = page
+        .content
+        .0
+        .as_slice()
+        .iter()
+        .collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(page.total_pages.as_ref()) {
+        listing::put(&mut paging, &[Step::Key("totalPages")], value);
+    }
+
+    let cursor = None;
+    let entries = listing::convert_all(
+        records,
+        |record| get_beneficiaries_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getBeneficiaries`.
@@ -318,7 +419,7 @@ fn get_beneficiaries_request() -> UpstreamRequest {
 }
 
 fn get_beneficiaries_record(
-    record: &Value,
+    record: &GetBeneficiariesRecord<'_>,
     _params: &GetBeneficiariesParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Beneficiary>, ConnectorError> {
@@ -330,14 +431,14 @@ fn get_beneficiaries_record(
     let item = models::Beneficiary {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("id")]).cloned()))?
+            t.required(t.text(record.id.as_ref()))?
         },
         created_at: {
             let t = target("createdAt");
             t.required(
                 t
                     .time(
-                        convert::lookup(record, &[Step::Key("createdDate")]).cloned(),
+                        record.created_date.as_ref(),
                         &TimeFormat::Zoned {
                             pattern: "%Y-%m-%dT%H:%M:%S%.3f",
                             zone: "Europe/Oslo",
@@ -347,9 +448,9 @@ fn get_beneficiaries_record(
         },
         owner_name: {
             let t = target("ownerName");
-            t.required(t.text(convert::lookup(record, &[Step::Key("name")]).cloned()))?
+            t.required(t.text(record.name.as_ref()))?
         },
-        metadata: Some(convert::metadata(record, &[("iban", &[Step::Key("iban")])], &[])),
+        metadata: Some(fields::metadata(&[("iban", record.iban.as_ref())], &[])),
     };
     let served = convert::served_time(item.created_at, &item.id);
     Ok(Entry {

@@ -59,14 +59,10 @@ pub async fn get_accounts(
     params: GetAccountsParams,
 ) -> Result<Vec<models::Account>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_accounts_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_accounts_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_accounts_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_ACCOUNTS,
             &lists.get_accounts,
@@ -74,9 +70,81 @@ pub async fn get_accounts(
             params.created_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsPage<'a> {
+    #[serde(borrow, default)]
+    items: fields::Listed<GetAccountsRecord<'a>, true>,
+    #[serde(borrow, default)]
+    meta: fields::Object<GetAccountsPageMeta<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsPageMeta<'a> {
+    #[serde(borrow)]
+    total_pages: Option<fields::Raw<'a>>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsRecord<'a> {
+    #[serde(borrow, default)]
+    account: fields::Object<GetAccountsRecordAccount<'a>>,
+    #[serde(borrow, default)]
+    owner: fields::Object<GetAccountsRecordOwner<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsRecordOwner<'a> {
+    #[serde(borrow)]
+    name: Option<fields::Raw<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetAccountsRecordAccount<'a> {
+    #[serde(borrow)]
+    label: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    opened_at: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    uuid: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_accounts_page(
+    text: &str,
+    params: &GetAccountsParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Account>, listing::Unread> {
+    let page: GetAccountsPage<'_> = listing::parse(text)?;
+    let count = page.items.0.as_slice().len();
+    let records: Vec<&GetAccountsRecord<'_>> = page.items.0.as_slice().iter().collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(
+        page.meta.get().and_then(|value| value.total_pages.as_ref()),
+    ) {
+        listing::put(&mut paging, &[Step::Key("meta"), Step::Key("total_pages")], value);
+    }
+
+    let cursor = None;
+    let entries = listing::convert_all(
+        records,
+        |record| get_accounts_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getAccounts`.
@@ -93,7 +161,7 @@ fn get_accounts_request() -> UpstreamRequest {
 }
 
 fn get_accounts_record(
-    record: &Value,
+    record: &GetAccountsRecord<'_>,
     _params: &GetAccountsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Account>, ConnectorError> {
@@ -106,27 +174,13 @@ fn get_accounts_record(
         id: {
             let t = target("id");
             t.required(
-                t
-                    .text(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("account"), Step::Key("uuid")],
-                            )
-                            .cloned(),
-                    ),
+                t.text(record.account.get().and_then(|value| value.uuid.as_ref())),
             )?
         },
         account_name: {
             let t = target("accountName");
             t.required(
-                t
-                    .text(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("account"), Step::Key("label")],
-                            )
-                            .cloned(),
-                    ),
+                t.text(record.account.get().and_then(|value| value.label.as_ref())),
             )?
         },
         created_at: {
@@ -134,19 +188,14 @@ fn get_accounts_record(
             t.required(
                 t
                     .time(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("account"), Step::Key("opened_at")],
-                            )
-                            .cloned(),
+                        record.account.get().and_then(|value| value.opened_at.as_ref()),
                         &TimeFormat::Rfc3339,
                     )?,
             )?
         },
         metadata: Some(
-            convert::metadata(
-                record,
-                &[("owner", &[Step::Key("owner"), Step::Key("name")])],
+            fields::metadata(
+                &[("owner", record.owner.get().and_then(|value| value.name.as_ref()))],
                 &[],
             ),
         ),
@@ -421,14 +470,10 @@ pub async fn get_transactions(
     params: GetTransactionsParams,
 ) -> Result<Vec<models::Transaction>, ConnectorError> {
     let metrics = ctx.metrics();
-    let to_entry = |record: &Value, _parent: Option<&Value>| get_transactions_record(
-        record,
-        &params,
-        metrics,
-    );
+    let read = |text: &str| get_transactions_page(text, &params, metrics);
     let lists = ctx.state::<Lists>();
     let sources = |_max_age| get_transactions_sources();
-    listing::page(
+    listing::page_typed(
             ctx.upstream(),
             &GET_TRANSACTIONS,
             &lists.get_transactions,
@@ -436,9 +481,99 @@ pub async fn get_transactions(
             params.updated_at_from,
             params.page,
             params.page_size,
-            to_entry,
+            read,
         )
         .await
+}
+
+/// A provider page, as the mapping reads it.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsPage<'a> {
+    #[serde(borrow, default)]
+    items: fields::Listed<GetTransactionsItems<'a>, false>,
+    #[serde(borrow, default)]
+    meta: fields::Object<GetTransactionsPageMeta<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsPageMeta<'a> {
+    #[serde(borrow)]
+    total_pages: Option<fields::Raw<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsItems<'a> {
+    #[serde(borrow, default)]
+    entries: fields::Listed<GetTransactionsRecord<'a>, true>,
+}
+
+/// A provider record, only the fields the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsRecord<'a> {
+    #[serde(borrow)]
+    booked_at: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    changed_at: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    from_account: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    kind: Option<fields::Raw<'a>>,
+    #[serde(borrow, default)]
+    money: fields::Object<GetTransactionsRecordMoney<'a>>,
+    #[serde(borrow, rename = "ref")]
+    ref_: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    state: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    tags: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    to_account: Option<fields::Raw<'a>>,
+}
+
+/// Part of a provider page the mapping reads.
+#[derive(Default, serde::Deserialize)]
+struct GetTransactionsRecordMoney<'a> {
+    #[serde(borrow)]
+    currency: Option<fields::Raw<'a>>,
+    #[serde(borrow)]
+    value_minor: Option<fields::Raw<'a>>,
+}
+
+/// One provider page, read into the types above and converted.
+fn get_transactions_page(
+    text: &str,
+    params: &GetTransactionsParams,
+    metrics: &Metrics,
+) -> Result<listing::Read<models::Transaction>, listing::Unread> {
+    let page: GetTransactionsPage<'_> = listing::parse(text)?;
+    let count = page.items.0.as_slice().len();
+    let records: Vec<&GetTransactionsRecord<'_>> = page
+        .items
+        .0
+        .as_slice()
+        .iter()
+        .flat_map(|item| item.entries.0.as_slice().iter())
+        .collect();
+    let mut paging = Value::Null;
+    if let Some(value) = fields::json(
+        page.meta.get().and_then(|value| value.total_pages.as_ref()),
+    ) {
+        listing::put(&mut paging, &[Step::Key("meta"), Step::Key("total_pages")], value);
+    }
+
+    let cursor = None;
+    let entries = listing::convert_all(
+        records,
+        |record| get_transactions_record(record, params, metrics),
+    )?;
+    Ok(listing::Read {
+        entries,
+        count,
+        paging,
+        cursor,
+    })
 }
 
 /// The provider walks of `getTransactions`.
@@ -455,7 +590,7 @@ fn get_transactions_request() -> UpstreamRequest {
 }
 
 fn get_transactions_record(
-    record: &Value,
+    record: &GetTransactionsRecord<'_>,
     _params: &GetTransactionsParams,
     metrics: &Metrics,
 ) -> Result<Entry<models::Transaction>, ConnectorError> {
@@ -467,39 +602,23 @@ fn get_transactions_record(
     let item = models::Transaction {
         id: {
             let t = target("id");
-            t.required(t.text(convert::lookup(record, &[Step::Key("ref")]).cloned()))?
+            t.required(t.text(record.ref_.as_ref()))?
         },
         related_transaction_id: None,
         created_at: {
             let t = target("createdAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("booked_at")]).cloned(),
-                        &TimeFormat::Rfc3339,
-                    )?,
-            )?
+            t.required(t.time(record.booked_at.as_ref(), &TimeFormat::Rfc3339)?)?
         },
         updated_at: {
             let t = target("updatedAt");
-            t.required(
-                t
-                    .time(
-                        convert::lookup(record, &[Step::Key("changed_at")]).cloned(),
-                        &TimeFormat::Rfc3339,
-                    )?,
-            )?
+            t.required(t.time(record.changed_at.as_ref(), &TimeFormat::Rfc3339)?)?
         },
         currency: {
             let t = target("currency");
             t.required(
                 t
                     .currency(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("money"), Step::Key("currency")],
-                            )
-                            .cloned(),
+                        record.money.get().and_then(|value| value.currency.as_ref()),
                         CURRENCIES,
                     )?,
             )?
@@ -510,7 +629,7 @@ fn get_transactions_record(
             t.required(
                 t
                     .enumeration(
-                        convert::lookup(record, &[Step::Key("kind")]).cloned(),
+                        record.kind.as_ref(),
                         &[
                             ("CARD", models::TransactionType::Payin),
                             ("SEPA_OUT", models::TransactionType::Payout),
@@ -526,7 +645,7 @@ fn get_transactions_record(
             t.required(
                 t
                     .enumeration(
-                        convert::lookup(record, &[Step::Key("state")]).cloned(),
+                        record.state.as_ref(),
                         &[
                             ("BOOKED", models::TransactionStatus::Succeeded),
                             ("PENDING", models::TransactionStatus::Pending),
@@ -542,16 +661,8 @@ fn get_transactions_record(
             t.required(
                 t
                     .amount(
-                        convert::lookup(
-                                record,
-                                &[Step::Key("money"), Step::Key("value_minor")],
-                            )
-                            .cloned(),
-                        convert::lookup(
-                                record,
-                                &[Step::Key("money"), Step::Key("currency")],
-                            )
-                            .cloned(),
+                        record.money.get().and_then(|value| value.value_minor.as_ref()),
+                        record.money.get().and_then(|value| value.currency.as_ref()),
                         AmountFormat::MinorUnits,
                         Sign::Absolute,
                         CURRENCIES,
@@ -560,13 +671,13 @@ fn get_transactions_record(
         },
         source_account_id: {
             let t = target("sourceAccountID");
-            t.text(convert::lookup(record, &[Step::Key("from_account")]).cloned())
+            t.text(record.from_account.as_ref())
         },
         destination_account_id: {
             let t = target("destinationAccountID");
-            t.text(convert::lookup(record, &[Step::Key("to_account")]).cloned())
+            t.text(record.to_account.as_ref())
         },
-        metadata: Some(convert::metadata(record, &[], &[("tags", &[Step::Key("tags")])])),
+        metadata: Some(fields::metadata(&[], &[("tags", record.tags.as_ref())])),
     };
     let served = convert::served_time(item.updated_at, &item.id);
     Ok(Entry {

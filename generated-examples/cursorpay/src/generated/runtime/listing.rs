@@ -21,7 +21,7 @@
 use super::convert::{self, Step, TimeFormat};
 use super::error::ConnectorError;
 use super::join::{Join, Joined};
-use super::upstream::{Upstream, UpstreamRequest};
+use super::upstream::{TextResponse, Upstream, UpstreamRequest};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -158,6 +158,82 @@ pub struct Entry<T> {
     pub id: String,
     pub item: T,
 }
+
+/// One provider page read at once into the mapping's own record types, by a reader that
+/// connector-gen writes for the operation: its records converted, and what the stop rule
+/// reads.
+#[derive(Debug)]
+pub struct Read<T> {
+    pub entries: Vec<Entry<T>>,
+    /// How many items the page itself held (what page sizes count).
+    pub count: usize,
+    /// The answer's values the stop rule reads (`has_more`, a next cursor or link, a
+    /// total), at their paths; nothing else.
+    pub paging: Value,
+    /// The last record's value at the cursor path, with `cursor.from_record`.
+    pub cursor: Option<Value>,
+}
+
+/// Why a reader gave no page.
+#[derive(Debug)]
+pub enum Unread {
+    /// The answer is not JSON.
+    NotJson(serde_json::Error),
+    /// The record at this index of the page's records could not be converted.
+    Record(usize, ConnectorError),
+}
+
+/// The page a generated reader reads from a provider's answer: an empty answer, or one
+/// that is not an object, holds no records, as when its paths are looked up.
+pub fn parse<'a, P>(text: &'a str) -> Result<P, Unread>
+where
+    P: serde::Deserialize<'a> + Default,
+{
+    if text.trim().is_empty() {
+        return Ok(P::default());
+    }
+    serde_json::from_str::<super::fields::Object<P>>(text)
+        .map(|page| page.0.unwrap_or_default())
+        .map_err(Unread::NotJson)
+}
+
+/// Every record converted, or the index of the first that could not be.
+pub fn convert_all<'r, R: 'r, T>(
+    records: impl IntoIterator<Item = &'r R>,
+    convert: impl Fn(&R) -> Result<Entry<T>, ConnectorError>,
+) -> Result<Vec<Entry<T>>, Unread> {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| convert(record).map_err(|error| Unread::Record(index, error)))
+        .collect()
+}
+
+/// `value` at `path` (keys only) inside `body`, the objects on the way made as needed: the
+/// paging values a reader read, where the stop rule looks for them.
+pub fn put(body: &mut Value, path: &[Step], value: Value) {
+    let mut current = body;
+    for step in path {
+        let Step::Key(key) = step else { return };
+        if !current.is_object() {
+            *current = Value::Object(Map::new());
+        }
+        let Value::Object(map) = current else { return };
+        current = map.entry(*key).or_insert(Value::Null);
+    }
+    *current = value;
+}
+
+/// How a list's provider pages become entries.
+enum Reader<'c, F, R> {
+    /// Record by record, as JSON values (with the parent record of a fan-out).
+    Values(&'c F),
+    /// A page at a time, by a generated reader.
+    Typed(&'c R),
+}
+
+type ValueReader<T> = fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>;
+type TypedReader<T> = fn(&str) -> Result<Read<T>, Unread>;
 
 /// Where one provider walk starts: its request, and the parent record it is for when the
 /// list is fanned out over another.
@@ -334,12 +410,56 @@ pub async fn page<T, S, F>(
     since: Option<DateTime<Utc>>,
     page: i64,
     size: i64,
-    convert: impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
+    convert: impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError> + Sync,
 ) -> Result<Vec<T>, ConnectorError>
 where
     T: Clone,
     S: Fn(Duration) -> F,
     F: Future<Output = Result<Vec<Source>, ConnectorError>>,
+{
+    let reader = Reader::<_, TypedReader<T>>::Values(&convert);
+    walk(upstream, spec, state, sources, since, page, size, &reader).await
+}
+
+/// [`page`], with each provider page read by `read`, a reader connector-gen writes for the
+/// operation: straight from the answer's text into the records the mapping reads.
+#[allow(clippy::too_many_arguments)]
+pub async fn page_typed<T, S, F>(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    state: &ListState<T>,
+    sources: S,
+    since: Option<DateTime<Utc>>,
+    page: i64,
+    size: i64,
+    read: impl Fn(&str) -> Result<Read<T>, Unread> + Sync,
+) -> Result<Vec<T>, ConnectorError>
+where
+    T: Clone,
+    S: Fn(Duration) -> F,
+    F: Future<Output = Result<Vec<Source>, ConnectorError>>,
+{
+    let reader = Reader::<ValueReader<T>, _>::Typed(&read);
+    walk(upstream, spec, state, sources, since, page, size, &reader).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn walk<T, S, F, C, R>(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    state: &ListState<T>,
+    sources: S,
+    since: Option<DateTime<Utc>>,
+    page: i64,
+    size: i64,
+    reader: &Reader<'_, C, R>,
+) -> Result<Vec<T>, ConnectorError>
+where
+    T: Clone,
+    S: Fn(Duration) -> F,
+    F: Future<Output = Result<Vec<Source>, ConnectorError>>,
+    C: Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
+    R: Fn(&str) -> Result<Read<T>, Unread>,
 {
     let since = since.map(start_of_second);
     let size = usize::try_from(size.max(1)).unwrap_or(usize::MAX);
@@ -358,7 +478,7 @@ where
         window.forget_before(since);
         let mut fetched = Ok(());
         while window.settled.len() < to && !window.exhausted() && fetched.is_ok() {
-            fetched = window.fetch(upstream, spec, &convert).await;
+            fetched = window.fetch(upstream, spec, reader).await;
         }
         if let Err(error) = fetched {
             break Err(error);
@@ -468,11 +588,13 @@ pub async fn records(
                     .filter(|record| spec.filter.keeps(record))
                     .map(|record| Arc::new(record.into_owned())),
             );
+            let cursor = cursor_of(spec, found.last().copied());
             advance(
                 spec,
                 &mut stream,
-                &response,
-                found.last().copied(),
+                &response.body,
+                &response.headers,
+                cursor,
                 raw_count,
             )?;
         }
@@ -598,12 +720,16 @@ impl<T> Window<T> {
 
     /// Fetches the next page of the stream that has walked the least far, so that records
     /// settle as early as the slowest stream allows.
-    async fn fetch(
+    async fn fetch<C, R>(
         &mut self,
         upstream: &Upstream,
         spec: &ListSpec,
-        convert: &impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
-    ) -> Result<(), ConnectorError> {
+        reader: &Reader<'_, C, R>,
+    ) -> Result<(), ConnectorError>
+    where
+        C: Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
+        R: Fn(&str) -> Result<Read<T>, Unread>,
+    {
         self.pages += 1;
         if self.pages > spec.max_pages {
             return Err(too_many_pages(spec));
@@ -620,8 +746,66 @@ impl<T> Window<T> {
             self.walk_since,
             self.streams[index].span,
         )?;
-        let response = send(upstream, spec, &request).await?;
-        let (records, raw_count) = collect_records(&response.body, spec.records);
+        let (entries, body, headers, cursor, raw_count) = match reader {
+            Reader::Values(convert) => {
+                let response = send(upstream, spec, &request).await?;
+                let (records, raw_count) = collect_records(&response.body, spec.records);
+                let cursor = cursor_of(spec, records.last().copied());
+                let entries = self
+                    .convert_values(upstream, spec, index, &records, convert)
+                    .await?;
+                (entries, response.body, response.headers, cursor, raw_count)
+            }
+            Reader::Typed(read) => {
+                let answer = send_text(upstream, spec, &request).await?;
+                let read = read_typed(upstream, spec, &request, &answer, read)?;
+                self.streams[index].last = self.streams[index].next.clone();
+                (
+                    read.entries,
+                    read.paging,
+                    answer.headers,
+                    read.cursor,
+                    read.count,
+                )
+            }
+        };
+        let stream = &mut self.streams[index];
+        let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
+        for entry in entries {
+            let second = entry.served.timestamp();
+            stream.frontier = stream.frontier.max(Some(second));
+            let key = (entry.id.clone(), entry.served);
+            let repeated = stream.boundary.contains(&key)
+                || self.dedupe.as_ref().is_some_and(|held| held.contains(&key));
+            if near_end.is_some_and(|near| second >= near) {
+                stream.near_end.insert(key);
+            }
+            if !repeated && self.since.is_none_or(|since| entry.served >= since) {
+                self.pending.push(entry);
+            }
+        }
+        let span_ended = advance(spec, stream, &body, &headers, cursor, raw_count)?;
+        if span_ended {
+            self.next_span(spec, index);
+        }
+        if self.exhausted() {
+            self.exhausted_at = Some(Instant::now());
+            self.dedupe = None;
+        }
+        self.settle(spec.order);
+        Ok(())
+    }
+
+    /// The records of one page of stream `index` that reach Formance, completed, joined
+    /// and converted.
+    async fn convert_values(
+        &mut self,
+        upstream: &Upstream,
+        spec: &ListSpec,
+        index: usize,
+        records: &[&Value],
+        convert: &impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
+    ) -> Result<Vec<Entry<T>>, ConnectorError> {
         let source = &self.streams[index].source;
         let mut kept: Vec<Cow<'_, Value>> = records
             .iter()
@@ -635,34 +819,14 @@ impl<T> Window<T> {
         }
         let stream = &mut self.streams[index];
         stream.last = stream.next.clone();
-        let parent = stream.source.parent.clone();
-        let near_end = stream.span.map(|(_, end)| end.timestamp() - 1);
-        for record in kept {
-            let entry = convert(&record, parent.as_deref()).inspect_err(|error| {
-                super::health::stuck_on(upstream.metrics(), spec.operation, &record, error);
-            })?;
-            let second = entry.served.timestamp();
-            stream.frontier = stream.frontier.max(Some(second));
-            let key = (entry.id.clone(), entry.served);
-            let repeated = stream.boundary.contains(&key)
-                || self.dedupe.as_ref().is_some_and(|held| held.contains(&key));
-            if near_end.is_some_and(|near| second >= near) {
-                stream.near_end.insert(key);
-            }
-            if !repeated && self.since.is_none_or(|since| entry.served >= since) {
-                self.pending.push(entry);
-            }
-        }
-        let span_ended = advance(spec, stream, &response, records.last().copied(), raw_count)?;
-        if span_ended {
-            self.next_span(spec, index);
-        }
-        if self.exhausted() {
-            self.exhausted_at = Some(Instant::now());
-            self.dedupe = None;
-        }
-        self.settle(spec.order);
-        Ok(())
+        let parent = stream.source.parent.as_deref();
+        kept.iter()
+            .map(|record| {
+                convert(record, parent).inspect_err(|error| {
+                    super::health::stuck_on(upstream.metrics(), spec.operation, record, error);
+                })
+            })
+            .collect()
     }
 
     /// A stream's span has no more pages: the next span follows, up to the walk's end.
@@ -731,6 +895,15 @@ fn too_many_pages(spec: &ListSpec) -> ConnectorError {
     ))
 }
 
+/// A list that is not there is the mapping's mistake, not a missing record.
+fn not_found_is_bad_gateway(error: ConnectorError) -> ConnectorError {
+    if error.status == axum::http::StatusCode::NOT_FOUND {
+        ConnectorError::bad_gateway(error.detail)
+    } else {
+        error
+    }
+}
+
 async fn send(
     upstream: &Upstream,
     spec: &ListSpec,
@@ -739,30 +912,74 @@ async fn send(
     upstream
         .send(spec.operation, request)
         .await
-        .map_err(|error| {
-            // A list that is not there is the mapping's mistake, not a missing record.
-            if error.status == axum::http::StatusCode::NOT_FOUND {
-                ConnectorError::bad_gateway(error.detail)
-            } else {
-                error
+        .map_err(not_found_is_bad_gateway)
+}
+
+async fn send_text(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    request: &UpstreamRequest,
+) -> Result<TextResponse, ConnectorError> {
+    upstream
+        .send_text(spec.operation, request)
+        .await
+        .map_err(not_found_is_bad_gateway)
+}
+
+/// A page read by a generated reader. A record it cannot convert is read again as JSON,
+/// for the report of the record the list is stuck on.
+fn read_typed<T>(
+    upstream: &Upstream,
+    spec: &ListSpec,
+    request: &UpstreamRequest,
+    answer: &TextResponse,
+    read: &impl Fn(&str) -> Result<Read<T>, Unread>,
+) -> Result<Read<T>, ConnectorError> {
+    match read(&answer.text) {
+        Ok(read) => Ok(read),
+        Err(Unread::NotJson(error)) => {
+            Err(upstream.not_json(spec.operation, request, answer.status, &answer.text, &error))
+        }
+        Err(Unread::Record(index, error)) => {
+            if let Ok(body) = serde_json::from_str::<Value>(&answer.text) {
+                let (records, _) = collect_records(&body, spec.records);
+                if let Some(record) = records.get(index) {
+                    super::health::stuck_on(upstream.metrics(), spec.operation, record, &error);
+                }
             }
-        })
+            Err(error)
+        }
+    }
+}
+
+/// The last record's cursor, with `cursor.from_record`.
+fn cursor_of(spec: &ListSpec, last: Option<&Value>) -> Option<Value> {
+    match &spec.paging {
+        Paging::Cursor {
+            from: CursorFrom::LastRecord(path),
+            ..
+        } => last
+            .and_then(|record| convert::lookup(record, path))
+            .cloned(),
+        _ => None,
+    }
 }
 
 /// Moves a stream to its next page; whether its span (or its whole walk) has no more.
 fn advance(
     spec: &ListSpec,
     stream: &mut Stream,
-    response: &super::upstream::UpstreamResponse,
-    last: Option<&Value>,
+    body: &Value,
+    headers: &axum::http::HeaderMap,
+    cursor: Option<Value>,
     raw_count: usize,
 ) -> Result<bool, ConnectorError> {
     stream.next = next_page(
         spec,
         &stream.next,
-        &response.body,
-        &response.headers,
-        last,
+        body,
+        headers,
+        cursor.as_ref(),
         raw_count,
     );
     if let Some(next) = &stream.next {
@@ -848,7 +1065,7 @@ fn next_page(
     current: &Option<Next>,
     body: &Value,
     headers: &axum::http::HeaderMap,
-    last: Option<&Value>,
+    cursor: Option<&Value>,
     count: usize,
 ) -> Option<Next> {
     let full_page = spec
@@ -868,9 +1085,7 @@ fn next_page(
                 return None;
             }
             let cursor = match from {
-                CursorFrom::LastRecord(path) => {
-                    last.and_then(|record| convert::lookup(record, path))
-                }
+                CursorFrom::LastRecord(_) => cursor,
                 CursorFrom::Body(path) => convert::lookup(body, path),
             };
             text(cursor).filter(|c| !c.is_empty()).map(Next::Cursor)
@@ -1040,12 +1255,13 @@ mod tests {
 
     fn next(spec: &ListSpec, current: Option<Next>, body: Value, count: usize) -> Option<String> {
         let records = body["data"].as_array().cloned().unwrap_or_default();
+        let cursor = cursor_of(spec, records.last());
         next_page(
             spec,
             &current,
             &body,
             &HeaderMap::new(),
-            records.last(),
+            cursor.as_ref(),
             count,
         )
         .map(|next| position_key(&next))

@@ -9,10 +9,312 @@ use super::convert::{self, AmountFormat, ConversionError, Sign, TimeFormat};
 use super::error::ConnectorError;
 use super::metrics::Metrics;
 use super::upstream::{Upstream, UpstreamRequest};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+/// A provider value as a generated record type reads it: text borrowed from the provider's
+/// answer (copied only when it has escapes), any other JSON value as it is. `null` is no
+/// value: the field holding it is `None`, as for [`convert::lookup`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw<'a> {
+    Text(Cow<'a, str>),
+    Json(Value),
+}
+
+impl Raw<'_> {
+    /// Text the connector made (a template's, a parameter's).
+    pub fn from_text(text: String) -> Raw<'static> {
+        Raw::Text(Cow::Owned(text))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor<'a>(PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for RawVisitor<'a> {
+            type Value = Raw<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Raw<'a>, E> {
+                Ok(Raw::Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Raw<'a>, E> {
+                Ok(Raw::Text(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Raw<'a>, E> {
+                Ok(Raw::Text(Cow::Owned(text)))
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Raw<'a>, E> {
+                Ok(Raw::Json(Value::Bool(value)))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Raw<'a>, E> {
+                Ok(Raw::Json(Value::from(value)))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Raw<'a>, E> {
+                Ok(Raw::Json(Value::from(value)))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Raw<'a>, E> {
+                Ok(Raw::Json(Value::from(value)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Raw<'a>, E> {
+                Ok(Raw::Json(Value::Null))
+            }
+
+            // Objects, and numbers too with `arbitrary_precision`: serde_json's own value
+            // reads them exactly.
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Raw<'a>, M::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Raw::Json)
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Raw<'a>, S::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Raw::Json)
+            }
+        }
+
+        deserializer.deserialize_any(RawVisitor(PhantomData))
+    }
+}
+
+/// What the conversions take: a JSON value walked from the record, or a [`Raw`] value a
+/// generated record type read.
+pub trait Provided {
+    /// The value as protocol text ([`convert::to_text`]); `None` for `null`.
+    fn text(&self) -> Option<Cow<'_, str>>;
+    /// The same, owned, without a copy where the value already is owned text.
+    fn into_text(self) -> Option<String>;
+    /// The value as JSON.
+    fn json(&self) -> Cow<'_, Value>;
+    /// The text of a JSON string, `None` for any other value.
+    fn as_str(&self) -> Option<&str>;
+}
+
+impl Provided for Value {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::String(text) => Some(Cow::Borrowed(text)),
+            other => convert::to_text(other).map(Cow::Owned),
+        }
+    }
+
+    fn into_text(self) -> Option<String> {
+        match self {
+            Value::String(text) => Some(text),
+            other => convert::to_text(&other),
+        }
+    }
+
+    fn json(&self) -> Cow<'_, Value> {
+        Cow::Borrowed(self)
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        Value::as_str(self)
+    }
+}
+
+impl Provided for Raw<'_> {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Raw::Text(text) => Some(Cow::Borrowed(text)),
+            Raw::Json(value) => value.text(),
+        }
+    }
+
+    fn into_text(self) -> Option<String> {
+        match self {
+            Raw::Text(text) => Some(text.into_owned()),
+            Raw::Json(value) => value.into_text(),
+        }
+    }
+
+    fn json(&self) -> Cow<'_, Value> {
+        match self {
+            Raw::Text(text) => Cow::Owned(Value::String(text.clone().into_owned())),
+            Raw::Json(value) => Cow::Borrowed(value),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Raw::Text(text) => Some(text),
+            Raw::Json(value) => value.as_str(),
+        }
+    }
+}
+
+impl<P: Provided> Provided for &P {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        (**self).text()
+    }
+
+    fn into_text(self) -> Option<String> {
+        self.text().map(Cow::into_owned)
+    }
+
+    fn json(&self) -> Cow<'_, Value> {
+        (**self).json()
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        (**self).as_str()
+    }
+}
+
+/// A value as owned JSON, for the protocol fields that take one as it is.
+pub fn json<P: Provided>(value: Option<P>) -> Option<Value> {
+    value.map(|value| value.json().into_owned())
+}
+
+/// An object a generated record type reads into `T`; any other value (or none) reads as
+/// `None`, as a path through it does for [`convert::lookup`].
+#[derive(Debug)]
+pub struct Object<T>(pub Option<T>);
+
+impl<T> Default for Object<T> {
+    fn default() -> Self {
+        Object(None)
+    }
+}
+
+impl<T> Object<T> {
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+}
+
+/// The records at one level of a list's `records` path: every element of an array (one
+/// that is not an object reads as a record without fields), or, with `ONE` (the last
+/// level), an object as the only record. Anything else holds no records.
+#[derive(Debug)]
+pub struct Listed<T, const ONE: bool>(pub Vec<T>);
+
+impl<T, const ONE: bool> Default for Listed<T, ONE> {
+    fn default() -> Self {
+        Listed(Vec::new())
+    }
+}
+
+/// Skips whatever `seq` holds: a value of the wrong kind is read past, not refused.
+fn skip_seq<'de, S: SeqAccess<'de>>(mut seq: S) -> Result<(), S::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, M: MapAccess<'de>>(mut map: M) -> Result<(), M::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+macro_rules! read_as_none {
+    ($($visit:ident: $ty:ty),*) => {
+        $(fn $visit<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Ok(Self::Value::default())
+        })*
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Self::Value::default())
+        }
+    };
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            read_as_none!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Object<T>, M::Error> {
+                // A number with `arbitrary_precision` comes as a map too: its one key is no
+                // field of `T`, so it reads as an object without the fields, like a lookup.
+                T::deserialize(MapAccessDeserializer::new(map)).map(|value| Object(Some(value)))
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Object<T>, S::Error> {
+                skip_seq(seq).map(|()| Object(None))
+            }
+        }
+
+        deserializer.deserialize_any(ObjectVisitor(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Default, const ONE: bool> Deserialize<'de> for Listed<T, ONE> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListedVisitor<T, const ONE: bool>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + Default, const ONE: bool> Visitor<'de> for ListedVisitor<T, ONE> {
+            type Value = Listed<T, ONE>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            read_as_none!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Listed<T, ONE>, S::Error> {
+                let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(Object(record)) = seq.next_element::<Object<T>>()? {
+                    records.push(record.unwrap_or_default());
+                }
+                Ok(Listed(records))
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Listed<T, ONE>, M::Error> {
+                if !ONE {
+                    return skip_map(map).map(|()| Listed(Vec::new()));
+                }
+                let record = T::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Listed(vec![record]))
+            }
+        }
+
+        deserializer.deserialize_any(ListedVisitor::<T, ONE>(PhantomData))
+    }
+}
+
+/// Protocol metadata from the values a generated record type read: as
+/// [`convert::metadata`] makes it from a record's paths.
+pub fn metadata(
+    fields: &[(&str, Option<&Raw<'_>>)],
+    flatten: &[(&str, Option<&Raw<'_>>)],
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (prefix, value) in flatten {
+        if let Some(value) = value {
+            convert::flatten_into(&mut out, prefix, &value.json());
+        }
+    }
+    for (key, value) in fields {
+        if let Some(text) = value.and_then(Provided::into_text) {
+            out.insert((*key).to_owned(), text);
+        }
+    }
+    out
+}
 
 /// Where a value goes: `operation.field`, for messages and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -42,29 +344,30 @@ impl Target<'_> {
     }
 
     /// Text as [`convert::to_text`] makes it, taking a string without copying it.
-    pub fn text(&self, value: Option<Value>) -> Option<String> {
-        match value? {
-            Value::String(text) => Some(text),
-            other => convert::to_text(&other),
-        }
+    pub fn text(&self, value: Option<impl Provided>) -> Option<String> {
+        value?.into_text()
     }
 
     pub fn time(
         &self,
-        value: Option<Value>,
+        value: Option<impl Provided>,
         format: &TimeFormat,
     ) -> Result<Option<DateTime<Utc>>, ConnectorError> {
-        value
-            .map(|value| convert::parse_time(&value, format).map_err(|e| self.fail(e)))
-            .transpose()
+        let Some(value) = value else { return Ok(None) };
+        let time = match (format, value.as_str()) {
+            (TimeFormat::Rfc3339, Some(text)) => convert::parse_rfc3339(text),
+            _ => convert::parse_time(&value.json(), format),
+        };
+        time.map(Some).map_err(|e| self.fail(e))
     }
 
     /// A JSON integer that fits the protocol field's type.
     pub fn integer<T: TryFrom<i64>>(
         &self,
-        value: Option<Value>,
+        value: Option<impl Provided>,
     ) -> Result<Option<T>, ConnectorError> {
         let Some(value) = value else { return Ok(None) };
+        let value = value.json();
         value
             .as_i64()
             .and_then(|number| T::try_from(number).ok())
@@ -74,10 +377,10 @@ impl Target<'_> {
 
     pub fn currency(
         &self,
-        value: Option<Value>,
+        value: Option<impl Provided>,
         extra: &[(&str, u32)],
     ) -> Result<Option<String>, ConnectorError> {
-        let Some(code) = self.text(value) else {
+        let Some(code) = value.as_ref().and_then(Provided::text) else {
             return Ok(None);
         };
         convert::umn(&code, extra)
@@ -87,30 +390,30 @@ impl Target<'_> {
 
     pub fn amount(
         &self,
-        value: Option<Value>,
-        currency: Option<Value>,
+        value: Option<impl Provided>,
+        currency: Option<impl Provided>,
         format: AmountFormat,
         sign: Sign,
         extra: &[(&str, u32)],
     ) -> Result<Option<String>, ConnectorError> {
         let Some(value) = value else { return Ok(None) };
-        let Some(code) = self.text(currency) else {
+        let Some(code) = currency.as_ref().and_then(Provided::text) else {
             return Err(self.fail("the amount has no currency, so its precision is unknown"));
         };
         let currency = convert::currency(&code, extra).map_err(|e| self.fail(e))?;
         currency
-            .minor_units(&value, format, sign)
+            .minor_units(&value.json(), format, sign)
             .map(Some)
             .map_err(|e| self.fail(e))
     }
 
     pub fn enumeration<T: Copy>(
         &self,
-        value: Option<Value>,
+        value: Option<impl Provided>,
         table: &[(&str, T)],
         fallback: Option<T>,
     ) -> Result<Option<T>, ConnectorError> {
-        let Some(text) = self.text(value) else {
+        let Some(text) = value.as_ref().and_then(Provided::text) else {
             return Ok(None);
         };
         let (mapped, fell_back) =
@@ -182,21 +485,18 @@ pub fn describe_match(wanted: &[(&[convert::Step], String)]) -> String {
 }
 
 /// A value, unless it is an empty string (`empty: missing`).
-pub fn non_empty(value: Option<Value>) -> Option<Value> {
+pub fn non_empty<P: Provided>(value: Option<P>) -> Option<P> {
     value.filter(|value| value.as_str() != Some(""))
 }
 
 /// The text a `switch` compares with its cases: a string as it is, `true`, `12`.
-pub fn case_text(value: Option<Value>) -> Option<String> {
-    match value? {
-        Value::String(text) => Some(text),
-        other => convert::to_text(&other),
-    }
+pub fn case_text(value: Option<impl Provided>) -> Option<String> {
+    value?.into_text()
 }
 
 /// The case of `switch: { by: sign }` for a provider number (or numeric text): `negative`,
 /// `zero` or `positive`; none for a value that is not a number.
-pub fn sign_case(value: Option<Value>) -> Option<String> {
+pub fn sign_case(value: Option<impl Provided>) -> Option<String> {
     let text = case_text(value)?;
     let digits = text.strip_prefix(['-', '+']).unwrap_or(&text);
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
@@ -320,8 +620,11 @@ pub fn path_segment(text: &str) -> String {
 }
 
 /// The first present value.
-pub fn first_of(values: impl IntoIterator<Item = Option<Value>>) -> Option<Value> {
-    values.into_iter().flatten().find(|value| !value.is_null())
+pub fn first_of<P: Provided>(values: impl IntoIterator<Item = Option<P>>) -> Option<P> {
+    values
+        .into_iter()
+        .flatten()
+        .find(|value| !value.json().is_null())
 }
 
 /// The object at `path` in a provider's answer (`text` is the path as connector.yaml
@@ -490,7 +793,7 @@ mod tests {
                 "{value}"
             );
         }
-        assert_eq!(sign_case(None), None);
+        assert_eq!(sign_case(None::<Value>), None);
     }
 
     #[test]
@@ -612,5 +915,139 @@ mod tests {
             charset: KeyCharset::Hex,
         };
         assert_eq!(provider_key("DEADBEEF", &hex).len(), 10);
+    }
+
+    /// The shapes connector-gen writes for a list: a page with its records and a paging
+    /// field, a record with a nested object.
+    #[derive(Default, serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow, default)]
+        data: Listed<Record<'a>, true>,
+        #[serde(borrow)]
+        has_more: Option<Raw<'a>>,
+    }
+
+    #[derive(Default, serde::Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow)]
+        id: Option<Raw<'a>>,
+        #[serde(borrow)]
+        amount: Option<Raw<'a>>,
+        #[serde(borrow, default)]
+        owner: Object<Owner<'a>>,
+    }
+
+    #[derive(Default, serde::Deserialize)]
+    struct Owner<'a> {
+        #[serde(borrow)]
+        name: Option<Raw<'a>>,
+    }
+
+    #[test]
+    fn typed_records_read_what_lookups_would_and_borrow_plain_strings() {
+        let text = r#"{"data": [
+            {"id": "a1", "amount": 12.50, "owner": {"name": "Ann", "age": 3}, "other": [1, {"x": 2}]},
+            {"id": "b\"2", "amount": "7", "owner": "not an object"},
+            {"id": null, "owner": 17},
+            "not a record"
+        ], "has_more": true, "next": {"deep": [1]}}"#;
+        let page: Page<'_> = serde_json::from_str(text).unwrap();
+        let records = &page.data.0;
+        assert_eq!(records.len(), 4);
+        assert!(matches!(
+            &records[0].id,
+            Some(Raw::Text(Cow::Borrowed("a1")))
+        ));
+        assert!(matches!(&records[1].id, Some(Raw::Text(Cow::Owned(id))) if id == "b\"2"));
+        assert_eq!(records[2].id, None, "null is no value");
+        // Exact number text, as a JSON value's.
+        let amount = records[0].amount.as_ref().unwrap();
+        assert_eq!(amount.text().as_deref(), Some("12.50"));
+        assert_eq!(
+            amount.json().as_ref(),
+            &serde_json::from_str::<Value>("12.50").unwrap()
+        );
+        assert_eq!(
+            records[0]
+                .owner
+                .get()
+                .and_then(|o| o.name.as_ref())
+                .and_then(Provided::into_text),
+            Some("Ann".to_owned())
+        );
+        assert!(records[1].owner.get().is_none() && records[2].owner.get().is_none());
+        assert!(
+            records[3].id.is_none(),
+            "a non-object reads as a record without fields"
+        );
+        assert_eq!(
+            page.has_more.as_ref().map(|v| v.json().into_owned()),
+            Some(Value::Bool(true))
+        );
+    }
+
+    #[test]
+    fn records_levels_take_an_object_only_at_the_last_level() {
+        let one: Listed<Owner<'_>, true> = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert_eq!(one.0.len(), 1);
+        let none: Listed<Owner<'_>, false> = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert!(none.0.is_empty());
+        let scalar: Listed<Owner<'_>, true> = serde_json::from_str("12").unwrap();
+        assert!(scalar.0.is_empty());
+    }
+
+    #[test]
+    fn conversions_take_typed_values_like_json_ones() {
+        let metrics = Metrics::default();
+        let t = Target {
+            operation: "getTransactions",
+            field: "amount",
+            metrics: &metrics,
+        };
+        let amount = Raw::Json(serde_json::from_str("-12.5").unwrap());
+        let currency = Raw::Text(Cow::Borrowed("eur"));
+        let typed = t
+            .amount(
+                Some(&amount),
+                Some(&currency),
+                AmountFormat::Decimal,
+                Sign::Absolute,
+                &[],
+            )
+            .unwrap();
+        let json = t
+            .amount(
+                Some(amount.json().into_owned()),
+                Some(Value::String("eur".into())),
+                AmountFormat::Decimal,
+                Sign::Absolute,
+                &[],
+            )
+            .unwrap();
+        assert_eq!(typed, json);
+        assert_eq!(typed.as_deref(), Some("1250"));
+        let time = Raw::Text(Cow::Borrowed("2026-11-24T14:00:05+02:00"));
+        assert_eq!(
+            t.time(Some(&time), &TimeFormat::Rfc3339).unwrap(),
+            t.time(Some(time.json().into_owned()), &TimeFormat::Rfc3339)
+                .unwrap()
+        );
+        assert_eq!(
+            t.currency(Some(&currency), &[]).unwrap().as_deref(),
+            Some("EUR/2")
+        );
+        let settings = Raw::Json(serde_json::json!({"a": {"b": 1}, "c": "d"}));
+        let country = Raw::Text(Cow::Borrowed("NO"));
+        let typed = metadata(
+            &[("country", Some(&country))],
+            &[("settings", Some(&settings))],
+        );
+        let record = serde_json::json!({"country": "NO", "settings": {"a": {"b": 1}, "c": "d"}});
+        let json = convert::metadata(
+            &record,
+            &[("country", &[convert::Step::Key("country")])],
+            &[("settings", &[convert::Step::Key("settings")])],
+        );
+        assert_eq!(typed, json);
     }
 }

@@ -284,7 +284,7 @@ fn parse_zoned(text: &str, pattern: &str, zone: &str) -> Result<DateTime<Utc>, C
     }
 }
 
-fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, ConversionError> {
+pub fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, ConversionError> {
     match DateTime::parse_from_rfc3339(text) {
         Ok(time) => Ok(time.with_timezone(&Utc)),
         Err(_) if NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok() => {
@@ -1163,7 +1163,7 @@ pub fn metadata(
     out
 }
 
-fn flatten_into(out: &mut BTreeMap<String, String>, key: &str, value: &Value) {
+pub fn flatten_into(out: &mut BTreeMap<String, String>, key: &str, value: &Value) {
     match value {
         Value::Object(map) => {
             for (sub, value) in map {

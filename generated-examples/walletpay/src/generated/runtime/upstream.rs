@@ -47,6 +47,14 @@ pub struct UpstreamResponse {
     pub body: Value,
 }
 
+/// A successful (2xx) answer, its body not parsed yet: for a reader of its own.
+#[derive(Debug)]
+pub struct TextResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
 struct Token {
     value: String,
     /// When it is fetched again; never (until refused) when its lifetime is unknown.
@@ -115,6 +123,47 @@ impl Upstream {
         operation: &'static str,
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, ConnectorError> {
+        let answer = self.send_text(operation, request).await?;
+        let body = if answer.text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&answer.text).map_err(|error| {
+                self.not_json(operation, request, answer.status, &answer.text, &error)
+            })?
+        };
+        Ok(UpstreamResponse {
+            status: answer.status,
+            headers: answer.headers,
+            body,
+        })
+    }
+
+    /// The error for a 2xx answer whose body is not JSON (`error` says why).
+    pub fn not_json(
+        &self,
+        operation: &'static str,
+        request: &UpstreamRequest,
+        status: u16,
+        text: &str,
+        error: &dyn std::fmt::Display,
+    ) -> ConnectorError {
+        let failure = Failure::Status {
+            status: 200,
+            retry_after: None,
+            body: format!(
+                "the provider answered {status} with a body that is not JSON ({error}): {}",
+                excerpt(text)
+            ),
+        };
+        self.classify(operation, failure, request)
+    }
+
+    /// [`Upstream::send`], leaving the body as the provider's text.
+    pub async fn send_text(
+        &self,
+        operation: &'static str,
+        request: &UpstreamRequest,
+    ) -> Result<TextResponse, ConnectorError> {
         let started = Instant::now();
         let retryable = request.reads();
         let mut attempt = 1;
@@ -169,7 +218,7 @@ impl Upstream {
         operation: &'static str,
         request: &UpstreamRequest,
         token: &mut Option<String>,
-    ) -> Result<UpstreamResponse, Failure> {
+    ) -> Result<TextResponse, Failure> {
         let base = self.settings.base_url.trim_end_matches('/');
         let url = match &request.url {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.clone(),
@@ -278,22 +327,10 @@ impl Upstream {
                 body: excerpt(&text),
             });
         }
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|error| Failure::Status {
-                status: 200,
-                retry_after: None,
-                body: format!(
-                    "the provider answered {status} with a body that is not JSON ({error}): {}",
-                    excerpt(&text)
-                ),
-            })?
-        };
-        Ok(UpstreamResponse {
+        Ok(TextResponse {
             status,
             headers,
-            body,
+            text,
         })
     }
 
