@@ -120,6 +120,8 @@ pub async fn serve<A: App>(config: Config, make_connector: impl FnOnce(&Config) 
     };
     let address = listener.local_addr().unwrap_or(config.listen);
     let drain_timeout = config.drain_timeout;
+    #[cfg(feature = "provider")]
+    super::listing::set_window_memory(config.window_memory);
     let connector = Arc::new(make_connector(&config));
     let services = match Services::start(config).await {
         Ok(services) => services,

@@ -17,16 +17,27 @@
 //! A stream whose provider filter needs both ends walks time span after time span, up to
 //! now. A record is settled (its place final) once every stream has walked past its second:
 //! the streams are merged into the protocol's one ascending order.
+//!
+//! The records a window holds unsorted (all of them, for a provider listed newest first) are
+//! bounded by `CONNECTOR_WINDOW_MEMORY`: beyond it they are sorted and written to a
+//! temporary file as a *run*, and pages are then cut from a merge of the runs, read a record
+//! at a time. A run's file is removed once it is read to its end or its window is dropped.
 
 use super::convert::{self, Step, TimeFormat};
 use super::error::ConnectorError;
 use super::join::{Join, Joined};
 use super::upstream::{TextResponse, Upstream, UpstreamRequest};
 use chrono::{DateTime, Timelike, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::future::Future;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +53,19 @@ const OPEN_SECOND_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 /// Served times from this on are not served yet (see [`OPEN_SECOND_MARGIN`]).
 fn still_open_from() -> DateTime<Utc> {
     start_of_second(Utc::now() - OPEN_SECOND_MARGIN)
+}
+
+/// The estimated bytes of records a window holds before it writes them to a run on disk
+/// (`CONNECTOR_WINDOW_MEMORY`, set at start-up).
+static WINDOW_MEMORY: AtomicU64 = AtomicU64::new(super::config::DEFAULT_WINDOW_MEMORY);
+
+/// Sets the budget of every window opened from now on (`CONNECTOR_WINDOW_MEMORY`).
+pub fn set_window_memory(bytes: u64) {
+    WINDOW_MEMORY.store(bytes, AtomicOrdering::Relaxed);
+}
+
+fn window_memory() -> usize {
+    usize::try_from(WINDOW_MEMORY.load(AtomicOrdering::Relaxed)).unwrap_or(usize::MAX)
 }
 
 /// The provider's order of records by the protocol timestamp.
@@ -283,17 +307,28 @@ impl Source {
 /// The window of one list operation.
 pub struct ListState<T> {
     window: Mutex<Option<Window<T>>>,
+    /// The windows' memory budget, when not `CONNECTOR_WINDOW_MEMORY`'s.
+    budget: Option<usize>,
 }
 
 impl<T> Default for ListState<T> {
     fn default() -> Self {
         Self {
             window: Mutex::new(None),
+            budget: None,
         }
     }
 }
 
 impl<T> ListState<T> {
+    /// A state whose windows hold at most `bytes` (estimated) in memory.
+    pub fn with_window_memory(bytes: usize) -> Self {
+        Self {
+            budget: Some(bytes),
+            ..Self::default()
+        }
+    }
+
     /// The window that can serve `since`, taken out of the state, if there is one.
     fn take(&self, since: Option<DateTime<Utc>>) -> Option<Window<T>> {
         let mut slot = self
@@ -390,6 +425,15 @@ struct Window<T> {
     settled: Vec<Entry<T>>,
     /// Fetched, but records of the same second may still come from some stream.
     pending: Vec<Entry<T>>,
+    /// The estimated bytes `pending` takes.
+    pending_bytes: usize,
+    /// Past this estimate `pending` is written to a run.
+    budget: usize,
+    /// Records written to disk or waiting their turn, each run sorted: they move to
+    /// `settled` in order, as pages need them, once before `settled_before`.
+    runs: Vec<Run<T>>,
+    /// Records before this second are settled.
+    settled_before: i64,
     pages: u32,
     exhausted_at: Option<Instant>,
     created: Instant,
@@ -413,7 +457,7 @@ pub async fn page<T, S, F>(
     convert: impl Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError> + Sync,
 ) -> Result<Vec<T>, ConnectorError>
 where
-    T: Clone,
+    T: Clone + Serialize + DeserializeOwned,
     S: Fn(Duration) -> F,
     F: Future<Output = Result<Vec<Source>, ConnectorError>>,
 {
@@ -435,7 +479,7 @@ pub async fn page_typed<T, S, F>(
     read: impl Fn(&str) -> Result<Read<T>, Unread> + Sync,
 ) -> Result<Vec<T>, ConnectorError>
 where
-    T: Clone,
+    T: Clone + Serialize + DeserializeOwned,
     S: Fn(Duration) -> F,
     F: Future<Output = Result<Vec<Source>, ConnectorError>>,
 {
@@ -455,7 +499,7 @@ async fn walk<T, S, F, C, R>(
     reader: &Reader<'_, C, R>,
 ) -> Result<Vec<T>, ConnectorError>
 where
-    T: Clone,
+    T: Clone + Serialize + DeserializeOwned,
     S: Fn(Duration) -> F,
     F: Future<Output = Result<Vec<Source>, ConnectorError>>,
     C: Fn(&Value, Option<&Value>) -> Result<Entry<T>, ConnectorError>,
@@ -472,13 +516,19 @@ where
     // across provider calls: concurrent requests of one operation do not queue.
     let (mut window, mut built_now) = match state.take(since) {
         Some(window) => (window, false),
-        None => (Window::new(spec, since, sources(RECORDS_TTL).await?), true),
+        None => {
+            let sources = sources(RECORDS_TTL).await?;
+            (Window::new(spec, since, sources).budget(state.budget), true)
+        }
     };
     let result = loop {
         window.forget_before(since);
-        let mut fetched = Ok(());
+        let mut fetched = window.fill(to);
         while window.settled.len() < to && !window.exhausted() && fetched.is_ok() {
             fetched = window.fetch(upstream, spec, reader).await;
+            if fetched.is_ok() {
+                fetched = window.fill(to);
+            }
         }
         if let Err(error) = fetched {
             break Err(error);
@@ -496,7 +546,7 @@ where
             };
             if !(spec.order == Order::OldestFirst && window.reopen(spec, &sources)) {
                 let joined = std::mem::take(&mut window.joined);
-                window = Window::new(spec, since, sources);
+                window = Window::new(spec, since, sources).budget(state.budget);
                 window.joined = joined;
             }
             built_now = true;
@@ -611,7 +661,7 @@ fn start_of_second(time: DateTime<Utc>) -> DateTime<Utc> {
 /// A little past now, so that records a provider stamps with a clock ahead of ours are in.
 const WALK_END_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-impl<T> Window<T> {
+impl<T: Serialize + DeserializeOwned> Window<T> {
     fn new(spec: &ListSpec, since: Option<DateTime<Utc>>, sources: Vec<Source>) -> Self {
         let walk_end = Utc::now() + WALK_END_MARGIN;
         let mut window = Self {
@@ -622,6 +672,10 @@ impl<T> Window<T> {
             dedupe: None,
             settled: Vec::new(),
             pending: Vec::new(),
+            pending_bytes: 0,
+            budget: window_memory(),
+            runs: Vec::new(),
+            settled_before: i64::MIN,
             pages: 0,
             exhausted_at: None,
             created: Instant::now(),
@@ -636,6 +690,13 @@ impl<T> Window<T> {
             window.exhausted_at = Some(Instant::now());
         }
         window
+    }
+
+    fn budget(mut self, budget: Option<usize>) -> Self {
+        if let Some(budget) = budget {
+            self.budget = budget;
+        }
+        self
     }
 
     /// The span a windowed walk starts with: from Formance's filter (or the configured
@@ -665,6 +726,10 @@ impl<T> Window<T> {
     /// old walk's positions no longer say where it is. Otherwise the walk goes on from the
     /// last page fetched, which finds what was added after the end of the list.
     fn reopen(&mut self, spec: &ListSpec, sources: &[Source]) -> bool {
+        if !self.runs.is_empty() {
+            // What is held on disk is not looked up record by record: walk anew.
+            return false;
+        }
         if spec.since.is_some() && self.since.is_some() {
             self.walk_since = self.since;
             self.walk_end = Utc::now() + WALK_END_MARGIN;
@@ -714,7 +779,9 @@ impl<T> Window<T> {
         let Some(since) = since else { return };
         let keep_from = self.settled.partition_point(|entry| entry.served < since);
         self.settled.drain(..keep_from);
+        let held = self.pending.len();
         self.pending.retain(|entry| entry.served >= since);
+        self.pending_bytes = scaled(self.pending_bytes, self.pending.len(), held);
         self.since = Some(since);
     }
 
@@ -781,6 +848,7 @@ impl<T> Window<T> {
                 stream.near_end.insert(key);
             }
             if !repeated && self.since.is_none_or(|since| entry.served >= since) {
+                self.pending_bytes += estimated_bytes(&entry);
                 self.pending.push(entry);
             }
         }
@@ -793,6 +861,9 @@ impl<T> Window<T> {
             self.dedupe = None;
         }
         self.settle(spec.order);
+        if self.pending_bytes > self.budget {
+            self.spill()?;
+        }
         Ok(())
     }
 
@@ -859,15 +930,30 @@ impl<T> Window<T> {
             .map(|stream| stream.walked_before(order))
             .min()
             .unwrap_or(i64::MAX);
+        self.settled_before = walked_before;
+        if !self
+            .pending
+            .iter()
+            .any(|entry| entry.served.timestamp() < walked_before)
+        {
+            return;
+        }
+        let held = self.pending.len();
         let (mut ready, waiting): (Vec<Entry<T>>, Vec<Entry<T>>) =
             std::mem::take(&mut self.pending)
                 .into_iter()
                 .partition(|entry| entry.served.timestamp() < walked_before);
         self.pending = waiting;
+        self.pending_bytes = scaled(self.pending_bytes, self.pending.len(), held);
         if ready.is_empty() {
             return;
         }
-        ready.sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
+        sort_entries(&mut ready);
+        if !self.runs.is_empty() {
+            // Earlier records may still be on disk: these take their turn in the merge.
+            self.runs.push(Run::held(ready));
+            return;
+        }
         // A record listed under two parents (a transfer between two wallets) is one record.
         ready.dedup_by(|a, b| (a.served, &a.id) == (b.served, &b.id));
         if let Some(last) = self.settled.last() {
@@ -879,12 +965,252 @@ impl<T> Window<T> {
         };
         self.settled.append(&mut ready);
         if !in_order {
-            tracing::warn!(
-                "the provider's records were not in the order the mapping declares; re-sorting"
-            );
+            warn_out_of_order();
             self.settled
                 .sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
         }
+    }
+
+    /// Writes the unsorted records to a run on disk, sorted.
+    fn spill(&mut self) -> Result<(), ConnectorError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        sort_entries(&mut pending);
+        let run = Run::write(&pending).map_err(|error| {
+            ConnectorError::internal(format!(
+                "cannot write a list window's records to a temporary file in {}: {error}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+        self.runs.push(run);
+        pending.clear();
+        self.pending = pending;
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Moves records from the runs into `settled`, in order, until it holds `to` or no run
+    /// has a settled record left.
+    fn fill(&mut self, to: usize) -> Result<(), ConnectorError> {
+        while self.settled.len() < to {
+            let mut smallest: Option<usize> = None;
+            for (index, run) in self.runs.iter().enumerate() {
+                let Some(head) = &run.head else { continue };
+                let earlier = smallest
+                    .and_then(|best| self.runs[best].head.as_ref())
+                    .is_none_or(|best| (head.served, &head.id) < (best.served, &best.id));
+                if earlier {
+                    smallest = Some(index);
+                }
+            }
+            let Some(index) = smallest else { break };
+            let run = &mut self.runs[index];
+            if run
+                .head
+                .as_ref()
+                .is_none_or(|head| head.served.timestamp() >= self.settled_before)
+            {
+                break;
+            }
+            let entry = run.advance()?;
+            if run.head.is_none() {
+                self.runs.remove(index);
+            }
+            let Some(entry) = entry else { continue };
+            if self.since.is_some_and(|since| entry.served < since) {
+                continue;
+            }
+            match self.settled.last() {
+                Some(last) if (last.served, &last.id) == (entry.served, &entry.id) => {}
+                Some(last) if (last.served, &last.id) > (entry.served, &entry.id) => {
+                    warn_out_of_order();
+                    let at = self.settled.partition_point(|held| {
+                        (held.served, &held.id) < (entry.served, &entry.id)
+                    });
+                    if self
+                        .settled
+                        .get(at)
+                        .is_none_or(|held| (held.served, &held.id) != (entry.served, &entry.id))
+                    {
+                        self.settled.insert(at, entry);
+                    }
+                }
+                _ => self.settled.push(entry),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn warn_out_of_order() {
+    tracing::warn!("the provider's records were not in the order the mapping declares; re-sorting");
+}
+
+/// `bytes` for `held` records, scaled to `now` of them.
+fn scaled(bytes: usize, now: usize, held: usize) -> usize {
+    if held == 0 {
+        0
+    } else {
+        (bytes as u128 * now as u128 / held as u128) as usize
+    }
+}
+
+/// Counts what is written.
+struct Counter(usize);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What an entry takes in memory, roughly: its own size, and its record's JSON length for
+/// what the record holds on the heap.
+fn estimated_bytes<T: Serialize>(entry: &Entry<T>) -> usize {
+    let mut counter = Counter(0);
+    // A record that does not serialize counts for its size only; writing it would fail.
+    let _ = serde_json::to_writer(&mut counter, &entry.item);
+    std::mem::size_of::<Entry<T>>() + entry.id.len() + counter.0
+}
+
+/// Sorted by (served, id), records of the same key in their order of arrival, without
+/// the buffer a stable sort of the entries themselves allocates.
+fn sort_entries<T>(entries: &mut [Entry<T>]) {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a_entry, b_entry) = (&entries[a], &entries[b]);
+        (a_entry.served, &a_entry.id, a).cmp(&(b_entry.served, &b_entry.id, b))
+    });
+    // `target[i]`: where the entry now at `i` goes.
+    let mut target = vec![0; order.len()];
+    for (position, &from) in order.iter().enumerate() {
+        target[from] = position;
+    }
+    drop(order);
+    for index in 0..entries.len() {
+        while target[index] != index {
+            let to = target[index];
+            entries.swap(index, to);
+            target.swap(index, to);
+        }
+    }
+}
+
+/// A temporary file, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn create() -> std::io::Result<(TempFile, File)> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let name = format!(
+                "connector-window-{}-{}.jsonl",
+                std::process::id(),
+                NEXT.fetch_add(1, AtomicOrdering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(name);
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((TempFile(path), file)),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Records sorted by (served, id), its first one read ahead.
+struct Run<T> {
+    head: Option<Entry<T>>,
+    rest: Rest<T>,
+}
+
+enum Rest<T> {
+    Held(std::vec::IntoIter<Entry<T>>),
+    /// One record a line, as `[seconds, nanoseconds, id, record]`.
+    Disk {
+        reader: BufReader<File>,
+        line: String,
+        _file: TempFile,
+    },
+}
+
+type Stored<T> = (i64, u32, String, T);
+
+impl<T: Serialize + DeserializeOwned> Run<T> {
+    /// Records kept in memory, sorted.
+    fn held(entries: Vec<Entry<T>>) -> Self {
+        let mut rest = entries.into_iter();
+        Run {
+            head: rest.next(),
+            rest: Rest::Held(rest),
+        }
+    }
+
+    /// `entries`, sorted, written to a temporary file.
+    fn write(entries: &[Entry<T>]) -> std::io::Result<Self> {
+        let (file, handle) = TempFile::create()?;
+        let mut writer = BufWriter::new(handle);
+        for entry in entries {
+            let stored = (
+                entry.served.timestamp(),
+                entry.served.timestamp_subsec_nanos(),
+                &entry.id,
+                &entry.item,
+            );
+            serde_json::to_writer(&mut writer, &stored)?;
+            writer.write_all(b"\n")?;
+        }
+        writer.into_inner().map_err(|error| error.into_error())?;
+        let reader = BufReader::new(File::open(&file.0)?);
+        let mut run = Run {
+            head: None,
+            rest: Rest::Disk {
+                reader,
+                line: String::new(),
+                _file: file,
+            },
+        };
+        run.head = run.read()?;
+        Ok(run)
+    }
+
+    fn read(&mut self) -> std::io::Result<Option<Entry<T>>> {
+        match &mut self.rest {
+            Rest::Held(rest) => Ok(rest.next()),
+            Rest::Disk { reader, line, .. } => {
+                line.clear();
+                if reader.read_line(line)? == 0 {
+                    return Ok(None);
+                }
+                let (seconds, nanos, id, item): Stored<T> = serde_json::from_str(line)?;
+                let served = DateTime::from_timestamp(seconds, nanos).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "a served time out of range",
+                    )
+                })?;
+                Ok(Some(Entry { served, id, item }))
+            }
+        }
+    }
+
+    /// The head, the next record read ahead in its place.
+    fn advance(&mut self) -> Result<Option<Entry<T>>, ConnectorError> {
+        let next = self.read().map_err(|error| {
+            ConnectorError::internal(format!(
+                "cannot read back a list window's records from a temporary file: {error}"
+            ))
+        })?;
+        Ok(std::mem::replace(&mut self.head, next))
     }
 }
 
@@ -1994,5 +2320,117 @@ mod tests {
         // The end of the list is served after a fresh walk: records may have arrived since.
         assert_eq!(page(4), expected[6..]);
         assert_eq!(calls(), 6);
+    }
+
+    #[test]
+    fn entries_sort_by_served_time_and_id_keeping_the_order_of_arrival_of_ties() {
+        let mut entries = vec![
+            entry(2, 0, "b"),
+            entry(1, 0, "z"),
+            Entry {
+                item: "second b".to_owned(),
+                ..entry(2, 0, "b")
+            },
+            entry(1, 0, "a"),
+            entry(0, 9, "c"),
+        ];
+        sort_entries(&mut entries);
+        let sorted: Vec<&str> = entries.iter().map(|e| e.item.as_str()).collect();
+        assert_eq!(sorted, ["c", "a", "z", "b", "second b"]);
+    }
+
+    fn run_files(state: &ListState<String>) -> Vec<PathBuf> {
+        let slot = state.window.lock().unwrap();
+        slot.iter()
+            .flat_map(|window| &window.runs)
+            .filter_map(|run| match &run.rest {
+                Rest::Disk { _file, .. } => Some(_file.0.clone()),
+                Rest::Held(_) => None,
+            })
+            .collect()
+    }
+
+    /// A window over a tiny budget writes its records to many runs on disk and serves
+    /// exactly what a window held in memory serves, page after page and as Formance's
+    /// filter moves on; its files are gone once it is dropped.
+    #[test]
+    fn a_window_past_its_budget_serves_from_disk_what_it_would_from_memory() {
+        // 300 records over 40 seconds, many in one second, newest first, 7 per page.
+        let records: Vec<Value> = (0..300)
+            .rev()
+            .map(|n| json!({"id": format!("r{:03}", (n * 37) % 300), "at": 1_700_000_000 + n / 8}))
+            .collect();
+        let list = ListSpec {
+            paging: Paging::PageNumber {
+                param: "page",
+                first: 1,
+                total_pages: None,
+            },
+            ..spec(Paging::None, Some(("per_page", 7)), Order::NewestFirst)
+        };
+        let base = UpstreamRequest {
+            method: "GET".to_owned(),
+            path: "/items".to_owned(),
+            ..Default::default()
+        };
+        let sources = |_| async { Ok(Source::single(base.clone())) };
+        let mut walks = Vec::new();
+        for state in [
+            ListState::<String>::with_window_memory(usize::MAX),
+            ListState::<String>::with_window_memory(400),
+        ] {
+            let (url, received) = provider(records.clone(), 7);
+            let upstream =
+                Upstream::new(UpstreamSettings::new(url), Arc::new(Metrics::default())).unwrap();
+            let page = |since, number, size| {
+                block_on(page(
+                    &upstream, &list, &state, sources, since, number, size, to_entry,
+                ))
+                .unwrap()
+            };
+            let mut served: Vec<Vec<String>> = Vec::new();
+            let mut since = None;
+            let mut files = Vec::new();
+            // Formance's poller: a page or two from its state, then its state moves to the
+            // last record it kept.
+            loop {
+                let first = page(since, 1, 10);
+                let second = page(since, 2, 10);
+                let held = run_files(&state);
+                assert!(held.iter().all(|file| file.exists()));
+                files.extend(held);
+                let done = second.len() < 10;
+                let last = second.last().or(first.last()).cloned();
+                served.push(first);
+                served.push(second);
+                if done {
+                    break;
+                }
+                let last = last.unwrap();
+                let record = records.iter().find(|r| r["id"] == last.as_str()).unwrap();
+                let at = DateTime::from_timestamp(record["at"].as_i64().unwrap(), 0).unwrap();
+                since = Some(convert::served_time(at, &last));
+            }
+            let calls = received.lock().unwrap().len();
+            drop(state);
+            assert!(
+                files.iter().all(|file| !file.exists()),
+                "run files are removed"
+            );
+            walks.push((served, calls, files.len()));
+        }
+        let (in_memory, on_disk) = (&walks[0], &walks[1]);
+        assert_eq!(in_memory.2, 0, "nothing written with room to spare");
+        assert!(on_disk.2 > 20, "{} runs on disk", on_disk.2);
+        assert_eq!(on_disk.0, in_memory.0, "the same pages");
+        assert_eq!(on_disk.1, in_memory.1, "the same provider calls");
+        // One walk of 43 provider pages, and one more when the end of the list is asked
+        // again later: records may have arrived since.
+        assert_eq!(in_memory.1, 86);
+        // Every record, each once, ascending, across the filter's moves.
+        let mut ids: Vec<&String> = in_memory.0.iter().flatten().collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 300);
     }
 }

@@ -32,6 +32,10 @@ pub struct Config {
     /// `CONNECTOR_DRAIN_TIMEOUT`: after SIGTERM, the longest in-flight requests may take to
     /// finish before the process exits anyway (default `20s`).
     pub drain_timeout: Duration,
+    /// `CONNECTOR_WINDOW_MEMORY`: the estimated bytes of records a list window holds in
+    /// memory before it writes them to a temporary file (default 32 MB): a bytes count, or
+    /// one with a `KB`, `MB` or `GB` suffix (powers of 1024).
+    pub window_memory: u64,
     /// The provider settings declared in connector.yaml.
     pub upstream: UpstreamSettings,
     /// Where initiations are recorded: `DATABASE_URL` or `CONNECTOR_STORE`.
@@ -99,6 +103,16 @@ impl Config {
             ));
             DEFAULT_DRAIN_TIMEOUT
         });
+        let raw_window = env("CONNECTOR_WINDOW_MEMORY");
+        let window_memory = match raw_window.as_deref() {
+            None => DEFAULT_WINDOW_MEMORY,
+            Some(raw) => parse_size(raw).unwrap_or_else(|| {
+                problems.push(format!(
+                    "CONNECTOR_WINDOW_MEMORY must be a size such as 32MB, 500KB or 1048576, got {raw:?}"
+                ));
+                DEFAULT_WINDOW_MEMORY
+            }),
+        };
         let upstream = upstream(env, &mut problems);
         #[cfg(feature = "store")]
         let store = StoreSettings::from_lookup(env, &mut problems);
@@ -116,6 +130,7 @@ impl Config {
                 body_limit,
                 tls,
                 drain_timeout,
+                window_memory,
                 upstream,
                 #[cfg(feature = "store")]
                 store,
@@ -123,6 +138,28 @@ impl Config {
             _ => Err(problems),
         }
     }
+}
+
+/// The memory budget of a list window, by default (`CONNECTOR_WINDOW_MEMORY`).
+pub const DEFAULT_WINDOW_MEMORY: u64 = 32 * 1024 * 1024;
+
+/// `1048576`, `500KB`, `32MB`, `1GB` (powers of 1024, the unit in any case, `B` optional
+/// after a prefix: `32M`); at least one byte.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1 << 10,
+        "M" | "MB" => 1 << 20,
+        "G" | "GB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor).filter(|&bytes| bytes > 0)
 }
 
 /// How long in-flight requests may take to finish after SIGTERM, by default.
@@ -722,8 +759,42 @@ mod tests {
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert!(!config.log_json);
         assert_eq!(config.body_limit, 1_048_576);
+        assert_eq!(config.window_memory, DEFAULT_WINDOW_MEMORY);
         assert!(config.api_key.matches("k"));
         assert!(!config.api_key.matches("K"));
+    }
+
+    #[test]
+    fn window_memory_is_bytes_or_a_size_in_kb_mb_or_gb() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size(" 500KB "), Some(500 << 10));
+        assert_eq!(parse_size("64mb"), Some(64 << 20));
+        assert_eq!(parse_size("32 M"), Some(32 << 20));
+        assert_eq!(parse_size("2GB"), Some(2 << 30));
+        for bad in ["", "0", "0MB", "MB", "1.5GB", "12TB", "-1"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+        let config = Config::from_lookup(
+            &lookup(&[
+                ("CONNECTOR_API_KEY", "k"),
+                ("CONNECTOR_WINDOW_MEMORY", "8MB"),
+            ]),
+            no_provider,
+        )
+        .expect("valid");
+        assert_eq!(config.window_memory, 8 << 20);
+        let problems = Config::from_lookup(
+            &lookup(&[
+                ("CONNECTOR_API_KEY", "k"),
+                ("CONNECTOR_WINDOW_MEMORY", "lots"),
+            ]),
+            no_provider,
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            ["CONNECTOR_WINDOW_MEMORY must be a size such as 32MB, 500KB or 1048576, got \"lots\""]
+        );
     }
 
     #[test]
