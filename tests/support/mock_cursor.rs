@@ -975,20 +975,24 @@ fn route(shared: &CpShared, request: &Request) -> Response {
         ),
         ["v1", "transactions"] => {
             // `type=payout`: only the transactions of that type.
-            let of_type: Vec<CpTransaction> = match request.query_param("type") {
-                Some(kind) => state
-                    .transactions
-                    .iter()
-                    .filter(|t| t.kind == kind)
-                    .cloned()
-                    .collect(),
-                None => state.transactions.clone(),
+            let of_type: Vec<CpTransaction>;
+            let listed = match request.query_param("type") {
+                Some(kind) => {
+                    of_type = state
+                        .transactions
+                        .iter()
+                        .filter(|t| t.kind == kind)
+                        .cloned()
+                        .collect();
+                    &of_type
+                }
+                None => &state.transactions,
             };
             list_page(
                 request,
                 "/v1/transactions",
                 "updated[gte]",
-                &of_type,
+                listed,
                 |t| t.updated,
                 |t| &t.id,
                 CpTransaction::to_json,
