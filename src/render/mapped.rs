@@ -248,7 +248,12 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     let record_fn = format_ident!("{}_record", names::snake(&op.id));
     let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
     let fanned_out = mapping.for_each.is_some();
-    let request = request_builders(op, mapping, &params_type);
+    let builders = request_builders(op, mapping, &params_type);
+    let takes_params = builders.iter().any(|builder| builder.takes_params);
+    let request: TokenStream = builders
+        .iter()
+        .map(|builder| builder.code.clone())
+        .collect();
     let id = &op.id;
     match (&mapping.list, list_item(protocol, op), &op.success.shape) {
         (Some(list), Some((type_name, object)), _) => {
@@ -291,13 +296,13 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let page = paging_param(op, "page").map_or(quote!(1), |field| quote!(params.#field));
             let size = paging_param(op, "pageSize")
                 .map_or(quote!(i64::MAX), |field| quote!(params.#field));
-            let sources = sources_fn(op, mapping, &request, &params_type);
+            let sources = sources_fn(op, mapping, &builders, &params_type);
             let to_entry = if fanned_out {
                 quote!(|record: &Value, parent: Option<&Value>| #record_fn(record, parent, &params, metrics))
             } else {
                 quote!(|record: &Value, _parent: Option<&Value>| #record_fn(record, &params, metrics))
             };
-            let sources_closure = sources_closure(op, mapping, &request);
+            let sources_closure = sources_closure(op, mapping, takes_params);
             let joins = join_builders(op, list);
             let (reader, call) = match &typed {
                 Some(typed) => {
@@ -366,7 +371,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
             let record_text = &mapping.record.text;
             let (record_signature, target) =
                 record_fn_head(&record_fn, &quote!(Value), &params_type, id, &build, false);
-            let request_call = if mentions(&request, "params") {
+            let request_call = if takes_params {
                 quote!(#request_fn(&params))
             } else {
                 quote!(#request_fn())
@@ -396,14 +401,14 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
 fn sources_fn(
     op: &Operation,
     mapping: &OperationMapping,
-    request: &TokenStream,
+    builders: &[Builder],
     params_type: &TokenStream,
 ) -> TokenStream {
     let name = format_ident!("{}_sources", names::snake(&op.id));
-    let uses_params = mentions(request, "params");
+    let uses_params = builders.iter().any(|builder| builder.takes_params);
     let params = uses_params.then(|| quote!(params: &#params_type));
     let doc = format!(" The provider walks of `{}`.", op.id);
-    let walks = walks(op, mapping, request);
+    let walks = walks(mapping, builders);
     match &mapping.for_each {
         None => quote! {
             #[doc = #doc]
@@ -437,44 +442,49 @@ fn request_builders(
     op: &Operation,
     mapping: &OperationMapping,
     params_type: &TokenStream,
-) -> TokenStream {
+) -> Vec<Builder> {
     let fanned_out = mapping.for_each.is_some();
     if mapping.union.is_empty() {
-        return request_builder(
+        return vec![request_builder(
             op,
             &mapping.request,
             &request_fn_name(op, 0),
             params_type,
             fanned_out,
-        );
+        )];
     }
-    let builders = mapping.union.iter().enumerate().map(|(index, member)| {
-        request_builder(
-            op,
-            &member.request,
-            &request_fn_name(op, index),
-            params_type,
-            fanned_out,
-        )
-    });
-    quote!(#(#builders)*)
+    mapping
+        .union
+        .iter()
+        .enumerate()
+        .map(|(index, member)| {
+            request_builder(
+                op,
+                &member.request,
+                &request_fn_name(op, index),
+                params_type,
+                fanned_out,
+            )
+        })
+        .collect()
 }
 
-/// The `Vec<Source>` of a list's walks (`request` holds its request builders): one request,
-/// or each of its `union`, once or for every `parent` of `parents`.
-fn walks(op: &Operation, mapping: &OperationMapping, request: &TokenStream) -> TokenStream {
+/// The `Vec<Source>` of a list's walks, one for each of its `builders` (its request, or
+/// each of its `union`), once or for every `parent` of `parents`.
+fn walks(mapping: &OperationMapping, builders: &[Builder]) -> TokenStream {
     let fanned_out = mapping.for_each.is_some();
-    let params_arg = |index: usize| {
-        let name = request_fn_name(op, index).to_string();
-        builder_mentions(request, &name, "params").then(|| quote!(params,))
+    let call = |builder: &Builder| {
+        let name = &builder.name;
+        let params = builder.takes_params.then(|| quote!(params,));
+        let parent = fanned_out.then(|| quote!(parent));
+        quote!(#name(#params #parent))
     };
-    let source = |index: usize, constants: &[(String, String)]| {
-        let request_fn = request_fn_name(op, index);
-        let params = params_arg(index);
+    let source = |builder: &Builder, constants: &[(String, String)]| {
+        let request = call(builder);
         let walk = if fanned_out {
-            quote!(Source { request: #request_fn(#params parent), parent: Some(Arc::clone(parent)), ..Source::default() })
+            quote!(Source { request: #request, parent: Some(Arc::clone(parent)), ..Source::default() })
         } else {
-            quote!(Source { request: #request_fn(#params), ..Source::default() })
+            quote!(Source { request: #request, ..Source::default() })
         };
         if constants.is_empty() {
             return walk;
@@ -484,17 +494,17 @@ fn walks(op: &Operation, mapping: &OperationMapping, request: &TokenStream) -> T
     };
     if mapping.union.is_empty() {
         if !fanned_out {
-            let (request_fn, params) = (request_fn_name(op, 0), params_arg(0));
-            return quote!(Source::single(#request_fn(#params)));
+            let request = call(&builders[0]);
+            return quote!(Source::single(#request));
         }
-        let only = source(0, &[]);
+        let only = source(&builders[0], &[]);
         return quote!(parents.iter().map(|parent| #only).collect());
     }
     let sources = mapping
         .union
         .iter()
-        .enumerate()
-        .map(|(index, member)| source(index, &member.constants));
+        .zip(builders)
+        .map(|(member, builder)| source(builder, &member.constants));
     if fanned_out {
         quote!(parents.iter().flat_map(|parent| [#(#sources),*]).collect())
     } else {
@@ -502,29 +512,11 @@ fn walks(op: &Operation, mapping: &OperationMapping, request: &TokenStream) -> T
     }
 }
 
-/// Whether the builder `name` among `builders` mentions `ident` in its parameters.
-fn builder_mentions(builders: &TokenStream, name: &str, ident: &str) -> bool {
-    let mut trees = builders.clone().into_iter().peekable();
-    while let Some(tree) = trees.next() {
-        if let proc_macro2::TokenTree::Ident(found) = &tree
-            && found == name
-            && let Some(proc_macro2::TokenTree::Group(params)) = trees.peek()
-        {
-            return mentions(&params.stream(), ident);
-        }
-    }
-    false
-}
-
 /// How a list operation's walks are asked for, from parents walked at most `max_age` ago:
 /// `|max_age| x_sources(ctx, max_age, &params)`.
-fn sources_closure(
-    op: &Operation,
-    mapping: &OperationMapping,
-    request: &TokenStream,
-) -> TokenStream {
+fn sources_closure(op: &Operation, mapping: &OperationMapping, takes_params: bool) -> TokenStream {
     let name = format_ident!("{}_sources", names::snake(&op.id));
-    let params = mentions(request, "params").then(|| quote!(&params));
+    let params = takes_params.then(|| quote!(&params));
     if mapping.for_each.is_some() {
         quote!(|max_age| #name(ctx, max_age, #params))
     } else {
@@ -553,7 +545,7 @@ fn record_walks(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
             let name = format_ident!("{}_records", names::snake(&op.id));
             let spec = format_ident!("{}", names::shouty(&op.id));
             let builders = request_builders(op, mapping, &quote!(()));
-            let walks = walks(op, mapping, &builders);
+            let walks = walks(mapping, &builders);
             let sources = match &mapping.for_each {
                 Some(for_each) => {
                     let parents = parents_fn_name(&op.id, for_each);
@@ -584,7 +576,7 @@ fn record_walks(operations: &[(&Operation, &OperationMapping)]) -> TokenStream {
         let request_fn = format_ident!("{}_parents_request", names::snake(&op.id));
         let label = format!("{} for_each", op.id);
         let spec_value = list_spec(&label, &list.list, None);
-        let request = request_builder(op, &list.request, &request_fn, &quote!(()), false);
+        let request = request_builder(op, &list.request, &request_fn, &quote!(()), false).code;
         let doc = format!(" The records `{}` is fanned out over, from a walk at most `max_age` old.", op.id);
         Some(quote! {
             static #spec: ListSpec = #spec_value;
@@ -1320,6 +1312,14 @@ fn time_format(format: &TimeFormat) -> TokenStream {
 
 // ---- requests ---------------------------------------------------------------------------------
 
+/// A generated request builder: its name, whether it takes the protocol request's
+/// parameters, and its code.
+struct Builder {
+    name: proc_macro2::Ident,
+    takes_params: bool,
+    code: TokenStream,
+}
+
 /// `fn x_request([params], [parent]) -> UpstreamRequest`, taking the protocol request's
 /// parameters when the template names them, and the parent record of a fan-out.
 fn request_builder(
@@ -1328,7 +1328,7 @@ fn request_builder(
     name: &proc_macro2::Ident,
     params_type: &TokenStream,
     fanned_out: bool,
-) -> TokenStream {
+) -> Builder {
     let RequestParts {
         method,
         path,
@@ -1348,7 +1348,8 @@ fn request_builder(
             ..Default::default()
         }
     };
-    let params = mentions(&request, "params").then(|| quote!(params: &#params_type,));
+    let takes_params = mentions(&request, "params");
+    let params = takes_params.then(|| quote!(params: &#params_type,));
     let parent = fanned_out.then(|| {
         if mentions(&request, "parent") {
             quote!(parent: &Value)
@@ -1356,10 +1357,14 @@ fn request_builder(
             quote!(_parent: &Value)
         }
     });
-    quote! {
-        fn #name(#params #parent) -> UpstreamRequest {
-            #request
-        }
+    Builder {
+        name: name.clone(),
+        takes_params,
+        code: quote! {
+            fn #name(#params #parent) -> UpstreamRequest {
+                #request
+            }
+        },
     }
 }
 
