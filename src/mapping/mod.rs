@@ -354,6 +354,20 @@ pub struct RequestTemplate {
 }
 
 impl RequestTemplate {
+    /// Its path, query values and header values, in that order.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.path)
+            .chain(self.query.iter().map(|(_, t)| t))
+            .chain(self.headers.iter().map(|(_, t)| t))
+    }
+
+    /// [`RequestTemplate::templates`], to change them.
+    pub fn templates_mut(&mut self) -> impl Iterator<Item = &mut Template> {
+        std::iter::once(&mut self.path)
+            .chain(self.query.iter_mut().map(|(_, t)| t))
+            .chain(self.headers.iter_mut().map(|(_, t)| t))
+    }
+
     /// No request: an operation answered from another list's records sends none.
     pub fn none() -> Self {
         Self {

@@ -758,10 +758,7 @@ fn list(reader: &mut Reader, entries: &Entries) -> Option<Option<ListMapping>> {
 fn joins(reader: &mut Reader, node: &Node) -> Option<Vec<PaymentStep>> {
     let mut joins = calls(reader, node, "join")?;
     for join in &mut joins {
-        let templates = std::iter::once(&mut join.request.path)
-            .chain(join.request.query.iter_mut().map(|(_, t)| t))
-            .chain(join.request.headers.iter_mut().map(|(_, t)| t));
-        for template in templates {
+        for template in join.request.templates_mut() {
             for part in &mut template.parts {
                 match part {
                     TemplatePart::Param(name) => {

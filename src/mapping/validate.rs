@@ -1029,9 +1029,8 @@ fn scope_field_required(protocol: &Protocol, scope: &Scope, field: &str) -> bool
 
 /// Where a request's templates read the parent record (`{parent.id}`).
 fn parent_placeholders(request: &RequestTemplate) -> Vec<Span> {
-    std::iter::once(&request.path)
-        .chain(request.query.iter().map(|(_, t)| t))
-        .chain(request.headers.iter().map(|(_, t)| t))
+    request
+        .templates()
         .filter(|t| {
             t.parts
                 .iter()
@@ -1044,9 +1043,8 @@ fn parent_placeholders(request: &RequestTemplate) -> Vec<Span> {
 /// Every dotted `{name.path}` placeholder of a request (a path into what a payment's steps
 /// added): its first key, and the template it is in.
 fn value_placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
-    std::iter::once(&request.path)
-        .chain(request.query.iter().map(|(_, t)| t))
-        .chain(request.headers.iter().map(|(_, t)| t))
+    request
+        .templates()
         .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
         .filter_map(|(part, t)| match part {
             TemplatePart::Value(path) => match path.steps.first() {
@@ -1060,10 +1058,8 @@ fn value_placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
 
 /// Every `{name}` placeholder of a request's path, query and headers, with where it is.
 fn placeholders(request: &RequestTemplate) -> Vec<(String, Span)> {
-    let templates = std::iter::once(&request.path)
-        .chain(request.query.iter().map(|(_, t)| t))
-        .chain(request.headers.iter().map(|(_, t)| t));
-    templates
+    request
+        .templates()
         .flat_map(|t| t.parts.iter().map(move |part| (part, t)))
         .filter_map(|(part, t)| match part {
             TemplatePart::Param(name) => Some((name.clone(), placeholder(t, name))),

@@ -195,14 +195,11 @@ pub fn request(
 
 /// Whether a request template reads the `for_each` parent's record.
 pub fn reads_parent(template: &RequestTemplate) -> bool {
-    std::iter::once(&template.path)
-        .chain(template.query.iter().map(|(_, t)| t))
-        .chain(template.headers.iter().map(|(_, t)| t))
-        .any(|t| {
-            t.parts
-                .iter()
-                .any(|part| matches!(part, TemplatePart::Parent(_)))
-        })
+    template.templates().any(|t| {
+        t.parts
+            .iter()
+            .any(|part| matches!(part, TemplatePart::Parent(_)))
+    })
 }
 
 /// Sends the first request of a walk (or the one request of a single-object operation).

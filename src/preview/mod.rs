@@ -423,9 +423,8 @@ pub fn fetch(preview: &Preview) -> Result<Value, Stop> {
 
 /// The protocol parameters a request template names (`{accountId}`).
 fn template_params(template: &crate::mapping::RequestTemplate) -> Vec<&str> {
-    std::iter::once(&template.path)
-        .chain(template.query.iter().map(|(_, t)| t))
-        .chain(template.headers.iter().map(|(_, t)| t))
+    template
+        .templates()
         .flat_map(|t| &t.parts)
         .filter_map(|part| match part {
             crate::mapping::TemplatePart::Param(name) => Some(name.as_str()),

@@ -1230,10 +1230,8 @@ fn join_fn_name(operation: &str, join: &PaymentStep) -> proc_macro2::Ident {
 
 /// The record values a join's request is built from.
 fn join_values(join: &PaymentStep) -> Vec<&crate::mapping::Path> {
-    let request = &join.request;
-    std::iter::once(&request.path)
-        .chain(request.query.iter().map(|(_, t)| t))
-        .chain(request.headers.iter().map(|(_, t)| t))
+    join.request
+        .templates()
         .flat_map(|template| &template.parts)
         .filter_map(|part| match part {
             TemplatePart::Value(path) => Some(path),
