@@ -258,13 +258,13 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     match (&mapping.list, list_item(protocol, op), &op.success.shape) {
         (Some(list), Some((type_name, object)), _) => {
             let spec_name = format_ident!("{}", names::shouty(&op.id));
-            let spec = list_spec(&op.id, list, sort_field(op, object));
+            let sort_field = op.sort_field(object);
+            let spec = list_spec(&op.id, list, sort_field);
             let item = names::pascal_ident(type_name);
             let typed = Typed::of(mapping);
             let reads = typed.as_ref().map_or(Reads::Json, Reads::Typed);
             let build =
                 object_literal(protocol, op, type_name, object, &mapping.fields, &[], reads);
-            let sort_field = sort_field(op, object);
             let finish = match sort_field {
                 Some(field) => {
                     let field = names::snake_ident(field);
@@ -1063,11 +1063,6 @@ fn initiation_lookup(
             #found.map(|record| #record_fn(record, body, ctx.metrics())).transpose()
         }
     }
-}
-
-/// The protocol field lists are sorted by (see [`Operation::sort_field`]).
-fn sort_field<'o>(op: &Operation, object: &'o ObjectDef) -> Option<&'o str> {
-    op.sort_field(object)
 }
 
 fn filter_param(op: &Operation) -> Option<proc_macro2::Ident> {
