@@ -264,12 +264,7 @@ impl Upstream {
             builder = builder.query(&query);
         }
         if let Some(body) = &request.body {
-            builder = match request.encoding {
-                BodyEncoding::Json => builder.json(body),
-                BodyEncoding::Form => builder
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(super::form::encode(body)),
-            };
+            builder = with_body(builder, body, request.encoding);
         }
         if let Some(limiter) = &self.limiter {
             let waited = limiter.acquire().await;
@@ -312,10 +307,7 @@ impl Upstream {
         self.metrics
             .upstream_call(operation, &status.to_string(), started.elapsed());
         if !(200..300).contains(&status) {
-            let retry_after = headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let retry_after = retry_after(&headers);
             if let Some(limiter) = &self.limiter
                 && (status == 429 || (status == 503 && retry_after.is_some()))
             {
@@ -362,50 +354,29 @@ impl Upstream {
             form.finish()
         };
         let endpoint = format!("the OAuth2 token endpoint {token_url}");
-        let unanswered = |error: reqwest::Error| Failure::Token {
-            status: None,
-            retry_after: None,
-            detail: format!("{endpoint} did not answer: {}", transport_message(&error)),
-        };
-        let started = Instant::now();
-        let response = self
+        let request = self
             .client
             .post(token_url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(form)
-            .send()
-            .await
-            .map_err(unanswered)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = response.text().await.map_err(unanswered)?;
-        self.metrics
-            .upstream_call(operation, &format!("token {status}"), started.elapsed());
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let refused = |detail: String| Failure::Token {
-            status: Some(status),
-            retry_after,
-            detail,
-        };
-        if !(200..300).contains(&status) {
-            let answer = oauth2_error(&body).unwrap_or_else(|| excerpt(&text));
-            return Err(refused(if status == 429 || status >= 500 {
-                format!("{endpoint} failed with {status}: {answer}")
-            } else {
-                format!(
-                    "{endpoint} refused the client credentials of `upstream.auth.oauth2` with {status}: {answer}"
-                )
-            }));
+            .body(form);
+        let answer = self
+            .token_answer(operation, &endpoint, "token", request)
+            .await?;
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
+        if !answer.succeeded() {
+            let said = oauth2_error(&body).unwrap_or_else(|| excerpt(&answer.text));
+            return Err(answer.refusal(
+                &endpoint,
+                "the client credentials of `upstream.auth.oauth2`",
+                &said,
+            ));
         }
         let Some(value) = body.get("access_token").and_then(Value::as_str) else {
-            return Err(refused(format!(
-                "{endpoint} answered {status} without an access_token: {}",
-                excerpt(&text)
+            return Err(answer.failure(format!(
+                "{endpoint} answered {} without an access_token: {}",
+                answer.status,
+                excerpt(&answer.text)
             )));
         };
         let lifetime = body
@@ -426,6 +397,34 @@ impl Upstream {
         if cached.as_ref().is_some_and(|token| token.value == refused) {
             *cached = None;
         }
+    }
+
+    /// Sends a request to a token endpoint (OAuth2's, or a login call) and reads its answer,
+    /// counted as `KIND STATUS`; no answer at all is a failure naming `endpoint`.
+    async fn token_answer(
+        &self,
+        operation: &'static str,
+        endpoint: &str,
+        kind: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<TokenAnswer, Failure> {
+        let unanswered = |error: reqwest::Error| Failure::Token {
+            status: None,
+            retry_after: None,
+            detail: format!("{endpoint} did not answer: {}", transport_message(&error)),
+        };
+        let started = Instant::now();
+        let response = request.send().await.map_err(unanswered)?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.map_err(unanswered)?;
+        self.metrics
+            .upstream_call(operation, &format!("{kind} {status}"), started.elapsed());
+        Ok(TokenAnswer {
+            status,
+            retry_after,
+            text,
+        })
     }
 
     /// A cached token from the provider's login call, fetched again shortly before it
@@ -451,51 +450,25 @@ impl Upstream {
             builder = builder.basic_auth(username, Some(password));
         }
         if !login.body.is_empty() {
-            let body = super::form::nest(&login.body);
-            builder = match login.encoding {
-                BodyEncoding::Json => builder.json(&body),
-                BodyEncoding::Form => builder
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(super::form::encode(&body)),
-            };
+            builder = with_body(builder, &super::form::nest(&login.body), login.encoding);
         }
-        let unanswered = |error: reqwest::Error| Failure::Token {
-            status: None,
-            retry_after: None,
-            detail: format!("{endpoint} did not answer: {}", transport_message(&error)),
-        };
-        let started = Instant::now();
-        let response = builder.send().await.map_err(unanswered)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = response.text().await.map_err(unanswered)?;
-        self.metrics
-            .upstream_call(operation, &format!("login {status}"), started.elapsed());
-        let refused = |detail: String| Failure::Token {
-            status: Some(status),
-            retry_after,
-            detail,
-        };
-        if !(200..300).contains(&status) {
-            return Err(refused(if status == 429 || status >= 500 {
-                format!("{endpoint} failed with {status}: {}", excerpt(&text))
-            } else {
-                format!(
-                    "{endpoint} refused the credentials of `upstream.auth.login` with {status}: {}",
-                    excerpt(&text)
-                )
-            }));
+        let answer = self
+            .token_answer(operation, &endpoint, "login", builder)
+            .await?;
+        let status = answer.status;
+        if !answer.succeeded() {
+            return Err(answer.refusal(
+                &endpoint,
+                "the credentials of `upstream.auth.login`",
+                &excerpt(&answer.text),
+            ));
         }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_str(&answer.text).unwrap_or(Value::Null);
         // The answer holds a credential: a message names its keys, never its values.
         let value = match dotted(&body, &login.token) {
             Some(Value::String(value)) if !value.is_empty() => value.clone(),
             _ => {
-                return Err(refused(format!(
+                return Err(answer.failure(format!(
                     "{endpoint} answered {status} without a token at `{}` (the answer has {})",
                     login.token,
                     shape(&body)
@@ -503,7 +476,7 @@ impl Upstream {
             }
         };
         if axum::http::HeaderValue::from_str(&format!("{}{value}", login.prefix)).is_err() {
-            return Err(refused(format!(
+            return Err(answer.failure(format!(
                 "{endpoint} answered {status} with a token at `{}` that a header cannot hold",
                 login.token
             )));
@@ -629,6 +602,61 @@ impl Upstream {
 
 /// When a token that lives `lifetime` from now is fetched again: at 90% of its life, and at
 /// least 30 s early when it is long; a short-lived token still serves the first half of it.
+/// What a token endpoint answered.
+struct TokenAnswer {
+    status: u16,
+    retry_after: Option<u64>,
+    text: String,
+}
+
+impl TokenAnswer {
+    fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// No token, for `detail`, with this answer's status and `Retry-After`.
+    fn failure(&self, detail: String) -> Failure {
+        Failure::Token {
+            status: Some(self.status),
+            retry_after: self.retry_after,
+            detail,
+        }
+    }
+
+    /// A non-2xx answer (`said` is what it says): an outage when 429 or 5xx, else a refusal
+    /// of `credentials`.
+    fn refusal(&self, endpoint: &str, credentials: &str, said: &str) -> Failure {
+        let status = self.status;
+        self.failure(if status == 429 || status >= 500 {
+            format!("{endpoint} failed with {status}: {said}")
+        } else {
+            format!("{endpoint} refused {credentials} with {status}: {said}")
+        })
+    }
+}
+
+/// `Retry-After` in seconds, when the provider sent it so.
+fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// `builder` with `body`, written as `encoding` says.
+fn with_body(
+    builder: reqwest::RequestBuilder,
+    body: &Value,
+    encoding: BodyEncoding,
+) -> reqwest::RequestBuilder {
+    match encoding {
+        BodyEncoding::Json => builder.json(body),
+        BodyEncoding::Form => builder
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(super::form::encode(body)),
+    }
+}
+
 fn renewal(lifetime: Duration) -> Instant {
     let early = (lifetime / 10)
         .max(lifetime.min(Duration::from_secs(30)))
