@@ -183,6 +183,13 @@ pub struct Entry<T> {
     pub item: T,
 }
 
+impl<T> Entry<T> {
+    /// What orders it in the protocol list: the served time, ties broken by id.
+    fn key(&self) -> (DateTime<Utc>, &str) {
+        (self.served, &self.id)
+    }
+}
+
 /// One provider page read at once into the mapping's own record types, by a reader that
 /// connector-gen writes for the operation: its records converted, and what the stop rule
 /// reads.
@@ -955,19 +962,18 @@ impl<T: Serialize + DeserializeOwned> Window<T> {
             return;
         }
         // A record listed under two parents (a transfer between two wallets) is one record.
-        ready.dedup_by(|a, b| (a.served, &a.id) == (b.served, &b.id));
+        ready.dedup_by(|a, b| a.key() == b.key());
         if let Some(last) = self.settled.last() {
-            ready.retain(|entry| (entry.served, &entry.id) != (last.served, &last.id));
+            ready.retain(|entry| entry.key() != last.key());
         }
         let in_order = match (self.settled.last(), ready.first()) {
-            (Some(last), Some(first)) => (last.served, &last.id) <= (first.served, &first.id),
+            (Some(last), Some(first)) => last.key() <= first.key(),
             _ => true,
         };
         self.settled.append(&mut ready);
         if !in_order {
             warn_out_of_order();
-            self.settled
-                .sort_by(|a, b| (a.served, &a.id).cmp(&(b.served, &b.id)));
+            self.settled.sort_by(|a, b| a.key().cmp(&b.key()));
         }
     }
 
@@ -997,7 +1003,7 @@ impl<T: Serialize + DeserializeOwned> Window<T> {
                 let Some(head) = &run.head else { continue };
                 let earlier = smallest
                     .and_then(|best| self.runs[best].head.as_ref())
-                    .is_none_or(|best| (head.served, &head.id) < (best.served, &best.id));
+                    .is_none_or(|best| head.key() < best.key());
                 if earlier {
                     smallest = Some(index);
                 }
@@ -1020,16 +1026,16 @@ impl<T: Serialize + DeserializeOwned> Window<T> {
                 continue;
             }
             match self.settled.last() {
-                Some(last) if (last.served, &last.id) == (entry.served, &entry.id) => {}
-                Some(last) if (last.served, &last.id) > (entry.served, &entry.id) => {
+                Some(last) if last.key() == entry.key() => {}
+                Some(last) if last.key() > entry.key() => {
                     warn_out_of_order();
-                    let at = self.settled.partition_point(|held| {
-                        (held.served, &held.id) < (entry.served, &entry.id)
-                    });
+                    let at = self
+                        .settled
+                        .partition_point(|held| held.key() < entry.key());
                     if self
                         .settled
                         .get(at)
-                        .is_none_or(|held| (held.served, &held.id) != (entry.served, &entry.id))
+                        .is_none_or(|held| held.key() != entry.key())
                     {
                         self.settled.insert(at, entry);
                     }
@@ -1082,7 +1088,7 @@ fn sort_entries<T>(entries: &mut [Entry<T>]) {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| {
         let (a_entry, b_entry) = (&entries[a], &entries[b]);
-        (a_entry.served, &a_entry.id, a).cmp(&(b_entry.served, &b_entry.id, b))
+        (a_entry.key(), a).cmp(&(b_entry.key(), b))
     });
     // `target[i]`: where the entry now at `i` goes.
     let mut target = vec![0; order.len()];
