@@ -71,6 +71,21 @@ fn preview(mapping: &std::path::Path, args: &[&str]) -> Run {
     connector_gen(all)
 }
 
+/// `preview --live` of a cursorpay operation against the provider at `base_url`, with its API
+/// key in the environment or not.
+fn live(operation: &str, base_url: &str, api_key: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connector-gen"));
+    command
+        .args(["preview", "--operation", operation, "--live", "--mapping"])
+        .arg(cursorpay_mapping())
+        .env("CURSORPAY_BASE_URL", base_url);
+    match api_key {
+        Some(key) => command.env("CURSORPAY_API_KEY", key),
+        None => command.env_remove("CURSORPAY_API_KEY"),
+    };
+    Run::of(&mut command)
+}
+
 fn records(run: &Run) -> Vec<Value> {
     let report: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("preview printed no JSON ({e})\n{run}"));
@@ -266,19 +281,7 @@ fn live_sends_the_first_request_with_the_mappings_credentials() {
         }
         Response::json(200, &page)
     });
-    let run = Run::of(
-        Command::new(env!("CARGO_BIN_EXE_connector-gen"))
-            .args([
-                "preview",
-                "--operation",
-                "getTransactions",
-                "--live",
-                "--mapping",
-            ])
-            .arg(cursorpay_mapping())
-            .env("CURSORPAY_BASE_URL", provider.url())
-            .env("CURSORPAY_API_KEY", TOKEN),
-    );
+    let run = live("getTransactions", &provider.url(), Some(TOKEN));
     run.assert_code(0);
     assert_eq!(records(&run).len(), 5, "{run}");
     let requests = lock(&seen).clone();
@@ -297,19 +300,7 @@ fn live_sends_the_first_request_with_the_mappings_credentials() {
     );
 
     // Without the credentials, the variables are named.
-    let run = Run::of(
-        Command::new(env!("CARGO_BIN_EXE_connector-gen"))
-            .args([
-                "preview",
-                "--operation",
-                "getTransactions",
-                "--live",
-                "--mapping",
-            ])
-            .arg(cursorpay_mapping())
-            .env("CURSORPAY_BASE_URL", provider.url())
-            .env_remove("CURSORPAY_API_KEY"),
-    );
+    let run = live("getTransactions", &provider.url(), None);
     run.assert_code(2);
     assert!(run.stderr.contains("CURSORPAY_API_KEY"), "{run}");
     assert_eq!(lock(&seen).len(), 1, "nothing sent without credentials");
@@ -317,19 +308,7 @@ fn live_sends_the_first_request_with_the_mappings_credentials() {
 
 #[test]
 fn live_refuses_a_payout() {
-    let run = Run::of(
-        Command::new(env!("CARGO_BIN_EXE_connector-gen"))
-            .args([
-                "preview",
-                "--operation",
-                "createPayout",
-                "--live",
-                "--mapping",
-            ])
-            .arg(cursorpay_mapping())
-            .env("CURSORPAY_BASE_URL", "http://127.0.0.1:9")
-            .env("CURSORPAY_API_KEY", TOKEN),
-    );
+    let run = live("createPayout", "http://127.0.0.1:9", Some(TOKEN));
     run.assert_code(2);
     assert!(
         run.stderr.contains(
@@ -339,19 +318,7 @@ fn live_refuses_a_payout() {
     );
     assert!(run.stdout.is_empty(), "{run}");
     // A request naming a protocol parameter preview has no value for is not sent either.
-    let run = Run::of(
-        Command::new(env!("CARGO_BIN_EXE_connector-gen"))
-            .args([
-                "preview",
-                "--operation",
-                "getAccountBalances",
-                "--live",
-                "--mapping",
-            ])
-            .arg(cursorpay_mapping())
-            .env("CURSORPAY_BASE_URL", "http://127.0.0.1:9")
-            .env("CURSORPAY_API_KEY", TOKEN),
-    );
+    let run = live("getAccountBalances", "http://127.0.0.1:9", Some(TOKEN));
     run.assert_code(2);
     assert!(
         run.stderr
