@@ -67,7 +67,7 @@ pub fn generate(
         }
     };
     let mut plan = plan::plan(&protocol, &mapping);
-    plan.field_lines = plan::field_lines(&mapping, &mapping_source.text);
+    plan.field_lines = plan::field_lines(&mapping, mapping_source);
     let files = render::render(&protocol, &plan).map_err(|d| vec![d])?;
     Ok(Generated {
         protocol,

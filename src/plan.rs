@@ -30,9 +30,9 @@ pub struct FieldLine {
     pub path: Option<Vec<crate::mapping::Step>>,
 }
 
-/// Every top-level field of each mapped list operation, with its line in `text` (the
-/// mapping file's text).
-pub fn field_lines(mapping: &Mapping, text: &str) -> Vec<FieldLine> {
+/// Every top-level field of each mapped list operation, with its line in `source` (the
+/// mapping file).
+pub fn field_lines(mapping: &Mapping, source: &crate::diagnostics::SourceFile) -> Vec<FieldLine> {
     use crate::mapping::{Expr, Source};
     fn value_path(expr: &Expr) -> Option<&crate::mapping::Path> {
         match &expr.source {
@@ -41,10 +41,7 @@ pub fn field_lines(mapping: &Mapping, text: &str) -> Vec<FieldLine> {
             _ => None,
         }
     }
-    let line_of = |offset: usize| {
-        let before = text.get(..offset.min(text.len())).unwrap_or_default();
-        u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX)
-    };
+    let line_of = |offset: usize| u32::try_from(source.line_col(offset).0).unwrap_or(u32::MAX);
     mapping
         .operations
         .iter()
