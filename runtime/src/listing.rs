@@ -748,12 +748,12 @@ impl<T: Serialize + DeserializeOwned> Window<T> {
         } else {
             let mut walked: HashMap<String, Stream> = std::mem::take(&mut self.streams)
                 .into_iter()
-                .map(|stream| (source_key(&stream.source), stream))
+                .map(|stream| (stream.source.request.identity(), stream))
                 .collect();
             let span = self.first_span(spec);
             for source in sources {
                 // A known walk goes on from its last page; a new parent's starts at its first.
-                let stream = match walked.remove(&source_key(source)) {
+                let stream = match walked.remove(&source.request.identity()) {
                     Some(mut stream) => {
                         let Some(last) = stream.last.clone() else {
                             return false;
@@ -1458,14 +1458,6 @@ fn next_page(
 }
 
 /// What tells two walks apart: their request.
-fn source_key(source: &Source) -> String {
-    let request = &source.request;
-    format!(
-        "{} {} {:?} {:?}",
-        request.method, request.path, request.url, request.query
-    )
-}
-
 fn position_key(next: &Next) -> String {
     match next {
         Next::Cursor(cursor) => format!("cursor {cursor}"),

@@ -80,7 +80,7 @@ impl Joined {
         join: &Join,
         request: &UpstreamRequest,
     ) -> Result<Option<Value>, ConnectorError> {
-        let key = request_key(request);
+        let key = request.identity();
         if let Some((at, answer)) = self.answers.get(&key)
             && at.elapsed() < ANSWER_TTL
         {
@@ -95,16 +95,6 @@ impl Joined {
         self.answers.insert(key, (Instant::now(), answer.clone()));
         Ok(answer)
     }
-}
-
-/// What tells two requests apart: method, path and query.
-fn request_key(request: &UpstreamRequest) -> String {
-    let query: Vec<String> = request
-        .query
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
-    format!("{} {}?{}", request.method, request.path, query.join("&"))
 }
 
 #[cfg(test)]

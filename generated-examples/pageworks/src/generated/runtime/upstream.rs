@@ -37,6 +37,14 @@ impl UpstreamRequest {
     fn reads(&self) -> bool {
         self.method.eq_ignore_ascii_case("GET")
     }
+
+    /// What tells it from another request: method, path or URL, and query.
+    pub fn identity(&self) -> String {
+        format!(
+            "{} {} {:?} {:?}",
+            self.method, self.path, self.url, self.query
+        )
+    }
 }
 
 /// A successful (2xx) answer.
