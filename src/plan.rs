@@ -411,6 +411,7 @@ fn krate(mapping: &Mapping, initiations: bool) -> Crate {
     let has_client = has_client(mapping) || wanted_features.contains(runtime::PROVIDER_FEATURE);
     let default_features = [
         (true, runtime::TLS_FEATURE),
+        (true, runtime::MIMALLOC_FEATURE),
         (has_client, runtime::PROVIDER_FEATURE),
         (
             initiations || wanted_features.contains(runtime::STORE_FEATURE),

@@ -52,6 +52,8 @@ pub const TLS_FEATURE: &str = "tls";
 pub const STORE_FEATURE: &str = "store";
 /// The feature that reads local times of named zones.
 pub const ZONES_FEATURE: &str = "zones";
+/// The feature that makes mimalloc the process's allocator, on in every crate.
+pub const MIMALLOC_FEATURE: &str = "mimalloc";
 
 /// `name = value` lines of one table of the runtime's Cargo.toml, in order, with the
 /// comment lines just above each (the manifest keeps one entry per line).
@@ -144,7 +146,8 @@ mod tests {
                 ZONES_FEATURE,
                 TLS_FEATURE,
                 "otel",
-                "postgres"
+                "postgres",
+                MIMALLOC_FEATURE
             ]
         );
         assert!(!features[1].comments.is_empty(), "features are documented");

@@ -46,6 +46,11 @@ pub mod initiation;
 #[cfg(feature = "store")]
 pub mod store;
 
+/// The allocator of the connector's process (feature `mimalloc`, on by default).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use config::Config;
 pub use context::{Context, Services};
 pub use error::ConnectorError;
