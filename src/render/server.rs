@@ -108,8 +108,17 @@ fn imports(protocol: &Protocol) -> TokenStream {
     if !operations.is_empty() {
         server.push(quote!(BoxFuture));
     }
-    if operations.iter().any(|op| op.initiation.is_none()) {
+    if operations
+        .iter()
+        .any(|op| op.initiation.is_none() && !reads(op))
+    {
         server.push(quote!(call_connector));
+    }
+    if operations
+        .iter()
+        .any(|op| op.initiation.is_none() && reads(op))
+    {
+        server.push(quote!(call_read));
     }
     if !operations.is_empty() {
         server.push(quote!(operation));
@@ -242,6 +251,11 @@ fn call_arguments(op: &Operation) -> Vec<TokenStream> {
         .collect()
 }
 
+/// A `GET`: it changes nothing, so it may run in the request's own task and stop with it.
+fn reads(op: &Operation) -> bool {
+    op.method == Method::Get
+}
+
 fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
     if op.initiation.is_some() {
         return initiation_handler(plan, op);
@@ -252,7 +266,12 @@ fn handler(protocol: &Protocol, plan: &Plan, op: &Operation) -> TokenStream {
     let status = proc_macro2::Literal::u16_unsuffixed(op.success.status);
     let extractors = extractors(op);
     let arguments = call_arguments(op);
-    let call = quote!(call_connector(#id, async move { connector.#name(#(#arguments),*).await }));
+    let caller = if reads(op) {
+        quote!(call_read)
+    } else {
+        quote!(call_connector)
+    };
+    let call = quote!(#caller(#id, async move { connector.#name(#(#arguments),*).await }));
     let (output, answer) = match &op.success.shape {
         Some(shape) => {
             let ty = rust_type(shape, false);
