@@ -28,6 +28,7 @@ pub const SOURCES: &[SourceFile] = sources![
     "initiation.rs" => "initiation.rs",
     "join.rs" => "join.rs",
     "listing.rs" => "listing.rs",
+    "logs.rs" => "logs.rs",
     "metrics.rs" => "metrics.rs",
     "otel.rs" => "otel.rs",
     "ratelimit.rs" => "ratelimit.rs",

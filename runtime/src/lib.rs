@@ -16,6 +16,7 @@ pub mod context;
 pub mod convert;
 pub mod error;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod request;
 pub mod response;

@@ -82,9 +82,10 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
         }
     };
     init_tracing(&config, A::PACKAGE);
-    std::panic::set_hook(Box::new(
-        |info| tracing::error!(panic = %info, "a handler panicked"),
-    ));
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "a handler panicked");
+        super::logs::flush();
+    }));
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,6 +98,7 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
     };
     #[cfg(feature = "otel")]
     super::otel::shutdown();
+    super::logs::flush();
     code
 }
 
@@ -275,7 +277,7 @@ fn init_tracing(config: &Config, package: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(super::logs::Stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let fmt = if config.log_json {
