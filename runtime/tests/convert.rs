@@ -471,6 +471,9 @@ fn unix_times() {
         (json!(0), at(0, 0)),
         (json!(-1), at(-1, 0)),
         (json!("-0.5"), at(-1, 500_000_000)),
+        (json!("+17"), at(17, 0)),
+        (json!("0017"), at(17, 0)),
+        (json!(17e2), at(1700, 0)),
     ];
     for (value, expected) in seconds {
         assert_eq!(
@@ -958,8 +961,55 @@ fn unit_of(nanos: u32) -> i64 {
     }
 }
 
+/// What `serialize_time` writes, as JSON.
+fn serialized(time: DateTime<Utc>) -> String {
+    let mut out = Vec::new();
+    serialize_time(&time, &mut serde_json::Serializer::new(&mut out)).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn times_serialize_as_rfc3339_with_the_fraction_they_need() {
+    assert_eq!(serialized(at(T0, 0)), r#""2026-11-24T12:00:05Z""#);
+    assert_eq!(
+        serialized(at(T0, 250_000_000)),
+        r#""2026-11-24T12:00:05.250Z""#
+    );
+    assert_eq!(
+        serialized(at(T0, 250_000)),
+        r#""2026-11-24T12:00:05.000250Z""#
+    );
+    assert_eq!(serialized(at(T0, 7)), r#""2026-11-24T12:00:05.000000007Z""#);
+    assert_eq!(serialized(at(-1, 0)), r#""1969-12-31T23:59:59Z""#);
+    // Outside 0000-9999, as chrono writes it.
+    let far = at(400_000_000_000, 0);
+    assert_eq!(serialized(far), serde_json::to_string(&far).unwrap());
+    let mut out = Vec::new();
+    serialize_optional_time(&None, &mut serde_json::Serializer::new(&mut out)).unwrap();
+    assert_eq!(out, b"null");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn times_serialize_as_chrono_serializes_them(
+        seconds in -62_167_219_200i64..253_402_300_800,
+        nanos in subsec_nanos(),
+    ) {
+        let time = at(seconds, nanos);
+        prop_assert_eq!(serialized(time), serde_json::to_string(&time).unwrap());
+    }
+
+    #[test]
+    fn whole_unix_seconds_read_as_their_decimal_reading(seconds in -100_000_000_000i64..100_000_000_000) {
+        let whole = parse_time(&json!(seconds), &TimeFormat::UnixSeconds);
+        let decimal = parse_time(&json!(format!("{seconds}.0")), &TimeFormat::UnixSeconds);
+        prop_assert_eq!(whole, decimal);
+        let millis = parse_time(&json!(seconds), &TimeFormat::UnixMillis);
+        let decimal = parse_time(&json!(format!("{seconds}.000")), &TimeFormat::UnixMillis);
+        prop_assert_eq!(millis, decimal);
+    }
 
     #[test]
     fn minor_units_round_trip_through_decimals(minor in integer_text(), precision in 0..=18u32) {

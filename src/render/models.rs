@@ -165,6 +165,7 @@ fn field(field: &Field) -> TokenStream {
     if names::snake(wire) != *wire {
         serde.push(quote!(rename = #wire));
     }
+    let optional = !field.required || field.nullable;
     let ty = if !field.required {
         serde.push(quote!(default, skip_serializing_if = "Option::is_none"));
         quote!(Option<#base>)
@@ -175,6 +176,15 @@ fn field(field: &Field) -> TokenStream {
     } else {
         base
     };
+    if matches!(&field.shape, Shape::String(s) if s.format == StringFormat::DateTime) {
+        // The same text as chrono's own `Serialize`, written faster.
+        let writer = if optional {
+            "super::runtime::convert::serialize_optional_time"
+        } else {
+            "super::runtime::convert::serialize_time"
+        };
+        serde.push(quote!(serialize_with = #writer));
+    }
     let serde = if serde.is_empty() {
         TokenStream::new()
     } else {
