@@ -331,6 +331,10 @@ struct CpState {
     hold: bool,
     /// How many times the hold was released: a held response waits for this to change.
     hold_releases: u64,
+    /// Moves on whenever the records may have changed: the lists' orders are then stale.
+    version: u64,
+    /// The order of each list (by path and `type`) as of `version`.
+    orders: HashMap<String, ListOrder>,
 }
 
 impl CpState {
@@ -709,6 +713,7 @@ fn initiate(shared: &CpShared, request: &Request, kind: Kind) -> Response {
         thread::sleep(Duration::from_micros(latency));
     }
     let mut state = lock(&shared.state);
+    state.version += 1;
     if request.bearer() != Some(state.token.as_str()) {
         return error(401, "invalid_request_error", "Invalid API Key", None);
     }
@@ -888,40 +893,84 @@ fn list_params(request: &Request, filter_key: &str) -> Result<ListParams, Respon
     Ok(params)
 }
 
+/// A list's records as it serves them, newest first (by time, then id), and each id's place
+/// in that order: kept while the records do not change, so that a page costs its own size,
+/// not the list's, at a million records.
+struct ListOrder {
+    version: u64,
+    /// Positions in the list's records, sorted.
+    sorted: Vec<usize>,
+    /// Each sorted record's time, for the filter.
+    times: Vec<i64>,
+    place: HashMap<String, usize>,
+}
+
+impl ListOrder {
+    fn of(version: u64, records: Vec<(i64, &str, usize)>) -> ListOrder {
+        let mut records = records;
+        records.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1)));
+        ListOrder {
+            version,
+            sorted: records.iter().map(|r| r.2).collect(),
+            times: records.iter().map(|r| r.0).collect(),
+            place: records
+                .iter()
+                .enumerate()
+                .map(|(at, r)| (r.1.to_owned(), at))
+                .collect(),
+        }
+    }
+}
+
+/// The order of list `key`, built from `records` (time, id, position) when stale.
+fn list_order<'s, 'r>(
+    orders: &'s mut HashMap<String, ListOrder>,
+    version: u64,
+    key: String,
+    records: impl FnOnce() -> Vec<(i64, &'r str, usize)>,
+) -> &'s ListOrder {
+    let order = orders
+        .entry(key)
+        .or_insert_with(|| ListOrder::of(u64::MAX, Vec::new()));
+    if order.version != version {
+        *order = ListOrder::of(version, records());
+    }
+    order
+}
+
 /// One page of a newest-first list.
 fn list_page<T>(
     request: &Request,
     url: &str,
     filter_key: &str,
+    order: &ListOrder,
     items: &[T],
-    time: impl Fn(&T) -> i64,
-    id: impl Fn(&T) -> &str,
     to_json: impl Fn(&T) -> Value,
 ) -> Response {
     let params = match list_params(request, filter_key) {
         Ok(params) => params,
         Err(response) => return response,
     };
-    let mut sorted: Vec<&T> = items.iter().collect();
-    sorted.sort_by(|a, b| time(b).cmp(&time(a)).then_with(|| id(b).cmp(id(a))));
     let start = match &params.starting_after {
         None => 0,
-        Some(cursor) => match sorted.iter().position(|item| id(item) == cursor) {
+        Some(cursor) => match order.place.get(cursor) {
             Some(pos) => pos + 1,
             None => {
                 return invalid(&format!("No such object: '{cursor}'"), "starting_after");
             }
         },
     };
-    let mut rest = sorted[start..]
-        .iter()
-        .filter(|item| params.gte.is_none_or(|gte| time(item) >= gte));
+    // Newest first: the records at or after `gte` are the first ones.
+    let end = params.gte.map_or(order.times.len(), |gte| {
+        order.times.partition_point(|time| *time >= gte)
+    });
+    let rest = order.sorted.get(start..end.max(start)).unwrap_or_default();
     let data: Vec<Value> = rest
-        .by_ref()
+        .iter()
         .take(params.limit)
-        .map(|item| to_json(item))
+        .map(|&at| to_json(&items[at]))
         .collect();
-    let has_more = rest.next().is_some();
+    let has_more = rest.len() > params.limit;
     Response::json(
         200,
         &json!({"object": "list", "url": url, "has_more": has_more, "data": data}),
@@ -940,22 +989,32 @@ fn route(shared: &CpShared, request: &Request) -> Response {
             None,
         );
     }
-    let state = lock(&shared.state);
+    let mut state = lock(&shared.state);
     if request.bearer() != Some(state.token.as_str()) {
         return error(401, "invalid_request_error", "Invalid API Key", None);
     }
     let segments = request.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let state = &mut *state;
+    let version = state.version;
     match segments.as_slice() {
-        ["v1", "accounts"] => list_page(
-            request,
-            "/v1/accounts",
-            "created[gte]",
-            &state.accounts,
-            |a| a.created,
-            |a| &a.id,
-            CpAccount::to_json,
-        ),
+        ["v1", "accounts"] => {
+            let accounts = &state.accounts;
+            let order = list_order(&mut state.orders, version, "accounts".into(), || {
+                let records = accounts.iter().enumerate();
+                records
+                    .map(|(at, a)| (a.created, a.id.as_str(), at))
+                    .collect()
+            });
+            list_page(
+                request,
+                "/v1/accounts",
+                "created[gte]",
+                order,
+                accounts,
+                CpAccount::to_json,
+            )
+        }
         ["v1", "accounts", id, "balance"] => match state.accounts.iter().find(|a| a.id == *id) {
             Some(account) => Response::json(200, &account.balance_json()),
             None => {
@@ -964,37 +1023,41 @@ fn route(shared: &CpShared, request: &Request) -> Response {
                 response
             }
         },
-        ["v1", "recipients"] => list_page(
-            request,
-            "/v1/recipients",
-            "created[gte]",
-            &state.recipients,
-            |r| r.created,
-            |r| &r.id,
-            CpRecipient::to_json,
-        ),
+        ["v1", "recipients"] => {
+            let recipients = &state.recipients;
+            let order = list_order(&mut state.orders, version, "recipients".into(), || {
+                let records = recipients.iter().enumerate();
+                records
+                    .map(|(at, r)| (r.created, r.id.as_str(), at))
+                    .collect()
+            });
+            list_page(
+                request,
+                "/v1/recipients",
+                "created[gte]",
+                order,
+                recipients,
+                CpRecipient::to_json,
+            )
+        }
         ["v1", "transactions"] => {
             // `type=payout`: only the transactions of that type.
-            let of_type: Vec<CpTransaction>;
-            let listed = match request.query_param("type") {
-                Some(kind) => {
-                    of_type = state
-                        .transactions
-                        .iter()
-                        .filter(|t| t.kind == kind)
-                        .cloned()
-                        .collect();
-                    &of_type
-                }
-                None => &state.transactions,
-            };
+            let kind = request.query_param("type");
+            let transactions = &state.transactions;
+            let key = format!("transactions?type={}", kind.unwrap_or("*"));
+            let order = list_order(&mut state.orders, version, key, || {
+                let records = transactions.iter().enumerate();
+                records
+                    .filter(|(_, t)| kind.is_none_or(|kind| t.kind == kind))
+                    .map(|(at, t)| (t.updated, t.id.as_str(), at))
+                    .collect()
+            });
             list_page(
                 request,
                 "/v1/transactions",
                 "updated[gte]",
-                listed,
-                |t| t.updated,
-                |t| &t.id,
+                order,
+                transactions,
                 CpTransaction::to_json,
             )
         }
@@ -1077,6 +1140,8 @@ impl Cursorpay {
             after_accept_per_mille: 0,
             hold: false,
             hold_releases: 0,
+            version: 0,
+            orders: HashMap::new(),
         };
         let shared = Arc::new(CpShared {
             state: Mutex::new(state),
@@ -1103,7 +1168,10 @@ impl Cursorpay {
     }
 
     fn state(&self) -> MutexGuard<'_, CpState> {
-        lock(&self.shared.state)
+        let mut state = lock(&self.shared.state);
+        // Whoever asks may change records: the lists are ordered again on their next call.
+        state.version += 1;
+        state
     }
 
     /// `http://127.0.0.1:PORT` (the API lives under `/v1`).
