@@ -15,7 +15,7 @@ use super::models;
 use super::params::*;
 use super::runtime::config::{Env, UpstreamSettings};
 use super::runtime::initiation::{self, Operation, Unknown};
-use super::runtime::server::{BoxFuture, call_connector, operation};
+use super::runtime::server::{BoxFuture, call_read, operation};
 use super::runtime::{App, AppState, ConnectorError, Context, Json, Reply, Services};
 
 impl<C: Connector> App for C {
@@ -136,10 +136,7 @@ async fn get_accounts(
     ctx: Context,
     params: GetAccountsParams,
 ) -> Result<Reply<200, Vec<models::Account>>, ConnectorError> {
-    call_connector(
-            "getAccounts",
-            async move { connector.get_accounts(ctx, params).await },
-        )
+    call_read("getAccounts", async move { connector.get_accounts(ctx, params).await })
         .await
         .map(Reply)
 }
@@ -150,7 +147,7 @@ async fn get_account_balances(
     ctx: Context,
     params: GetAccountBalancesParams,
 ) -> Result<Reply<200, models::Balances>, ConnectorError> {
-    call_connector(
+    call_read(
             "getAccountBalances",
             async move { connector.get_account_balances(ctx, params).await },
         )
@@ -164,7 +161,7 @@ async fn get_beneficiaries(
     ctx: Context,
     params: GetBeneficiariesParams,
 ) -> Result<Reply<200, Vec<models::Beneficiary>>, ConnectorError> {
-    call_connector(
+    call_read(
             "getBeneficiaries",
             async move { connector.get_beneficiaries(ctx, params).await },
         )
@@ -179,7 +176,7 @@ async fn get_transactions(
     params: GetTransactionsParams,
 ) -> Result<Reply<200, Vec<models::Transaction>>, ConnectorError> {
     let link_ctx = ctx.clone();
-    let mut items = call_connector(
+    let mut items = call_read(
             "getTransactions",
             async move { connector.get_transactions(ctx, params).await },
         )

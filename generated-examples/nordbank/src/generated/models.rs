@@ -14,7 +14,10 @@ pub struct Account {
     #[serde(rename = "accountName")]
     pub account_name: String,
     /// When the account was opened; the sort key and the `createdAtFrom` field.
-    #[serde(rename = "createdAt")]
+    #[serde(
+        rename = "createdAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Free-form labels: an object whose values are all strings, or null. A number, boolean,
     /// array or nested object as a value fails decoding on the client.
@@ -41,6 +44,7 @@ pub struct Balances {
     #[serde(rename = "accountID")]
     pub account_id: String,
     /// When the balances were observed.
+    #[serde(serialize_with = "super::runtime::convert::serialize_time")]
     pub at: chrono::DateTime<chrono::Utc>,
     /// One entry per currency.
     pub balances: Vec<Balance>,
@@ -52,7 +56,10 @@ pub struct Beneficiary {
     /// The provider's stable reference for the beneficiary.
     pub id: String,
     /// When the beneficiary was created; the sort key and the `createdAtFrom` field.
-    #[serde(rename = "createdAt")]
+    #[serde(
+        rename = "createdAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Name of the person or company holding the external account.
     #[serde(rename = "ownerName")]
@@ -118,10 +125,18 @@ pub struct Payout {
     /// - OTHER: any state not listed above.
     pub status: TransactionStatus,
     /// When the provider accepted the payout.
-    #[serde(rename = "createdAt")]
+    #[serde(
+        rename = "createdAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the payout last changed, if it has.
-    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "updatedAt",
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::runtime::convert::serialize_optional_time"
+    )]
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Free-form labels: an object whose values are all strings, or null. A number, boolean,
     /// array or nested object as a value fails decoding on the client.
@@ -176,11 +191,17 @@ pub struct Transaction {
     )]
     pub related_transaction_id: Option<String>,
     /// When the transaction was created at the provider.
-    #[serde(rename = "createdAt")]
+    #[serde(
+        rename = "createdAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the transaction last changed; the sort key and the field `updatedAtFrom` filters
     /// on. Must move forward whenever the transaction changes.
-    #[serde(rename = "updatedAt")]
+    #[serde(
+        rename = "updatedAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub updated_at: chrono::DateTime<chrono::Utc>,
     /// UMN currency, upper-case code and optional precision (`EUR/2`, `BTC/8`).
     pub currency: String,
@@ -489,10 +510,18 @@ pub struct Transfer {
     /// - OTHER: any state not listed above.
     pub status: TransactionStatus,
     /// When the provider accepted the transfer.
-    #[serde(rename = "createdAt")]
+    #[serde(
+        rename = "createdAt",
+        serialize_with = "super::runtime::convert::serialize_time"
+    )]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the transfer last changed, if it has.
-    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "updatedAt",
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::runtime::convert::serialize_optional_time"
+    )]
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Free-form labels: an object whose values are all strings, or null. A number, boolean,
     /// array or nested object as a value fails decoding on the client.

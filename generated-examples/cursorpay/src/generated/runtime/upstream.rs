@@ -304,8 +304,8 @@ impl Upstream {
         #[cfg(feature = "otel")]
         span.record("http.response.status_code", status);
         let headers = response.headers().clone();
-        let text = match response.text().await {
-            Ok(text) => text,
+        let text = match response.bytes().await {
+            Ok(body) => text_of(body),
             Err(error) => {
                 self.metrics
                     .upstream_call(operation, "error", started.elapsed());
@@ -687,6 +687,15 @@ fn shape(body: &Value) -> String {
         }
         Value::Null => "no JSON object".to_owned(),
         _ => "no JSON object".to_owned(),
+    }
+}
+
+/// A provider's answer as text: UTF-8 as it came, taken over without a copy; anything else
+/// with each invalid sequence replaced by U+FFFD.
+fn text_of(body: axum::body::Bytes) -> String {
+    match String::from_utf8(Vec::from(body)) {
+        Ok(text) => text,
+        Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
     }
 }
 

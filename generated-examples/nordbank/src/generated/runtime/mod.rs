@@ -19,6 +19,7 @@ pub mod context;
 pub mod convert;
 pub mod error;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod request;
 pub mod response;
@@ -48,6 +49,11 @@ pub mod otel;
 pub mod initiation;
 #[cfg(feature = "store")]
 pub mod store;
+
+/// The allocator of the connector's process (feature `mimalloc`, on by default).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use config::Config;
 pub use context::{Context, Services};

@@ -308,8 +308,8 @@ fn parse_unix(value: &Value, scale: i64) -> Result<DateTime<Utc>, ConversionErro
         "Unix milliseconds like 1795521605250"
     };
     let text = match value {
-        Value::String(text) => Cow::Borrowed(text.as_str()),
-        Value::Number(number) => Cow::Owned(number.to_string()),
+        Value::String(text) => text.as_str(),
+        Value::Number(number) => number.as_str(),
         other => {
             return Err(error(format!(
                 "expected {unit} (a number or a numeric string), got {}",
@@ -317,7 +317,13 @@ fn parse_unix(value: &Value, scale: i64) -> Result<DateTime<Utc>, ConversionErro
             )));
         }
     };
-    let Some(decimal) = parse_decimal(&text) else {
+    let out_of_range = || error(format!("{} is too far from 1970 to be a time", show(value)));
+    if let Some(whole) = plain_integer(text) {
+        // The usual case, read without the general decimal's allocations.
+        let nanos = i128::from(whole) * 10_i128.pow((9 - scale) as u32);
+        return time_of_nanos(nanos).ok_or_else(out_of_range);
+    }
+    let Some(decimal) = parse_decimal(text) else {
         return Err(error(format!(
             "expected {unit} (a number or a numeric string), got {}",
             show(value)
@@ -331,7 +337,6 @@ fn parse_unix(value: &Value, scale: i64) -> Result<DateTime<Utc>, ConversionErro
         )));
     }
 
-    let out_of_range = || error(format!("{} is too far from 1970 to be a time", show(value)));
     if decimal.digits.len() as i64 + shift > 30 {
         return Err(out_of_range());
     }
@@ -346,9 +351,23 @@ fn parse_unix(value: &Value, scale: i64) -> Result<DateTime<Utc>, ConversionErro
         nanos = -nanos;
     }
 
-    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
+    time_of_nanos(nanos).ok_or_else(out_of_range)
+}
+
+/// An integer of at most 18 digits with an optional `-`: one that fits an `i64` as it is.
+fn plain_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 18 || !all_digits(digits) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The time `nanos` nanoseconds after 1970-01-01T00:00:00Z, if chrono can hold it.
+fn time_of_nanos(nanos: i128) -> Option<DateTime<Utc>> {
+    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
     let subsec = nanos.rem_euclid(1_000_000_000) as u32;
-    DateTime::from_timestamp(seconds, subsec).ok_or_else(out_of_range)
+    DateTime::from_timestamp(seconds, subsec)
 }
 
 fn parse_custom(
@@ -475,6 +494,81 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     }
 
     hash
+}
+
+/// Serializes `time` exactly as chrono's `Serialize` does (RFC 3339 in UTC with `Z`, and 3,
+/// 6 or 9 fraction digits when its nanoseconds need them), written without `fmt`: a list
+/// answer holds a time or two in every record. For `#[serde(serialize_with = ...)]`.
+pub fn serialize_time<S: serde::Serializer>(
+    time: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut buffer = [0u8; 30];
+    match write_rfc3339(time, &mut buffer) {
+        Some(text) => serializer.serialize_str(text),
+        None => serde::Serialize::serialize(time, serializer),
+    }
+}
+
+/// [`serialize_time`] for a time that may be absent (`null`).
+pub fn serialize_optional_time<S: serde::Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serialize_time(time, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `time` in `buffer` as RFC 3339, for years 0 to 9999 outside leap seconds (chrono
+/// writes the others).
+fn write_rfc3339<'b>(time: &DateTime<Utc>, buffer: &'b mut [u8; 30]) -> Option<&'b str> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(time.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
+    let nanos = time.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut at = 0;
+    let digits = |buffer: &mut [u8; 30], value: u32, width: u32, at: &mut usize| {
+        for place in (0..width).rev() {
+            buffer[*at] = b'0' + (value / 10_u32.pow(place) % 10) as u8;
+            *at += 1;
+        }
+    };
+    let fields = [
+        (year, 4, b'-'),
+        (time.month(), 2, b'-'),
+        (time.day(), 2, b'T'),
+        (time.hour(), 2, b':'),
+        (time.minute(), 2, b':'),
+        (time.second(), 2, b'.'),
+    ];
+    for (value, width, separator) in fields {
+        digits(buffer, value, width, &mut at);
+        buffer[at] = separator;
+        at += 1;
+    }
+    let (fraction, width) = if nanos == 0 {
+        (0, 0)
+    } else if nanos.is_multiple_of(1_000_000) {
+        (nanos / 1_000_000, 3)
+    } else if nanos.is_multiple_of(1_000) {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    if width == 0 {
+        // No fraction: the `.` written after the seconds becomes the zone.
+        at -= 1;
+    } else {
+        digits(buffer, fraction, width, &mut at);
+    }
+    buffer[at] = b'Z';
+    std::str::from_utf8(&buffer[..=at]).ok()
 }
 
 /// ISO 4217 currencies with their minor units, sorted by code: every active code of
@@ -1164,20 +1258,26 @@ pub fn metadata(
 }
 
 pub fn flatten_into(out: &mut BTreeMap<String, String>, key: &str, value: &Value) {
+    flatten_at(out, &mut key.to_owned(), value);
+}
+
+/// [`flatten_into`] with the key of `value` in `path`, one buffer for every key below it.
+fn flatten_at(out: &mut BTreeMap<String, String>, path: &mut String, value: &Value) {
     match value {
         Value::Object(map) => {
             for (sub, value) in map {
-                let nested = if key.is_empty() {
-                    sub.clone()
-                } else {
-                    format!("{key}.{sub}")
-                };
-                flatten_into(out, &nested, value);
+                let parent = path.len();
+                if parent > 0 {
+                    path.push('.');
+                }
+                path.push_str(sub);
+                flatten_at(out, path, value);
+                path.truncate(parent);
             }
         }
-        other if !key.is_empty() => {
+        other if !path.is_empty() => {
             if let Some(text) = to_text(other) {
-                out.insert(key.to_owned(), text);
+                out.insert(path.clone(), text);
             }
         }
         _ => {}

@@ -16,8 +16,10 @@ pub struct Reply<const STATUS: u16, T>(pub T);
 
 impl<const STATUS: u16, T: Serialize> IntoResponse for Reply<STATUS, T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => json_response(STATUS, body),
+        // A list page is tens of kilobytes: start big enough to skip most regrowing.
+        let mut body = Vec::with_capacity(16 * 1024);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => json_response(STATUS, body),
             Err(error) => ConnectorError::internal(format!("cannot encode the response: {error}"))
                 .into_response(),
         }

@@ -85,9 +85,10 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
         }
     };
     init_tracing(&config, A::PACKAGE);
-    std::panic::set_hook(Box::new(
-        |info| tracing::error!(panic = %info, "a handler panicked"),
-    ));
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "a handler panicked");
+        super::logs::flush();
+    }));
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +101,7 @@ pub fn run<A: App>(make_connector: impl FnOnce(&Config) -> A) -> ExitCode {
     };
     #[cfg(feature = "otel")]
     super::otel::shutdown();
+    super::logs::flush();
     code
 }
 
@@ -278,7 +280,7 @@ fn init_tracing(config: &Config, package: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(super::logs::Stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let fmt = if config.log_json {
@@ -478,8 +480,32 @@ fn request_id(headers: &HeaderMap) -> String {
 /// A boxed future, as a `dyn` connector's methods return them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Runs a read-only connector method (a list, a balance) in the request's own task: a
+/// panic in it becomes a 500 for this request instead of a dropped connection, and a caller
+/// that hangs up stops it. Not moving the call to a task of its own saves that task's
+/// hand-over, which a request that does little else would pay for in latency.
+pub async fn call_read<T>(
+    operation: &'static str,
+    call: impl Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    let mut call = std::pin::pin!(call);
+    let outcome = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    })
+    .await;
+    outcome.unwrap_or_else(|()| {
+        tracing::error!(operation, panicked = true, "handler did not finish");
+        Err(handler_failed(operation))
+    })
+}
+
 /// Runs a connector method on its own task, so that a panic in it becomes a 500 for this
-/// request instead of a dropped connection, and the server keeps serving.
+/// request instead of a dropped connection, the server keeps serving, and a caller that
+/// hangs up does not stop a change to the provider half-way.
 pub async fn call_connector<T: Send + 'static>(
     operation: &'static str,
     call: impl Future<Output = Result<T, ConnectorError>> + Send + 'static,
@@ -499,10 +525,14 @@ pub fn finished<T>(
             panicked = error.is_panic(),
             "handler did not finish"
         );
-        Err(ConnectorError::internal(format!(
-            "the {operation} handler failed unexpectedly; see the connector's logs"
-        )))
+        Err(handler_failed(operation))
     })
+}
+
+fn handler_failed(operation: &str) -> ConnectorError {
+    ConnectorError::internal(format!(
+        "the {operation} handler failed unexpectedly; see the connector's logs"
+    ))
 }
 
 #[cfg(test)]
@@ -547,6 +577,26 @@ mod tests {
             assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
             assert!(error.detail.contains("getAccounts"), "{}", error.detail);
             let fine = call_connector("getAccounts", async { Ok(7) }).await;
+            assert_eq!(fine, Ok(7));
+        });
+    }
+
+    #[test]
+    fn a_read_that_panics_after_waiting_becomes_a_500_naming_the_operation() {
+        block_on(async {
+            let error = call_read::<()>("getBalances", async {
+                tokio::task::yield_now().await;
+                panic!("boom")
+            })
+            .await
+            .unwrap_err();
+            assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(error.detail.contains("getBalances"), "{}", error.detail);
+            let fine = call_read("getBalances", async {
+                tokio::task::yield_now().await;
+                Ok(7)
+            })
+            .await;
             assert_eq!(fine, Ok(7));
         });
     }
