@@ -164,38 +164,25 @@ fn main() {
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bins = build(&root);
-    if let Mode::Verify = mode {
-        verify::run(&bins, CURSORPAY_TOKEN, API_KEY, &cursorpay_env(""));
-        println!(
-            "connector-bench: done in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        return;
+    match mode {
+        Mode::Verify => verify::run(&bins, CURSORPAY_TOKEN, API_KEY, &cursorpay_env("")),
+        Mode::Soak => soak::run(&bins),
+        Mode::Payouts { clients } => payouts::run(&bins, clients),
+        Mode::Memory => memory(&bins),
+        Mode::Speed => speed(&bins),
+        Mode::Figures => {
+            speed(&bins);
+            memory(&bins);
+        }
     }
-    if let Mode::Soak = mode {
-        soak::run(&bins);
-        println!(
-            "connector-bench: done in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        return;
-    }
-    if let Mode::Payouts { clients } = mode {
-        payouts::run(&bins, clients);
-        println!(
-            "connector-bench: done in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        return;
-    }
-    if let Mode::Memory = mode {
-        memory(&bins);
-        println!(
-            "connector-bench: done in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        return;
-    }
+    println!(
+        "connector-bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Figures 1 and 2: the generated cursorpay connector against the hand-written server.
+fn speed(bins: &Path) {
     println!(
         "connector-bench: {} CPU(s); release binaries in {}; connectors run with CONNECTOR_LOG=info \
          (their per-request log lines are read and discarded)",
@@ -227,17 +214,6 @@ fn main() {
 
     translation_overhead(&cursorpay, &generated, &handwritten, &since);
     throughput(&cursorpay, &mut generated, &mut handwritten, &since);
-    drop(generated);
-    drop(handwritten);
-    drop(cursorpay);
-
-    if !matches!(mode, Mode::Speed) {
-        memory(&bins);
-    }
-    println!(
-        "connector-bench: done in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// Builds the example connectors and the hand-written server; returns their directory.
