@@ -249,7 +249,7 @@ fn operation(protocol: &Protocol, op: &Operation, mapping: &OperationMapping) ->
     let params_type = params_ident(op).map_or(quote!(()), |ident| quote!(#ident));
     let fanned_out = mapping.for_each.is_some();
     let builders = request_builders(op, mapping, &params_type);
-    let takes_params = builders.iter().any(|builder| builder.takes_params);
+    let takes_params = any_takes_params(&builders);
     let request: TokenStream = builders
         .iter()
         .map(|builder| builder.code.clone())
@@ -405,7 +405,7 @@ fn sources_fn(
     params_type: &TokenStream,
 ) -> TokenStream {
     let name = format_ident!("{}_sources", names::snake(&op.id));
-    let uses_params = builders.iter().any(|builder| builder.takes_params);
+    let uses_params = any_takes_params(builders);
     let params = uses_params.then(|| quote!(params: &#params_type));
     let doc = format!(" The provider walks of `{}`.", op.id);
     let walks = walks(mapping, builders);
@@ -1311,6 +1311,11 @@ struct Builder {
     name: proc_macro2::Ident,
     takes_params: bool,
     code: TokenStream,
+}
+
+/// Whether a walk of a list calls a builder that takes the protocol request's parameters.
+fn any_takes_params(builders: &[Builder]) -> bool {
+    builders.iter().any(|builder| builder.takes_params)
 }
 
 /// `fn x_request([params], [parent]) -> UpstreamRequest`, taking the protocol request's
