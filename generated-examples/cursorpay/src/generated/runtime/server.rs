@@ -497,10 +497,7 @@ pub async fn call_read<T>(
         }
     })
     .await;
-    outcome.unwrap_or_else(|()| {
-        tracing::error!(operation, panicked = true, "handler did not finish");
-        Err(handler_failed(operation))
-    })
+    outcome.unwrap_or_else(|()| Err(handler_failed(operation, true)))
 }
 
 /// Runs a connector method on its own task, so that a panic in it becomes a 500 for this
@@ -519,17 +516,12 @@ pub fn finished<T>(
     operation: &'static str,
     joined: Result<Result<T, ConnectorError>, tokio::task::JoinError>,
 ) -> Result<T, ConnectorError> {
-    joined.unwrap_or_else(|error| {
-        tracing::error!(
-            operation,
-            panicked = error.is_panic(),
-            "handler did not finish"
-        );
-        Err(handler_failed(operation))
-    })
+    joined.unwrap_or_else(|error| Err(handler_failed(operation, error.is_panic())))
 }
 
-fn handler_failed(operation: &str) -> ConnectorError {
+/// The 500 of a handler that panicked or was stopped, logged.
+fn handler_failed(operation: &str, panicked: bool) -> ConnectorError {
+    tracing::error!(operation, panicked, "handler did not finish");
     ConnectorError::internal(format!(
         "the {operation} handler failed unexpectedly; see the connector's logs"
     ))

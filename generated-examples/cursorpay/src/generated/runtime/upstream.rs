@@ -425,7 +425,7 @@ impl Upstream {
         let response = request.send().await.map_err(unanswered)?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let text = response.text().await.map_err(unanswered)?;
+        let text = text_of(response.bytes().await.map_err(unanswered)?);
         self.metrics
             .upstream_call(operation, &format!("{kind} {status}"), started.elapsed());
         Ok(TokenAnswer {
@@ -608,8 +608,6 @@ impl Upstream {
     }
 }
 
-/// When a token that lives `lifetime` from now is fetched again: at 90% of its life, and at
-/// least 30 s early when it is long; a short-lived token still serves the first half of it.
 /// What a token endpoint answered.
 struct TokenAnswer {
     status: u16,
@@ -665,6 +663,8 @@ fn with_body(
     }
 }
 
+/// When a token that lives `lifetime` from now is fetched again: at 90% of its life, and at
+/// least 30 s early when it is long; a short-lived token still serves the first half of it.
 fn renewal(lifetime: Duration) -> Instant {
     let early = (lifetime / 10)
         .max(lifetime.min(Duration::from_secs(30)))

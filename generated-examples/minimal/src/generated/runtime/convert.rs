@@ -471,18 +471,24 @@ fn pattern_has_zone(pattern: &str) -> bool {
 /// Apply it once, to the provider's time, and sort and page by the result.
 pub fn served_time(time: DateTime<Utc>, id: &str) -> DateTime<Utc> {
     let subsec = time.timestamp_subsec_nanos() % 1_000_000_000;
-    let unit: u64 = if subsec == 0 {
-        1_000_000_000
-    } else if subsec.is_multiple_of(1_000_000) {
-        1_000_000
-    } else if subsec.is_multiple_of(1_000) {
-        1_000
-    } else {
-        1
-    };
+    let unit = 10_u64.pow(9 - fraction_digits(subsec));
     let offset = fnv1a64(id.as_bytes()) % unit;
     time.checked_add_signed(TimeDelta::nanoseconds(offset as i64))
         .unwrap_or(time)
+}
+
+/// The fraction digits a time with these nanoseconds is written with: 0, or 3, 6 or 9 as
+/// its last non-zero digit needs (what chrono writes, and what [`served_time`] keeps).
+fn fraction_digits(nanos: u32) -> u32 {
+    if nanos == 0 {
+        0
+    } else if nanos.is_multiple_of(1_000_000) {
+        3
+    } else if nanos.is_multiple_of(1_000) {
+        6
+    } else {
+        9
+    }
 }
 
 /// 64-bit FNV-1a: small, stable and specified, unlike `std`'s hasher.
@@ -552,20 +558,12 @@ fn write_rfc3339<'b>(time: &DateTime<Utc>, buffer: &'b mut [u8; 30]) -> Option<&
         buffer[at] = separator;
         at += 1;
     }
-    let (fraction, width) = if nanos == 0 {
-        (0, 0)
-    } else if nanos.is_multiple_of(1_000_000) {
-        (nanos / 1_000_000, 3)
-    } else if nanos.is_multiple_of(1_000) {
-        (nanos / 1_000, 6)
-    } else {
-        (nanos, 9)
-    };
+    let width = fraction_digits(nanos);
     if width == 0 {
         // No fraction: the `.` written after the seconds becomes the zone.
         at -= 1;
     } else {
-        digits(buffer, fraction, width, &mut at);
+        digits(buffer, nanos / 10_u32.pow(9 - width), width, &mut at);
     }
     buffer[at] = b'Z';
     std::str::from_utf8(&buffer[..=at]).ok()

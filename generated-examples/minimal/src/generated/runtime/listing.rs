@@ -1074,8 +1074,6 @@ impl Write for Counter {
     }
 }
 
-/// What an entry takes in memory, roughly: its own size, and its record's JSON length for
-/// what the record holds on the heap.
 /// The estimated bytes of each of a page's `entries`: the mean of a few spread over the
 /// page, so that a page is not encoded once more (besides in the answer) just to be counted.
 fn bytes_per_entry<T: Serialize>(entries: &[Entry<T>]) -> usize {
@@ -1088,6 +1086,8 @@ fn bytes_per_entry<T: Serialize>(entries: &[Entry<T>]) -> usize {
     sampled.iter().sum::<usize>() / sampled.len()
 }
 
+/// What an entry takes in memory, roughly: its own size, and its record's JSON length for
+/// what the record holds on the heap.
 fn estimated_bytes<T: Serialize>(entry: &Entry<T>) -> usize {
     let mut counter = Counter(0);
     // A record that does not serialize counts for its size only; writing it would fail.
@@ -1473,7 +1473,6 @@ fn next_page(
     }
 }
 
-/// What tells two walks apart: their request.
 fn position_key(next: &Next) -> String {
     match next {
         Next::Cursor(cursor) => format!("cursor {cursor}"),
